@@ -1,0 +1,308 @@
+"""Consumers: handlers that run in the consuming service's own unit of work, exactly once.
+
+For each delivered envelope, in one transaction of the consuming service:
+
+1. if its key is parked (an earlier event of the key is dead), store it as ``waiting``;
+2. insert its id into the inbox - if it is already there, this is a redelivery: do nothing;
+3. run the handlers; commit.
+
+A handler that raises is retried with backoff; after ``max_attempts`` the event becomes a
+dead letter (with its error) and parks its key, so the key's later events wait in order while
+other keys keep flowing. An event of an unknown type or with invalid data is dead-lettered at
+once. ``retry`` replays a parked key's dead and waiting events in order.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from pydantic import BaseModel
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from isles.backoff import backoff_delay
+from isles.database import _is_connection_error
+from isles.errors import ConfigurationError, EventError, UnknownEventType
+from isles.events import Envelope, Payload, current_traceparent, decode
+from isles.tables import DEAD, RESOLVED, WAITING
+from isles.unit_of_work import UnitOfWork, utcnow
+
+if TYPE_CHECKING:
+    from isles.runtime import ServiceRuntime
+
+log = logging.getLogger("isles.consumer")
+
+HandlerFn = Callable[[Any, UnitOfWork], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """``fn(payload, uow)`` runs for events of ``type``, with the data validated into ``model``."""
+
+    type: str
+    model: type[BaseModel] | None
+    fn: HandlerFn
+    name: str = ""
+    #: an optional subscription is dropped (not refused) when no service of the system publishes its type
+    optional: bool = False
+
+    def parse(self, envelope: Envelope, service: str) -> Any:
+        return envelope if self.model is None else decode(self.model, envelope, service=service)
+
+
+class Handlers:
+    """A service's event handlers, declared with a decorator::
+
+        handlers = Handlers()
+
+        @handlers.on("mes.material.part.deleted")
+        async def part_deleted(event: PartDeleted, uow: UnitOfWork) -> None: ...
+
+    The payload model is taken from the first parameter's annotation (a Pydantic model);
+    annotate it ``Envelope`` to receive the raw envelope.
+    """
+
+    def __init__(self) -> None:
+        self.subscriptions: list[Subscription] = []
+
+    def include(self, subscriptions: "list[Subscription]") -> None:
+        """Add ready-made subscriptions (e.g. a cache that follows an owner's events)."""
+        self.subscriptions.extend(subscriptions)
+
+    def on(self, type_name: str, *, model: type[BaseModel] | None = None) -> Callable[[HandlerFn], HandlerFn]:
+        def register(fn: HandlerFn) -> HandlerFn:
+            if not inspect.iscoroutinefunction(fn):
+                raise ConfigurationError(f"handler {fn.__qualname__} for {type_name!r} is not `async def`",
+                                         fix="declare it as `async def handler(event, uow)`")
+            chosen = model if model is not None else _annotated_model(fn)
+            self.subscriptions.append(Subscription(type_name, chosen, fn, fn.__qualname__))
+            return fn
+        return register
+
+
+def _annotated_model(fn: HandlerFn) -> type[BaseModel] | None:
+    params = list(inspect.signature(fn, eval_str=True).parameters.values())
+    annotation = params[0].annotation if params else inspect.Parameter.empty
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if annotation is Envelope or annotation is inspect.Parameter.empty:
+        return None
+    raise ConfigurationError(f"handler {fn.__qualname__}: first parameter is annotated {annotation!r}",
+                             fix="annotate it with a Pydantic model (isles.Payload subclass) or isles.Envelope")
+
+
+@dataclass
+class RetryReport:
+    resolved: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    keys: int = 0
+
+
+class Consumer:
+    """Delivers envelopes to one service's handlers with inbox de-duplication."""
+
+    def __init__(self, runtime: "ServiceRuntime", subscriptions: list[Subscription], *, max_attempts: int = 5,
+                 base_backoff: float = 0.02, max_backoff: float = 2.0):
+        self.runtime = runtime
+        self.by_type: dict[str, list[Subscription]] = {}
+        for sub in subscriptions:
+            self.by_type.setdefault(sub.type, []).append(sub)
+        self.max_attempts = max_attempts
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+        self.handled = 0
+        self.duplicates = 0
+        self.dead_lettered = 0
+
+    @property
+    def types(self) -> set[str]:
+        return set(self.by_type)
+
+    # -- delivery ---------------------------------------------------------------------------------
+    async def deliver(self, envelope: Envelope) -> None:
+        """Handle one envelope; returns once its outcome is committed (the transport may ack)."""
+        subs = self.by_type.get(envelope.type)
+        if subs is None:
+            if envelope.type in self.runtime.registry:
+                return  # a known type this service does not handle
+            error: Exception = UnknownEventType(
+                f"received event {envelope.id} of type {envelope.type!r}, which no service of the system declares",
+                service=self.runtime.name,
+                fix="deploy the producer's declaration of this type (or stop publishing it), then `isles dlq retry`")
+            await self._dead_letter(envelope, error, attempts=1)
+            return
+        try:
+            payloads = [sub.parse(envelope, self.runtime.name) for sub in subs]
+        except EventError as exc:
+            await self._dead_letter(envelope, exc, attempts=1)
+            return
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._handle(envelope, subs, payloads, replaying=None)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _is_connection_error(exc):
+                    raise  # our own database is down: do not acknowledge; the event comes again
+                if attempt >= self.max_attempts:
+                    log.error("service '%s': handler failed %d times for %s %s (key %s); dead-lettered: %s",
+                              self.runtime.name, attempt, envelope.type, envelope.id, envelope.partitionkey,
+                              _summary(exc))
+                    await self._dead_letter(envelope, exc, attempts=attempt)
+                    return
+                await asyncio.sleep(backoff_delay(attempt, base=self.base_backoff, cap=self.max_backoff))
+
+    async def _handle(self, envelope: Envelope, subs: list[Subscription], payloads: list[Any],
+                      replaying: int | None) -> bool:
+        """One try in one transaction. Returns False when it was a duplicate or was parked."""
+        token = current_traceparent.set(envelope.traceparent)
+        try:
+            async with UnitOfWork(self.runtime) as uow:
+                uow.incoming = envelope
+                if replaying is not None:
+                    await self._lock_key(uow, envelope)  # serialise with deliveries parking this key
+                elif await self._park_if_needed(uow, envelope):
+                    return False
+                inserted = await uow.execute(self._inbox_insert().values(
+                    event_id=envelope.id, type=envelope.type, source=envelope.source,
+                    partition_key=envelope.partitionkey, processed_at=utcnow()))
+                if inserted.rowcount == 0:
+                    self.duplicates += 1
+                    if replaying is not None:
+                        await self._resolve(uow, replaying)
+                        return True
+                    await uow.rollback()
+                    return False
+                for sub, payload in zip(subs, payloads):
+                    await sub.fn(payload, uow)
+                if replaying is not None:
+                    await self._resolve(uow, replaying)
+            self.handled += 1
+            return True
+        finally:
+            current_traceparent.reset(token)
+
+    def _inbox_insert(self) -> Any:
+        inbox = self.runtime.tables.inbox
+        dialect = postgresql if self.runtime.database.is_postgres else sqlite
+        return dialect.insert(inbox).on_conflict_do_nothing(index_elements=["event_id"])
+
+    async def _lock_key(self, uow: UnitOfWork, envelope: Envelope) -> None:
+        if self.runtime.database.is_postgres:  # SQLite transactions are already serial
+            await uow.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7303))"),
+                              {"k": f"{envelope.source}|{envelope.partitionkey}"})
+
+    async def _parked(self, uow: UnitOfWork, envelope: Envelope) -> bool:
+        dl = self.runtime.tables.dead_letters
+        hit = await uow.scalar(select(dl.c.id).where(
+            dl.c.source == envelope.source, dl.c.partition_key == envelope.partitionkey,
+            dl.c.status.in_((DEAD, WAITING))).limit(1))
+        return hit is not None
+
+    async def _park_if_needed(self, uow: UnitOfWork, envelope: Envelope) -> bool:
+        if not await self._parked(uow, envelope):
+            return False
+        await self._lock_key(uow, envelope)  # serialise with a concurrent `dlq retry` of this key
+        if not await self._parked(uow, envelope):
+            return False
+        dl = self.runtime.tables.dead_letters
+        known = await uow.scalar(select(dl.c.id).where(dl.c.event_id == envelope.id).limit(1))
+        if known is None:
+            await uow.execute(dl.insert().values(
+                event_id=envelope.id, type=envelope.type, source=envelope.source,
+                partition_key=envelope.partitionkey, envelope=envelope.to_structured().decode(),
+                status=WAITING, error="waiting: an earlier event of this key is dead-lettered",
+                attempts=0, failed_at=utcnow()))
+            log.info("service '%s': %s %s waits behind a dead letter of key %s",
+                     self.runtime.name, envelope.type, envelope.id, envelope.partitionkey)
+        await uow.commit()
+        return True
+
+    async def _dead_letter(self, envelope: Envelope, error: BaseException, *, attempts: int) -> None:
+        dl = self.runtime.tables.dead_letters
+        inbox = self.runtime.tables.inbox
+        async with UnitOfWork(self.runtime) as uow:
+            await self._lock_key(uow, envelope)
+            done = await uow.scalar(select(inbox.c.event_id).where(inbox.c.event_id == envelope.id))
+            known = await uow.scalar(select(dl.c.id).where(dl.c.event_id == envelope.id).limit(1))
+            if done is not None or known is not None:
+                return  # handled or dead-lettered by an earlier delivery
+            await uow.execute(dl.insert().values(
+                event_id=envelope.id, type=envelope.type, source=envelope.source,
+                partition_key=envelope.partitionkey, envelope=envelope.to_structured().decode(),
+                status=DEAD, error=_describe(error), attempts=attempts, failed_at=utcnow()))
+        self.dead_lettered += 1
+
+    async def _resolve(self, uow: UnitOfWork, dead_letter_id: int) -> None:
+        dl = self.runtime.tables.dead_letters
+        await uow.execute(update(dl).where(dl.c.id == dead_letter_id).values(status=RESOLVED, resolved_at=utcnow()))
+
+    # -- replay -------------------------------------------------------------------------------------
+    async def retry(self, dead_letter_id: int | None = None) -> RetryReport:
+        """Replay dead letters: the key of ``dead_letter_id``, or every parked key when None.
+
+        Each key's dead and waiting events are replayed in arrival order; the first that fails
+        again stays dead (with its new error) and keeps the key parked.
+        """
+        dl = self.runtime.tables.dead_letters
+        query = select(dl.c.source, dl.c.partition_key).where(dl.c.status == DEAD)
+        if dead_letter_id is not None:
+            query = select(dl.c.source, dl.c.partition_key).where(dl.c.id == dead_letter_id,
+                                                                  dl.c.status.in_((DEAD, WAITING)))
+        async with self.runtime.database.engine.connect() as conn:
+            keys = list(dict.fromkeys((await conn.execute(query.order_by(dl.c.id))).all()))
+        report = RetryReport(keys=len(keys))
+        for source, key in keys:
+            await self._retry_key(source, key, report)
+        return report
+
+    async def _retry_key(self, source: str, key: str, report: RetryReport) -> None:
+        dl = self.runtime.tables.dead_letters
+        while True:
+            async with self.runtime.database.engine.connect() as conn:
+                row = (await conn.execute(select(dl).where(
+                    dl.c.source == source, dl.c.partition_key == key, dl.c.status.in_((DEAD, WAITING)))
+                    .order_by(dl.c.id).limit(1))).first()
+            if row is None:
+                return
+            envelope = Envelope.from_structured(row.envelope.encode())
+            subs = self.by_type.get(envelope.type)
+            try:
+                if subs is None:
+                    if envelope.type not in self.runtime.registry:
+                        raise UnknownEventType(f"event type {envelope.type!r} is still unknown",
+                                               service=self.runtime.name,
+                                               fix="deploy the producer's declaration of this type")
+                    payloads: list[Any] = []
+                    subs = []
+                else:
+                    payloads = [sub.parse(envelope, self.runtime.name) for sub in subs]
+                await self._handle(envelope, subs, payloads, replaying=row.id)
+                report.resolved += 1
+            except Exception as exc:
+                async with self.runtime.database.engine.begin() as conn:
+                    await conn.execute(update(dl).where(dl.c.id == row.id).values(
+                        status=DEAD, error=_describe(exc), attempts=row.attempts + 1, failed_at=utcnow()))
+                report.failed.append((row.id, _summary(exc)))
+                return
+
+
+def _summary(exc: BaseException) -> str:
+    text_ = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text_[0] if text_ else ''}"
+
+
+def _describe(exc: BaseException) -> str:
+    """The error as stored with a dead letter: summary plus the innermost frames."""
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
+    return (str(exc) if isinstance(exc, EventError) else _summary(exc) + "\n" + "".join(frames))[:4000]
+
+
+__all__ = ["Consumer", "Handlers", "Subscription", "RetryReport", "Payload"]

@@ -1,0 +1,224 @@
+"""Events: typed payloads, the CloudEvents 1.0 envelope, and the registry of event types.
+
+A producer declares what it publishes::
+
+    class PartUpdated(Event, type="mes.material.part.updated", key="part_id", version=1):
+        part_id: str
+        part_number: str
+
+A consumer declares what it reads with its own model (a tolerant reader: unknown fields are
+ignored), because a service's code never imports another service's::
+
+    class PartRenamed(Payload):
+        part_id: str
+        part_number: str
+
+On the wire the payload is camelCase JSON (``partId``) like the seeds', wrapped in a CloudEvents
+envelope whose extensions carry ``partitionkey`` (entity id), ``entityversion`` (monotonic per
+entity), ``traceparent`` (W3C trace context) and ``dataversion`` (the type's schema version).
+"""
+from __future__ import annotations
+
+import contextvars
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Iterable
+
+import orjson
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from isles.errors import ConfigurationError, InvalidPayload, UnknownEventType
+
+_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){2,}$")
+_JSON = JSONFormat()
+
+#: The trace context of the event being handled, so events published while handling it join its trace.
+current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar("isles_traceparent", default=None)
+
+
+def new_traceparent(parent: str | None = None) -> str:
+    """A W3C ``traceparent``: a child span of ``parent`` when given, else a new trace."""
+    trace_id = parent.split("-")[1] if parent and parent.count("-") == 3 else secrets.token_hex(16)
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+class Payload(BaseModel):
+    """A consumer-side view of an event's data: camelCase on the wire, unknown fields ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
+
+
+class Event(BaseModel):
+    """A published event's data. Subclasses declare ``type``, ``key`` and ``version``."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+    event_type: ClassVar[str] = ""
+    event_version: ClassVar[int] = 1
+    key_field: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, *, type: str | None = None, version: int = 1, key: str | None = None,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if type is not None:
+            if not _TYPE_NAME.match(type):
+                raise ConfigurationError(
+                    f"event {cls.__name__} has type {type!r}, which is not of the form system.service.entity.action",
+                    fix="name it like 'mes.material.part.updated' (lower case, dot separated)")
+            cls.event_type = type
+        cls.event_version = version
+        if key is not None:
+            cls.key_field = key
+
+    def key(self) -> str | None:
+        """The entity id this event is about (its partition key), from the declared key field."""
+        return None if self.key_field is None else str(getattr(self, self.key_field))
+
+    def to_json(self) -> bytes:
+        return self.__pydantic_serializer__.to_json(self, by_alias=True)
+
+
+@dataclass(slots=True)
+class Envelope:
+    """A CloudEvents 1.0 event as isles moves it: attributes plus the raw JSON data."""
+
+    id: str
+    source: str
+    type: str
+    data: bytes
+    partitionkey: str
+    entityversion: int | None = None
+    time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    subject: str | None = None
+    traceparent: str | None = None
+    dataversion: int = 1
+    datacontenttype: str = "application/json"
+    specversion: str = "1.0"
+
+    @classmethod
+    def wrap(cls, event: Event, *, source: str, key: str, version: int | None,
+             traceparent: str | None = None) -> "Envelope":
+        return cls(id=str(uuid.uuid4()), source=source, type=event.event_type, data=event.to_json(),
+                   partitionkey=key, entityversion=version, subject=key,
+                   traceparent=traceparent or new_traceparent(current_traceparent.get()),
+                   dataversion=event.event_version)
+
+    def json(self) -> dict[str, Any]:
+        return orjson.loads(self.data)
+
+    # -- CloudEvents conversions (the `cloudevents` package owns the wire formats) -------------
+    def attributes(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            "id": self.id, "source": self.source, "type": self.type, "specversion": self.specversion,
+            "time": self.time, "datacontenttype": self.datacontenttype,
+            "partitionkey": self.partitionkey, "dataversion": self.dataversion,
+        }
+        if self.subject is not None:
+            attrs["subject"] = self.subject
+        if self.entityversion is not None:
+            attrs["entityversion"] = self.entityversion
+        if self.traceparent is not None:
+            attrs["traceparent"] = self.traceparent
+        return attrs
+
+    def to_cloudevent(self, *, parsed: bool = False) -> CloudEvent:
+        """The event for the cloudevents bindings; ``parsed`` gives JSON data as an object
+        (structured JSON) instead of bytes (binary content modes, e.g. Kafka headers + value)."""
+        return CloudEvent(self.attributes(), orjson.loads(self.data) if parsed else self.data)
+
+    @classmethod
+    def from_cloudevent(cls, event: CloudEvent) -> "Envelope":
+        attrs = event.get_attributes()
+        data = event.get_data()
+        if isinstance(data, (dict, list)):
+            data = orjson.dumps(data)
+        elif isinstance(data, str):
+            data = data.encode()
+        missing = [a for a in ("partitionkey",) if attrs.get(a) in (None, "")]
+        if missing:
+            raise InvalidPayload(f"event {attrs.get('id')} of type {attrs.get('type')} has no {missing[0]} extension",
+                                 fix="publish it through isles, which sets partitionkey to the entity id")
+        version = attrs.get("entityversion")
+        return cls(
+            id=str(attrs["id"]), source=str(attrs["source"]), type=str(attrs["type"]), data=data or b"null",
+            partitionkey=str(attrs["partitionkey"]),
+            entityversion=None if version in (None, "") else int(version),
+            time=attrs.get("time") or datetime.now(timezone.utc), subject=attrs.get("subject"),
+            traceparent=attrs.get("traceparent"), dataversion=int(attrs.get("dataversion") or 1),
+            datacontenttype=attrs.get("datacontenttype") or "application/json",
+        )
+
+    def to_structured(self) -> bytes:
+        """CloudEvents JSON (structured mode)."""
+        return _JSON.write(self.to_cloudevent(parsed=True))
+
+    @classmethod
+    def from_structured(cls, raw: bytes) -> "Envelope":
+        return cls.from_cloudevent(_JSON.read(CloudEvent, raw))
+
+    def with_id(self, new_id: str) -> "Envelope":
+        return replace(self, id=new_id)
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str
+    version: int
+    model: type[Event]
+    service: str
+
+
+class EventRegistry:
+    """Every event type a system's services publish, with its schema version and owner."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, EventSpec] = {}
+
+    def register(self, service: str, model: type[Event]) -> None:
+        if not (isinstance(model, type) and issubclass(model, Event) and model.event_type):
+            raise ConfigurationError(f"{model!r} in publishes= is not an Event subclass with a type",
+                                     service=service,
+                                     fix="declare it as class X(Event, type='system.service.entity.action')")
+        existing = self._specs.get(model.event_type)
+        if existing and existing.model is not model:
+            raise ConfigurationError(
+                f"event type {model.event_type!r} is declared twice (by '{existing.service}' and '{service}')",
+                service=service, fix="give each event type exactly one owning service")
+        self._specs[model.event_type] = EventSpec(model.event_type, model.event_version, model, service)
+
+    def get(self, type_name: str) -> EventSpec | None:
+        return self._specs.get(type_name)
+
+    def require(self, type_name: str, *, service: str) -> EventSpec:
+        spec = self._specs.get(type_name)
+        if spec is None:
+            known = ", ".join(sorted(self._specs)) or "none"
+            raise UnknownEventType(f"event type {type_name!r} is not published by any service of the system",
+                                   service=service,
+                                   fix=f"check the spelling; known types: {known}")
+        return spec
+
+    def types(self) -> Iterable[str]:
+        return self._specs.keys()
+
+    def __contains__(self, type_name: str) -> bool:
+        return type_name in self._specs
+
+
+def decode(model: type[BaseModel], envelope: Envelope, *, service: str) -> BaseModel:
+    """Validate an envelope's data into ``model``; a mismatch is an :class:`InvalidPayload`."""
+    try:
+        return model.model_validate_json(envelope.data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
+        raise InvalidPayload(
+            f"event {envelope.id} ({envelope.type}) has data that does not match {model.__name__}: {problems}",
+            service=service,
+            fix="fix the producer, or widen the consumer's model; then `isles dlq retry` the dead letter",
+        ) from None

@@ -1,0 +1,172 @@
+"""Replicated fields: denormalized copies of another service's data that never go backwards.
+
+Declared once on the consuming service::
+
+    Replica(WorkOrder, key="part_id", source="mes.material.part",
+            fields={"part_number": "partNumber", "part_name": "partName"})
+
+reads "WorkOrder.part_number and part_name mirror Part through part_id". isles subscribes to
+``mes.material.part.created`` and ``.updated``, and for each event updates every row whose
+``part_id`` is the event's entity id - but only where the stored ``part_version`` is older than
+the event's ``entityversion``. Replays, duplicates and reordering therefore cannot restore stale
+values. With ``upsert=True`` the target is a local copy table keyed by the id, and a missing row
+is inserted (a read model of the other service's entity).
+
+The owning service declares a :class:`Snapshot` of the entity so ``isles resync`` can backfill
+copies from its current state (through the same version guard).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping
+
+import orjson
+from pydantic.alias_generators import to_camel
+from sqlalchemy import Table, and_, delete, inspect as sa_inspect, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from isles.consumer import Subscription
+from isles.errors import ConfigurationError, InvalidPayload
+from isles.events import Envelope, Event
+
+if TYPE_CHECKING:
+    from isles.unit_of_work import UnitOfWork
+
+
+def coerce_key(column: Any, key: str) -> Any:
+    """An event's partition key (text) as the Python value ``column`` stores (UUID, int, str)."""
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        return key
+    return key if kind is str else kind(key)
+
+
+def _table_of(target: Any) -> Table:
+    if isinstance(target, Table):
+        return target
+    try:
+        return sa_inspect(target).local_table  # a mapped class
+    except Exception:
+        raise ConfigurationError(f"replica target {target!r} is neither a mapped class nor a Table",
+                                 fix="pass the ORM model (e.g. WorkOrder) or its Table") from None
+
+
+@dataclass
+class Replica:
+    """Columns of ``target`` that mirror fields of another service's entity; see the module doc."""
+
+    target: Any
+    key: str
+    source: str
+    fields: Mapping[str, str]
+    version: str | None = None
+    upsert: bool = False
+    actions: tuple[str, ...] = ("created", "updated")
+    #: on ``<source>.deleted``: "keep" the copied values, or "delete" the row (upsert copies only)
+    on_deleted: str = "keep"
+    #: follow the source only if the system has it (e.g. API tokens in a system without auth)
+    optional: bool = False
+    table: Table = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.table = _table_of(self.target)
+        if self.version is None:
+            stem = self.key[:-3] if self.key.endswith("_id") else self.key
+            self.version = f"{stem}_version" if not self.upsert else "version"
+        missing = [c for c in (self.key, self.version, *self.fields) if c not in self.table.c]
+        if missing:
+            raise ConfigurationError(
+                f"replica on table {self.table.name!r} names columns it does not have: {', '.join(missing)}",
+                fix=f"add them to the model (the version column {self.version!r} stores the source entityversion)")
+        if self.on_deleted not in ("keep", "delete") or (self.on_deleted == "delete" and not self.upsert):
+            raise ConfigurationError(f"replica on {self.table.name!r}: on_deleted={self.on_deleted!r}",
+                                     fix="use 'keep', or 'delete' together with upsert=True")
+
+    @property
+    def event_types(self) -> list[str]:
+        types = [f"{self.source}.{action}" for action in self.actions]
+        if self.on_deleted == "delete":
+            types.append(f"{self.source}.deleted")
+        return types
+
+    def subscriptions(self) -> list[Subscription]:
+        return [Subscription(t, None, self._handle, f"replica:{self.table.name}.{self.key}", self.optional)
+                for t in self.event_types]
+
+    def values_from(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        values = {}
+        for column, name in self.fields.items():
+            for candidate in (name, to_camel(name)):
+                if candidate in data:
+                    values[column] = data[candidate]
+                    break
+        return values
+
+    async def _handle(self, envelope: Envelope, uow: "UnitOfWork") -> None:
+        if envelope.entityversion is None:
+            raise InvalidPayload(f"event {envelope.id} ({envelope.type}) has no entityversion",
+                                 service=uow.service,
+                                 fix="publish it with entity= or version= so copies can be ordered")
+        if envelope.type.endswith(".deleted"):
+            await self.delete(uow, envelope.partitionkey, envelope.entityversion)
+        else:
+            await self.apply(uow, envelope.partitionkey, envelope.entityversion, envelope.json())
+
+    async def apply(self, uow: "UnitOfWork", key: str, version: int, data: Mapping[str, Any]) -> int:
+        """Write the values if ``version`` is newer than the stored one; return rows changed."""
+        values = self.values_from(data)
+        t, vcol = self.table, self.table.c[self.version]
+        key = coerce_key(t.c[self.key], key)
+        if self.upsert:
+            dialect = postgresql if uow.runtime.database.is_postgres else sqlite
+            stmt = dialect.insert(t).values({self.key: key, self.version: version, **values})
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[self.key], set_={self.version: version, **values},
+                where=or_(vcol.is_(None), vcol < version))
+        else:
+            stmt = (update(t).where(t.c[self.key] == key, or_(vcol.is_(None), vcol < version))
+                    .values({self.version: version, **values}))
+        result = await uow.execute(stmt)
+        return result.rowcount or 0
+
+    async def delete(self, uow: "UnitOfWork", key: str, version: int) -> int:
+        t, vcol = self.table, self.table.c[self.version]
+        key = coerce_key(t.c[self.key], key)
+        result = await uow.execute(delete(t).where(and_(t.c[self.key] == key, or_(vcol.is_(None), vcol <= version))))
+        return result.rowcount or 0
+
+
+@dataclass
+class Snapshot:
+    """How the owning service describes an entity's current state for backfills.
+
+    ``to_event(row)`` returns the event that describes ``row`` now (usually its ``.updated``
+    event); its key and ``row.version`` become the snapshot's key and entityversion.
+    """
+
+    source: str
+    model: Any
+    to_event: Callable[[Any], Event]
+
+    async def pages(self, uow: "UnitOfWork", page_size: int = 500) -> AsyncIterator[list[tuple[str, int, dict]]]:
+        mapper = sa_inspect(self.model)
+        pk = mapper.primary_key[0]
+        last = None
+        while True:
+            query = select(self.model).order_by(pk).limit(page_size)
+            if last is not None:
+                query = query.where(pk > last)
+            rows = list(await uow.scalars(query))
+            if not rows:
+                return
+            page = []
+            for row in rows:
+                event = self.to_event(row)
+                page.append((event.key() or str(row.id), int(row.version), orjson.loads(event.to_json())))
+            last = getattr(rows[-1], pk.key)
+            yield page
+
+    async def count(self, uow: "UnitOfWork") -> int:
+        from sqlalchemy import func
+        return int(await uow.scalar(select(func.count()).select_from(self.model)) or 0)

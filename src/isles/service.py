@@ -1,0 +1,84 @@
+"""A service: a name, the tables it owns, the events it publishes and consumes, its HTTP API."""
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, Iterable
+
+from sqlalchemy import MetaData
+
+from isles.config import validate_service_name
+from isles.consumer import Handlers, Subscription
+from isles.errors import ConfigurationError
+from isles.events import Event
+from isles.replication import Replica, Snapshot
+from isles.tables import install
+from isles.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from isles.runtime import ServiceRuntime
+
+
+def _caller_package() -> str:
+    frame = sys._getframe(2)
+    module = frame.f_globals.get("__name__", "")
+    package = frame.f_globals.get("__package__") or module.rpartition(".")[0]
+    return package or module
+
+
+class Service:
+    """Declare a service once, at import time; a :class:`isles.System` runs it.
+
+    ``metadata`` holds the service's own tables (isles adds its outbox, inbox and dead-letter
+    tables to it). ``publishes`` lists the :class:`Event` types it may publish; ``handlers`` the
+    events of others it consumes; ``replicas`` its replicated fields; ``snapshots`` how its
+    entities are described for other services' backfills; ``router`` its FastAPI routes.
+    """
+
+    def __init__(self, name: str, *, metadata: MetaData, publishes: Iterable[type[Event]] = (),
+                 handlers: Handlers | None = None, router: "APIRouter | None" = None,
+                 replicas: Iterable[Replica] = (), snapshots: Iterable[Snapshot] = (), description: str = "",
+                 package: str | None = None):
+        validate_service_name(name)
+        if not isinstance(metadata, MetaData):
+            raise ConfigurationError(f"metadata={metadata!r} is not a SQLAlchemy MetaData", service=name,
+                                     fix="pass the metadata of the service's declarative base (Base.metadata)")
+        self.name = name
+        self.metadata = metadata
+        self.tables = install(metadata)
+        self.publishes = list(publishes)
+        self.handlers = handlers or Handlers()
+        self.router = router
+        self.replicas = list(replicas)
+        self.snapshots = list(snapshots)
+        self.description = description
+        #: the Python package that holds the service's code (its migrations live in <package>/migrations)
+        self.package = package or _caller_package()
+        self._runtime: ServiceRuntime | None = None
+
+    def __repr__(self) -> str:
+        return f"Service({self.name!r})"
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        subs = list(self.handlers.subscriptions)
+        for replica in self.replicas:
+            subs.extend(replica.subscriptions())
+        return subs
+
+    @property
+    def runtime(self) -> "ServiceRuntime":
+        if self._runtime is None:
+            raise ConfigurationError("is not running", service=self.name,
+                                     fix="add it to a System and `await system.start()` (or use `isles run`)")
+        return self._runtime
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new unit of work on this service's own database."""
+        return UnitOfWork(self.runtime)
+
+    async def uow(self) -> Any:
+        """FastAPI dependency: ``uow: UnitOfWork = Depends(service.uow)``."""
+        async with self.unit_of_work() as uow:
+            yield uow

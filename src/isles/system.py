@@ -1,0 +1,272 @@
+"""A System: the services of one application and the infrastructure they share.
+
+``System("mes", [material, work_order])`` validates the declarations (unique names, every
+handled event type published by some service), then ``await system.start()`` gives each
+service its own engine, relay and consumer. With nothing configured everything runs in this
+process on SQLite files and the in-process transport; environment variables move each part to
+PostgreSQL or a broker without code changes.
+"""
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+import logging
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Iterable, Mapping
+
+from sqlalchemy import func, select
+
+from isles.config import resolve_database
+from isles.consumer import Consumer
+from isles.database import Database, Health
+from isles.errors import ConfigurationError, UnknownEventType
+from isles.events import EventRegistry
+from isles.relay import Relay, backlog
+from isles.runtime import ServiceRuntime
+from isles.service import Service
+from isles.tables import DEAD, WAITING
+from isles.tasks import cancel_and_wait
+from isles.transport import Transport
+from isles.transport.factory import transport_from_env
+
+log = logging.getLogger("isles.system")
+_SYSTEM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+Selection = bool | Iterable[str]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    database: str
+    topology: str
+    healthy: bool
+    detail: str
+    outbox_backlog: int
+    oldest_unpublished_age_s: float | None
+    inbox: int
+    dead_letters: int
+    waiting: int
+
+
+class System:
+    def __init__(self, name: str, services: Iterable[Service], *, transport: Transport | None = None,
+                 env: Mapping[str, str] | None = None, relay_options: dict[str, Any] | None = None,
+                 consumer_options: dict[str, Any] | None = None):
+        if not _SYSTEM_NAME.match(name or ""):
+            raise ConfigurationError(f"{name!r} is not a valid system name",
+                                     fix="use lower-case letters, digits and underscores (e.g. 'mes')")
+        self.name = name
+        self.services: dict[str, Service] = {}
+        for service in services:
+            if service.name in self.services:
+                raise ConfigurationError(f"is declared twice in system '{name}'", service=service.name,
+                                         fix="give every service a unique name, or list it once")
+            self.services[service.name] = service
+        self.registry = EventRegistry()
+        for service in self.services.values():
+            for model in service.publishes:
+                self.registry.register(service.name, model)
+        self._check_subscriptions()
+        self._env = env
+        self._transport = transport
+        self.relay_options = relay_options or {}
+        self.consumer_options = consumer_options or {}
+        self.runtimes: dict[str, ServiceRuntime] = {}
+        self._tasks: list[asyncio.Task] = []
+        self.transport: Transport | None = None
+
+    def _check_subscriptions(self) -> None:
+        for service in self.services.values():
+            for sub in service.subscriptions:
+                spec = self.registry.get(sub.type)
+                if spec is None and sub.optional:
+                    continue
+                if spec is None:
+                    near = [t for t in self.registry.types() if t.rsplit(".", 1)[0] == sub.type.rsplit(".", 1)[0]]
+                    hint = f"did you mean {', '.join(near)}? " if near else ""
+                    raise UnknownEventType(
+                        f"handles event type {sub.type!r} ({sub.name}), which no service of system "
+                        f"'{self.name}' publishes", service=service.name,
+                        fix=f"{hint}correct the type name, or add the producing service (and its Event) to the system")
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return os.environ if self._env is None else self._env
+
+    def service(self, name: str) -> Service:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise ConfigurationError(f"system '{self.name}' has no service {name!r}",
+                                     fix=f"use one of: {', '.join(self.services)}") from None
+
+    def topic(self, service: str) -> str:
+        return f"{self.name}.{service}.events"
+
+    def source(self, service: str) -> str:
+        return f"/{self.name}/{service}"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def _selected(self, selection: Selection, among: Iterable[str]) -> set[str]:
+        among = set(among)
+        if selection is True:
+            return among
+        if selection is False:
+            return set()
+        chosen = set(selection)
+        for name in chosen:
+            self.service(name)
+        return chosen & among
+
+    async def start(self, *, services: Selection = True, relays: Selection = True, consumers: Selection = True,
+                    create_tables: bool = True) -> "System":
+        """Bind the selected services to their databases and start relays and consumers."""
+        names = self._selected(services, self.services)
+        self.transport = self._transport or transport_from_env(self.env)
+        for name in sorted(names):
+            service = self.services[name]
+            database = Database(resolve_database(name, self.env))
+            try:
+                if create_tables:
+                    await database.create_all(service.metadata)
+            except BaseException:
+                await database.dispose()
+                await self._dispose()
+                raise
+            runtime = ServiceRuntime(service, database, self.registry, self.source(name), self.topic(name),
+                                     publishes=frozenset(m.event_type for m in service.publishes))
+            service._runtime = runtime
+            self.runtimes[name] = runtime
+        for name in self._selected(relays, names):
+            runtime = self.runtimes[name]
+            runtime.relay = Relay(runtime, self.transport, **self.relay_options)
+        for name in self._selected(consumers, names):
+            runtime = self.runtimes[name]
+            subs = [s for s in runtime.service.subscriptions if s.type in self.registry or not s.optional]
+            if not subs:
+                continue
+            runtime.consumer = Consumer(runtime, subs, **self.consumer_options)
+            topics = sorted({self.topic(self.registry.require(s.type, service=name).service) for s in subs})
+            self.transport.subscribe(name, topics, runtime.consumer.deliver)
+        await self.transport.start()
+        for runtime in self.runtimes.values():
+            if runtime.relay is not None:
+                self._tasks.append(asyncio.create_task(runtime.relay.run(), name=f"isles-relay-{runtime.name}"))
+        return self
+
+    async def stop(self, *, drain_timeout: float = 5.0) -> None:
+        """Graceful shutdown: publish what is committed (bounded), stop relays, consumers, pools."""
+        for runtime in self.runtimes.values():
+            if runtime.relay is not None and self.transport is not None:
+                try:
+                    await asyncio.wait_for(runtime.relay.drain(drain_timeout), drain_timeout)
+                except Exception as exc:  # the rows stay in the outbox for the next start
+                    log.warning("service '%s': outbox not drained at shutdown: %s", runtime.name, exc)
+        await cancel_and_wait(self._tasks)
+        self._tasks.clear()
+        for runtime in self.runtimes.values():
+            if runtime.relay is not None:
+                await runtime.relay.close()
+        if self.transport is not None:
+            await self.transport.stop()
+        await self._dispose()
+
+    async def _dispose(self) -> None:
+        for runtime in self.runtimes.values():
+            await runtime.database.dispose()
+            if runtime.service._runtime is runtime:
+                runtime.service._runtime = None
+        self.runtimes.clear()
+
+    @asynccontextmanager
+    async def running(self, **selection: Any) -> AsyncIterator["System"]:
+        """``async with system.running(relays=False):`` - start with ``selection`` (see ``start``), stop after."""
+        await self.start(**selection)
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> "System":
+        if not self.runtimes:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    # -- operations -------------------------------------------------------------------------------
+    def runtime(self, name: str) -> ServiceRuntime:
+        self.service(name)
+        try:
+            return self.runtimes[name]
+        except KeyError:
+            raise ConfigurationError("is not started in this process", service=name,
+                                     fix="start the system with this service selected") from None
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Publish every committed event and wait until consumers handled it (tests, demos)."""
+        for runtime in self.runtimes.values():
+            if runtime.relay is not None:
+                await runtime.relay.drain(timeout)
+
+    async def health(self) -> list[Health]:
+        return list(await asyncio.gather(*(r.database.health() for r in self.runtimes.values())))
+
+    async def status(self) -> list[ServiceStatus]:
+        return [await self._status(r) for r in self.runtimes.values()]
+
+    async def _status(self, runtime: ServiceRuntime) -> ServiceStatus:
+        health = await runtime.database.health()
+        config = runtime.database.config
+        if not health.ok:
+            return ServiceStatus(runtime.name, config.display, config.topology, False, health.detail, 0, None, 0, 0, 0)
+        count, oldest = await backlog(runtime)
+        age = None
+        if oldest is not None:
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=timezone.utc)
+            age = (datetime.now(timezone.utc) - oldest).total_seconds()
+        tables = runtime.tables
+        async with runtime.database.engine.connect() as conn:
+            inbox = await conn.scalar(select(func.count()).select_from(tables.inbox))
+            dead = await conn.scalar(select(func.count()).where(tables.dead_letters.c.status == DEAD))
+            waiting = await conn.scalar(select(func.count()).where(tables.dead_letters.c.status == WAITING))
+        return ServiceStatus(runtime.name, config.display, config.topology, True, "ok", count, age,
+                             int(inbox or 0), int(dead or 0), int(waiting or 0))
+
+    async def resync(self, service: str, progress: Any = None) -> dict[str, int | ConfigurationError]:
+        """Backfill a service's replicas from their owners' snapshots.
+
+        Returns rows changed per replica, or - for a replica that cannot be backfilled (its owner
+        declares no Snapshot) - the error saying how to fix it; the other replicas still run.
+        """
+        from isles.replication import Snapshot
+        target = self.runtime(service)
+        changed: dict[str, int | ConfigurationError] = {}
+        for replica in target.service.replicas:
+            label = f"{replica.table.name}.{replica.key}"
+            spec = self.registry.get(replica.event_types[0])
+            if spec is None and replica.optional:
+                continue  # its source is not part of this system
+            owner_name = self.registry.require(replica.event_types[0], service=service).service
+            owner = self.runtime(owner_name)
+            snapshot: Snapshot | None = next((s for s in owner.service.snapshots if s.source == replica.source), None)
+            if snapshot is None:
+                changed[label] = ConfigurationError(
+                    f"declares no Snapshot for {replica.source!r}, so {service}'s {label} cannot be backfilled",
+                    service=owner_name, fix=f"add Snapshot('{replica.source}', Model, to_event) to its snapshots=[...]")
+                continue
+            changed[label] = 0
+            async with owner.service.unit_of_work() as read:
+                total = await snapshot.count(read)
+                task = progress.add_task(f"{service}: {label} <- {replica.source}", total=total) if progress else None
+                async for page in snapshot.pages(read):
+                    async with target.service.unit_of_work() as write:
+                        for key, version, data in page:
+                            changed[label] += await replica.apply(write, key, version, data)
+                    if progress:
+                        progress.advance(task, len(page))
+        return changed

@@ -1,0 +1,46 @@
+"""The transport interface every event transport implements (in-process, Kafka, Redis Streams).
+
+The contract, which the shared contract test suite checks for every transport:
+
+* ``publish(topic, envelopes)`` returns one result per envelope, in order: ``None`` once the
+  envelope is durably accepted, or the exception that stopped it. If an envelope of key K fails,
+  no later envelope of key K in the same call may be delivered (per-key order).
+* ``subscribe(group, topics, deliver)`` registers a consumer group before ``start()``. Each
+  envelope reaches exactly one member of each group, envelopes of one key in publish order.
+  When ``deliver`` returns, the envelope is acknowledged; when it raises, it is not, and it (and
+  the later envelopes of its key) will be delivered again.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Awaitable, Callable, Sequence
+
+from isles.events import Envelope
+
+Deliver = Callable[[Envelope], Awaitable[None]]
+
+
+class Transport(ABC):
+    """Moves envelopes from relays to consumer groups."""
+
+    name: str = "transport"
+    #: True when the transport's ``publish`` does not return until every group has handled the
+    #: envelope (the in-process transport): the outbox is then the only durable copy.
+    delivers_synchronously: bool = False
+
+    async def start(self) -> None:
+        """Connect; called once after every ``subscribe``."""
+
+    async def stop(self) -> None:
+        """Stop delivering and disconnect; in-flight deliveries finish or are not acknowledged."""
+
+    @abstractmethod
+    async def publish(self, topic: str, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+        """Hand envelopes to the transport; see the module docstring for the contract."""
+
+    @abstractmethod
+    def subscribe(self, group: str, topics: Sequence[str], deliver: Deliver) -> None:
+        """Register consumer group ``group`` for ``topics``."""
+
+    def describe(self) -> str:
+        return self.name

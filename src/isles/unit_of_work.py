@@ -1,0 +1,169 @@
+"""The unit of work: one transaction on one service's own database, with its outbox.
+
+``uow.publish(event)`` does not send anything: it adds an outbox row that commits (or rolls
+back) together with the state change. The relay sends committed rows later.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from isles.errors import EventError
+from isles.events import Envelope, Event
+from isles.relay_claims import notify_channel
+
+if TYPE_CHECKING:
+    from isles.runtime import ServiceRuntime
+
+
+@dataclass(slots=True)
+class _Pending:
+    event: Event
+    key: str | None
+    version: int | None
+    entity: Any
+
+
+class UnitOfWork:
+    """``async with service.unit_of_work() as uow:`` - commits on a clean exit, rolls back on error.
+
+    ``uow.session`` is a SQLAlchemy ``AsyncSession`` bound to this service's engine only.
+    While a handler runs, ``uow.incoming`` is the envelope being handled.
+    """
+
+    def __init__(self, runtime: "ServiceRuntime"):
+        self.runtime = runtime
+        self.service = runtime.name
+        self.session = AsyncSession(bind=runtime.database.engine, expire_on_commit=False)
+        self.incoming: Envelope | None = None
+        self._pending: list[_Pending] = []
+        self._published: list[Envelope] = []
+        self._finished = False
+
+    async def __aenter__(self) -> "UnitOfWork":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None and not self._finished:
+                await self.commit()
+            elif not self._finished:
+                await self.rollback()
+        finally:
+            await self.session.close()
+
+    # -- conveniences over the session ---------------------------------------------------------
+    def add(self, instance: Any) -> None:
+        self.session.add(instance)
+
+    async def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        return await self.session.get(entity, ident, **kwargs)
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        return await self.session.execute(statement, params)
+
+    async def scalar(self, statement: Any, params: Any = None) -> Any:
+        return await self.session.scalar(statement, params)
+
+    async def scalars(self, statement: Any, params: Any = None) -> Any:
+        return await self.session.scalars(statement, params)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    # -- events ----------------------------------------------------------------------------------
+    def publish(self, event: Event, *, entity: Any = None, key: str | None = None,
+                version: int | None = None) -> None:
+        """Record ``event`` in the outbox of this transaction.
+
+        The partition key is ``key``, else the event's declared key field, else ``entity.id``;
+        the entity version is ``version``, else ``entity.version`` read at commit (after the
+        flush that bumps it). Every event must end up with both.
+        """
+        if not isinstance(event, Event) or not event.event_type:
+            raise EventError(f"{event!r} is not an Event with a declared type", service=self.service,
+                             fix="declare it as class X(Event, type='system.service.entity.action')")
+        if event.event_type not in self.runtime.publishes:
+            raise EventError(f"publishes {event.event_type!r}, which it does not declare", service=self.service,
+                             fix=f"add {type(event).__name__} to the service's publishes=[...]")
+        if self._finished:
+            raise EventError("publish() after the unit of work finished", service=self.service,
+                             fix="publish inside the `async with service.unit_of_work()` block")
+        self._pending.append(_Pending(event, key, version, entity))
+
+    def _envelopes(self) -> list[Envelope]:
+        envelopes = []
+        for item in self._pending:
+            key = item.key or item.event.key()
+            if key is None and item.entity is not None:
+                key = str(item.entity.id)
+            version = item.version
+            if version is None and item.entity is not None:
+                version = getattr(item.entity, "version", None)
+            if key is None or version is None:
+                missing = "key" if key is None else "entity version"
+                raise EventError(
+                    f"event {item.event.event_type} has no {missing}", service=self.service,
+                    fix="pass entity=<the changed row> (with a version column, e.g. isles.Versioned) "
+                        "or key=/version= to uow.publish()")
+            envelopes.append(Envelope.wrap(item.event, source=self.runtime.source, key=key, version=int(version)))
+        return envelopes
+
+    async def commit(self) -> Sequence[Envelope]:
+        """Flush the changes, write the outbox rows, commit; return the envelopes published."""
+        if self._finished:
+            raise EventError("commit() called twice", service=self.service, fix="commit once per unit of work")
+        published: list[Envelope] = []
+        if self._pending:
+            await self.session.flush()  # bumps entity versions before we read them
+            published = self._envelopes()
+            if self.runtime.database.is_postgres:
+                # Same-key transactions queue here until commit, so outbox ids are assigned in
+                # per-key commit order (ids otherwise follow insert order, not commit order).
+                # The NOTIFY is delivered at commit and wakes the relays at once.
+                keys = sorted({e.partitionkey for e in published})
+                await self.session.execute(
+                    text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 7302))), "
+                         "pg_notify(:channel, '') "
+                         "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"),
+                    {"keys": keys, "channel": notify_channel(self.runtime)})
+            await self.session.execute(insert(self.runtime.tables.outbox), [_outbox_row(e) for e in published])
+        await self.session.commit()
+        self._finished = True
+        self._pending.clear()
+        self._published = published
+        if published:
+            self.runtime.committed(len(published))
+        return published
+
+    async def rollback(self) -> None:
+        self._pending.clear()
+        self._finished = True
+        await self.session.rollback()
+
+
+def _outbox_row(envelope: Envelope) -> dict[str, Any]:
+    return {
+        "event_id": envelope.id, "type": envelope.type, "source": envelope.source,
+        "subject": envelope.subject, "partition_key": envelope.partitionkey,
+        "entity_version": envelope.entityversion, "data_version": envelope.dataversion,
+        "trace_parent": envelope.traceparent, "occurred_at": envelope.time,
+        "data": envelope.data.decode(),
+    }
+
+
+def envelope_from_row(row: Any) -> Envelope:
+    occurred = row.occurred_at
+    if occurred.tzinfo is None:  # SQLite returns naive datetimes; we always store UTC
+        occurred = occurred.replace(tzinfo=timezone.utc)
+    return Envelope(id=row.event_id, source=row.source, type=row.type, data=row.data.encode(),
+                    partitionkey=row.partition_key, entityversion=row.entity_version, time=occurred,
+                    subject=row.subject, traceparent=row.trace_parent, dataversion=row.data_version)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,70 @@
+"""The isles command line, run as a user runs it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent.parent
+ISLES = [sys.executable, "-m", "isles.cli"]
+
+
+def isles(*args: str, env: dict[str, str], system: str | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **env, "COLUMNS": "200", "PYTHONPATH": f"{Path(__file__).parent}{os.pathsep}{ROOT / 'src'}"}
+    if system:
+        full_env["ISLES_SYSTEM"] = system
+    return subprocess.run([*ISLES, *args], env=full_env, capture_output=True, text=True, timeout=120,
+                          cwd=str(Path(env["ISLES_DATA_DIR"]).parent))
+
+
+def test_demo_renames_the_part_and_exits_zero(env):
+    result = isles("demo", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "P-99999" in result.stdout and "demo passed" in result.stdout
+
+
+def test_status_lists_every_service(env):
+    result = isles("status", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "material" in result.stdout and "work_order" in result.stdout and "backlog" in result.stdout
+
+
+def test_a_bad_database_url_is_a_clear_error_without_the_password(env):
+    result = isles("status", env={**env, "MATERIAL_DATABASE_URL": "postgresql://app:hunter2@127.0.0.1:1/mes"})
+    assert result.returncode == 2
+    assert "service 'material'" in result.stderr and "fix:" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_a_wrong_system_path_says_how_to_fix_it(env):
+    result = isles("status", env=env, system="nowhere.system:system")
+    assert result.returncode == 2 and "ISLES_SYSTEM" in result.stderr
+
+
+async def test_dead_letters_listed_and_retried_from_the_command_line(env):
+    import toy_shop
+
+    system = toy_shop.build_system(env=env, consumer_options={"max_attempts": 1})
+    await system.start()
+    bad = await toy_shop.create_item("bad")
+    toy_shop.FAIL_KEYS.add(str(bad))
+    await toy_shop.rename(bad, "bad-2")
+    await system.drain()
+    await system.stop()
+    toy_shop.FAIL_KEYS.clear()
+    listed = isles("dlq", "list", env=env, system="toy_shop:build_system")
+    assert listed.returncode == 0 and "injected failure" in listed.stdout and "dead" in listed.stdout
+    retried = isles("dlq", "retry", "--all", env=env, system="toy_shop:build_system")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "2 event(s) applied over 1 key(s)" in retried.stdout
+    assert "no dead letters" in isles("dlq", "list", env=env, system="toy_shop:build_system").stdout
+
+
+def test_help_teaches(env):
+    result = isles("--help", env=env)
+    assert result.returncode == 0
+    for command in ("run", "demo", "status", "dlq", "resync"):
+        assert command in result.stdout

@@ -1,0 +1,58 @@
+"""The CloudEvents envelope, camelCase payloads and the registry of event types."""
+from __future__ import annotations
+
+import orjson
+import pytest
+
+import toy_shop
+from isles.errors import ConfigurationError, InvalidPayload
+from isles.events import Envelope, EventRegistry, decode, new_traceparent
+
+
+def test_payloads_are_camel_case_on_the_wire():
+    event = toy_shop.ItemCreated(item_id="i-1", name="bolt", price=3)
+    assert orjson.loads(event.to_json()) == {"itemId": "i-1", "name": "bolt", "price": 3}
+    assert toy_shop.ItemCreated.model_validate({"itemId": "i-1", "name": "bolt", "price": 3}) == event
+
+
+def test_envelope_round_trips_through_cloudevents_json():
+    event = toy_shop.ItemUpdated(item_id="i-1", name="bolt", price=3)
+    envelope = Envelope.wrap(event, source="/shop/catalog", key="i-1", version=7)
+    wire = orjson.loads(envelope.to_structured())
+    assert wire["specversion"] == "1.0" and wire["type"] == "shop.catalog.item.updated"
+    assert wire["partitionkey"] == "i-1" and wire["entityversion"] == 7 and wire["dataversion"] == 1
+    assert wire["traceparent"].startswith("00-") and wire["data"] == {"itemId": "i-1", "name": "bolt", "price": 3}
+    back = Envelope.from_structured(envelope.to_structured())
+    assert (back.id, back.entityversion, back.partitionkey, back.json()) == (
+        envelope.id, 7, "i-1", {"itemId": "i-1", "name": "bolt", "price": 3})
+
+
+def test_an_event_without_partition_key_is_refused():
+    raw = orjson.dumps({"specversion": "1.0", "id": "1", "source": "/x", "type": "a.b.c", "data": {}})
+    with pytest.raises(InvalidPayload, match="partitionkey"):
+        Envelope.from_structured(raw)
+
+
+def test_trace_context_continues_the_parent_trace():
+    parent = new_traceparent()
+    child = new_traceparent(parent)
+    assert child.split("-")[1] == parent.split("-")[1] and child != parent
+
+
+def test_invalid_data_names_the_service_the_field_and_the_fix():
+    envelope = Envelope.wrap(toy_shop.ItemUpdated(item_id="1", name="n", price=1), source="/s", key="1", version=1)
+    envelope.data = b'{"itemId": "1"}'
+    with pytest.raises(InvalidPayload) as info:
+        decode(toy_shop.ItemView, envelope, service="orders")
+    assert "service 'orders'" in str(info.value) and "name" in str(info.value) and "isles dlq retry" in str(info.value)
+
+
+def test_registry_refuses_two_owners_of_one_type():
+    registry = EventRegistry()
+    registry.register("catalog", toy_shop.ItemCreated)
+
+    class Twin(toy_shop.ItemCreated, type="shop.catalog.item.created"):
+        pass
+
+    with pytest.raises(ConfigurationError, match="declared twice"):
+        registry.register("other", Twin)
