@@ -1,0 +1,496 @@
+"""The Kafka transport (aiokafka): one topic per publishing service, consumer groups per consuming service.
+
+Why it is built this way:
+
+* **Wire format.** Every event is a Kafka record in CloudEvents *binary content mode* (``ce_*``
+  headers, ``content-type``, JSON data as the value) made by the ``cloudevents`` package's Kafka
+  binding. The record key is the envelope's ``partitionkey`` (the entity id), so all events of an
+  entity land in one partition and Kafka keeps them in order.
+* **Producer.** Idempotent (``enable_idempotence=True``, ``acks=all``) with a short linger so a
+  relay batch becomes a few produce requests. ``publish`` returns once every record is acknowledged
+  by the in-sync replicas; only then does the relay mark outbox rows published. aiokafka keeps at
+  most one batch in flight per partition, so retries cannot reorder a key.
+* **Consumer.** One ``AIOKafkaConsumer`` per consuming service (group id = service name), manual
+  commits only. Records of one partition are delivered one at a time, in offset order; partitions of
+  a fetch proceed concurrently. An offset is committed only after ``deliver`` returned (its inbox
+  transaction committed). When ``deliver`` raises, the partition is rewound to that record and paused
+  for a backoff: the record and every later record of that partition (so every later event of the
+  key) come again, nothing overtakes it. A rebalance waits for the batch in flight to finish, so a
+  partition is never processed by two members of a group at once.
+* **Topics** are created at ``start`` (and on first publish to a new topic) with
+  ``ISLES_KAFKA_PARTITIONS`` partitions. An existing topic with another partition count is an error:
+  the key-to-partition mapping, and with it per-key order, depends on that count.
+* **Records without CloudEvents headers** (written by some other producer) are never skipped
+  silently. With no ``on_poison`` handler the partition stops at such a record and an error naming
+  the topic, partition and offset is logged on every retry until an operator acts; an ``on_poison``
+  handler may instead store or forward it, and the offset moves on once the handler returns.
+
+The test broker (tansu) rejects InitProducerId v0, the only version aiokafka sends; Kafka has had v3
+since 2.5. :func:`_support_init_producer_id_v3` teaches aiokafka v3, and aiokafka picks the newest
+version both sides support, so older brokers still get v0.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.formats.json import JSONFormat
+
+from isles.backoff import backoff_delay
+from isles.errors import ConfigurationError, EventError, IslesError
+from isles.events import Envelope
+from isles.tasks import cancel_and_wait
+from isles.transport.base import Deliver, Transport
+
+log = logging.getLogger("isles.transport.kafka")
+
+#: ``on_poison(group, record, error)``: store or forward a record that is not an isles CloudEvent.
+PoisonHandler = Callable[[str, ConsumerRecord, "PoisonMessage"], Awaitable[None]]
+
+
+class BrokerUnavailable(IslesError):
+    """The Kafka brokers cannot be reached."""
+
+
+class TopicMismatch(ConfigurationError):
+    """An existing topic does not have the configured partition count."""
+
+
+class PoisonMessage(EventError):
+    """A record that is not a CloudEvent isles can read (e.g. no ``ce_*`` headers)."""
+
+
+class TransportNotRunning(RuntimeError):
+    pass
+
+
+class _RawJSON(JSONFormat):
+    """JSON format that hands the data back as the exact bytes received (no parse, no re-encode)."""
+
+    def read_data(self, body: bytes, datacontenttype: str | None) -> Any:
+        return bytes(body) if body else None
+
+
+_FORMAT = JSONFormat()
+_READ_FORMAT = _RawJSON()
+
+
+def mask_brokers(brokers: str) -> str:
+    """Broker list as text with any ``user:password@`` credentials masked."""
+    return re.sub(r"([^,/@:]+):[^@,]*@", r"\1:***@", brokers)
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Connection and tuning settings; :meth:`from_env` reads the seeds' variable names."""
+
+    brokers: str
+    client_id: str = "isles"
+    partitions: int = 6
+    replication_factor: int = 1
+    linger_ms: int = 2
+    request_timeout_ms: int = 30000
+    session_timeout_ms: int = 10000
+    max_poll_records: int = 500
+    # How long a fetch may wait for data. Kafka answers as soon as one byte is there, but some
+    # Kafka-protocol brokers (tansu) hold the fetch for the full wait: keep it short for latency.
+    fetch_max_wait_ms: int = 20
+    retry_base: float = 0.1   # seconds before a failed partition is retried (exponential, jittered)
+    retry_cap: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "KafkaSettings":
+        brokers = (env.get("KAFKA_BROKERS") or "").strip()
+        if not brokers:
+            raise ConfigurationError("KAFKA_BROKERS is empty", fix="set KAFKA_BROKERS=host:port[,host:port...]")
+        return cls(
+            brokers=brokers,
+            client_id=env.get("KAFKA_CLIENT_ID") or "isles",
+            partitions=_int_setting(env, "ISLES_KAFKA_PARTITIONS", 6),
+            replication_factor=_int_setting(env, "ISLES_KAFKA_REPLICATION_FACTOR", 1),
+            linger_ms=_int_setting(env, "ISLES_KAFKA_LINGER_MS", 2, minimum=0),
+            session_timeout_ms=_int_setting(env, "ISLES_KAFKA_SESSION_TIMEOUT_MS", 10000),
+            fetch_max_wait_ms=_int_setting(env, "ISLES_KAFKA_FETCH_MAX_WAIT_MS", 20),
+        )
+
+    @property
+    def bootstrap(self) -> list[str]:
+        return [b.strip().removeprefix("kafka://") for b in self.brokers.split(",") if b.strip()]
+
+
+def _int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number >= {minimum}",
+                                 fix=f"set {name} to a number like {default}, or unset it")
+    return value
+
+
+# -- wire format --------------------------------------------------------------------------------------
+def to_record(envelope: Envelope) -> ce_kafka.KafkaMessage:
+    """The envelope as a Kafka record in CloudEvents binary content mode."""
+    return ce_kafka.to_binary(envelope.to_cloudevent(), _FORMAT)
+
+
+def from_record(record: ConsumerRecord) -> Envelope:
+    """Read a consumed record; a record that is not a CloudEvent raises :class:`PoisonMessage`."""
+    headers = {k: bytes(v) for k, v in (record.headers or ())}
+    where = f"record {record.topic}[{record.partition}]@{record.offset}"
+    if not any(k.lower().startswith(ce_kafka.CE_PREFIX) for k in headers):
+        raise PoisonMessage(f"{where} has no CloudEvents (ce_*) headers",
+                            fix="publish it through isles (CloudEvents binary mode), or give the Kafka transport "
+                                "an on_poison handler that stores such records; then the partition moves on")
+    try:
+        event = ce_kafka.from_binary(ce_kafka.KafkaMessage(headers, record.key, record.value or b""), _READ_FORMAT)
+        return Envelope.from_cloudevent(event)
+    except EventError as exc:
+        raise PoisonMessage(f"{where} is not a usable isles event: {exc.problem}", fix=exc.fix) from None
+    except Exception as exc:
+        raise PoisonMessage(f"{where} is not a valid CloudEvent: {type(exc).__name__}: {exc}",
+                            fix="fix the producer; give the transport an on_poison handler to move past it") from None
+
+
+# -- the transport -------------------------------------------------------------------------------------
+class KafkaTransport(Transport):
+    """Kafka over aiokafka; see the module docstring."""
+
+    name = "kafka"
+    delivers_synchronously = False
+
+    def __init__(self, settings: KafkaSettings, *, on_poison: PoisonHandler | None = None):
+        _support_init_producer_id_v3()
+        self.settings = settings
+        self.on_poison = on_poison
+        self._subscriptions: dict[str, tuple[list[str], Deliver]] = {}
+        self._admin: AIOKafkaAdminClient | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._consumers: list[_GroupConsumer] = []
+        self._ready_topics: set[str] = set()
+        self._topic_lock = asyncio.Lock()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **kwargs: Any) -> "KafkaTransport":
+        return cls(KafkaSettings.from_env(env), **kwargs)
+
+    def describe(self) -> str:
+        return f"kafka ({mask_brokers(self.settings.brokers)}, client id {self.settings.client_id})"
+
+    def subscribe(self, group: str, topics: Sequence[str], deliver: Deliver) -> None:
+        if group in self._subscriptions:
+            raise ValueError(f"consumer group {group!r} is already subscribed")
+        if self._producer is not None:
+            raise RuntimeError("subscribe() must be called before start()")
+        self._subscriptions[group] = (list(topics), deliver)
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def _unreachable(self, exc: BaseException) -> BrokerUnavailable:
+        services = ", ".join(sorted(self._subscriptions)) or None
+        return BrokerUnavailable(
+            f"Kafka brokers {mask_brokers(self.settings.brokers)} cannot be reached: {type(exc).__name__}: {exc}",
+            service=services,
+            fix="start the broker, or correct KAFKA_BROKERS (host:port[,host:port]); unset it to use the "
+                "in-process transport")
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        s = self.settings
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap, client_id=s.client_id,
+                                    request_timeout_ms=s.request_timeout_ms)
+        try:
+            await admin.start()
+        except (KafkaError, OSError) as exc:
+            await admin.close()
+            raise self._unreachable(exc) from None
+        self._admin = admin
+        try:
+            topics = sorted({t for topics, _ in self._subscriptions.values() for t in topics})
+            await self._ensure_topics(topics)
+            producer = AIOKafkaProducer(bootstrap_servers=s.bootstrap, client_id=s.client_id,
+                                        enable_idempotence=True, acks="all", linger_ms=s.linger_ms,
+                                        request_timeout_ms=s.request_timeout_ms)
+            try:
+                await producer.start()
+            except (KafkaError, OSError) as exc:
+                await producer.stop()
+                raise self._unreachable(exc) from None
+            self._producer = producer
+            for group, (topics, deliver) in self._subscriptions.items():
+                consumer = _GroupConsumer(self, group, topics, deliver)
+                self._consumers.append(consumer)
+                await consumer.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            await consumer.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception as exc:  # unsent records stay unpublished in the outbox
+                log.warning("kafka producer did not stop cleanly: %s", exc)
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            await admin.close()
+        self._ready_topics.clear()
+
+    # -- topics ---------------------------------------------------------------------------------------
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        """Create missing topics; raise :class:`TopicMismatch` for a wrong partition count."""
+        await self._ensure_topics(topics)
+
+    async def _ensure_topics(self, topics: Sequence[str]) -> None:
+        wanted = [t for t in dict.fromkeys(topics) if t not in self._ready_topics]
+        if not wanted:
+            return
+        if self._admin is None:
+            raise TransportNotRunning("the Kafka transport is not started")
+        async with self._topic_lock:
+            wanted = [t for t in wanted if t not in self._ready_topics]
+            if not wanted:
+                return
+            s = self.settings
+            # List first: asking for metadata of a missing topic makes some brokers auto-create it.
+            existing = set(await self._admin.list_topics())
+            missing = [t for t in wanted if t not in existing]
+            if missing:
+                response = await self._admin.create_topics(
+                    [NewTopic(t, s.partitions, s.replication_factor) for t in missing])
+                for topic_error in response.topic_errors:
+                    topic, code = topic_error[0], topic_error[1]
+                    if code not in (0, 36):  # 36: created meanwhile by another process
+                        raise ConfigurationError(
+                            f"Kafka topic {topic!r} could not be created (error code {code}: {topic_error[2]})",
+                            fix="create it by hand with ISLES_KAFKA_PARTITIONS partitions, or grant this client "
+                                "the right to create topics")
+            for described in await self._admin.describe_topics(wanted):
+                count = len(described.get("partitions") or ())
+                if count != s.partitions:
+                    raise TopicMismatch(
+                        f"Kafka topic {described['topic']!r} has {count} partitions, but ISLES_KAFKA_PARTITIONS "
+                        f"is {s.partitions}",
+                        fix=f"set ISLES_KAFKA_PARTITIONS={count} to use the topic as it is (changing the count of "
+                            f"a topic in use moves keys between partitions and breaks per-key order)")
+            self._ready_topics.update(wanted)
+
+    # -- publishing -----------------------------------------------------------------------------------
+    async def publish(self, topic: str, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+        producer = self._producer
+        if producer is None:
+            raise TransportNotRunning("the Kafka transport is not started")
+        await self._ensure_topics([topic])
+        pending: list[Any] = []
+        failed_keys: dict[str, BaseException] = {}
+        for envelope in envelopes:
+            key = envelope.partitionkey
+            if key in failed_keys:
+                pending.append(RuntimeError(f"held back: an earlier event of key {key} was not accepted"))
+                continue
+            message = to_record(envelope)
+            try:
+                pending.append(await producer.send(topic, value=message.value, key=key.encode(),
+                                                   headers=list(message.headers.items())))
+            except Exception as exc:
+                failed_keys[key] = exc
+                pending.append(exc)
+        results: list[BaseException | None] = []
+        for item in pending:
+            if isinstance(item, BaseException):
+                results.append(item)
+                continue
+            try:
+                await item
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+
+class _GroupConsumer(ConsumerRebalanceListener):
+    """One consuming service's member of its consumer group."""
+
+    def __init__(self, transport: KafkaTransport, group: str, topics: list[str], deliver: Deliver):
+        self.transport = transport
+        self.group = group
+        self.topics = topics
+        self.deliver = deliver
+        self.consumer: AIOKafkaConsumer | None = None
+        self.task: asyncio.Task | None = None
+        self._batch = asyncio.Lock()  # held while a fetched batch is delivered; a rebalance waits for it
+        self._failures: dict[TopicPartition, int] = {}
+        self._resumes: list[asyncio.TimerHandle] = []
+
+    async def start(self) -> None:
+        s = self.transport.settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap, client_id=f"{s.client_id}-{self.group}", group_id=self.group,
+            enable_auto_commit=False, auto_offset_reset="earliest", session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=max(100, s.session_timeout_ms // 4), max_poll_records=s.max_poll_records,
+            request_timeout_ms=s.request_timeout_ms, fetch_max_wait_ms=s.fetch_max_wait_ms)
+        consumer.subscribe(self.topics, listener=self)
+        try:
+            await consumer.start()
+        except (KafkaError, OSError) as exc:
+            await consumer.stop()
+            raise self.transport._unreachable(exc) from None
+        self.consumer = consumer
+        self.task = asyncio.create_task(self.run(), name=f"isles-kafka-{self.group}")
+
+    async def stop(self) -> None:
+        for handle in self._resumes:
+            handle.cancel()
+        self._resumes.clear()
+        if self.task is not None:
+            await cancel_and_wait([self.task])
+            self.task = None
+        if self.consumer is not None:
+            try:
+                await self.consumer.stop()
+            except Exception as exc:
+                log.warning("kafka consumer of '%s' did not stop cleanly: %s", self.group, exc)
+            self.consumer = None
+
+    # rebalance listener: wait until the batch in flight is delivered and committed
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._batch:
+            for tp in revoked:
+                self._failures.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        pass
+
+    async def run(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        while True:
+            try:
+                batch = await consumer.getmany(timeout_ms=500)
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                log.warning("service '%s': kafka fetch failed (retrying): %s", self.group, exc)
+                await asyncio.sleep(1.0)
+                continue
+            if not batch:
+                continue
+            async with self._batch:
+                assigned = consumer.assignment()
+                done = await asyncio.gather(*(self._deliver_partition(tp, records)
+                                              for tp, records in batch.items() if tp in assigned))
+                offsets = {tp: offset for tp, offset in done if offset is not None}
+                if offsets:
+                    try:
+                        await consumer.commit(offsets)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # e.g. rebalanced meanwhile: the new owner redelivers, the inbox dedups
+                        log.warning("service '%s': kafka offset commit failed (events will be redelivered): %s",
+                                    self.group, exc)
+
+    async def _deliver_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> tuple[TopicPartition, int | None]:
+        """Deliver records in order; returns the offset to commit (after the last delivered record)."""
+        next_offset: int | None = None
+        for record in records:
+            try:
+                try:
+                    envelope = from_record(record)
+                except PoisonMessage as poison:
+                    if self.transport.on_poison is None:
+                        raise
+                    await self.transport.on_poison(self.group, record, poison)
+                else:
+                    await self.deliver(envelope)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._retry_later(tp, record, exc)
+                return tp, next_offset
+            next_offset = record.offset + 1
+            self._failures.pop(tp, None)
+        return tp, next_offset
+
+    def _retry_later(self, tp: TopicPartition, record: ConsumerRecord, exc: Exception) -> None:
+        """Rewind the partition to ``record`` and pause it for a backoff (the key's order is kept)."""
+        consumer = self.consumer
+        assert consumer is not None
+        attempts = self._failures[tp] = self._failures.get(tp, 0) + 1
+        s = self.transport.settings
+        delay = backoff_delay(attempts, base=s.retry_base, cap=s.retry_cap)
+        level = logging.ERROR if isinstance(exc, PoisonMessage) else logging.WARNING
+        log.log(level, "service '%s': delivery of %s[%d]@%d failed (attempt %d, again in %.2fs): %s",
+                self.group, tp.topic, tp.partition, record.offset, attempts, delay, exc)
+        consumer.seek(tp, record.offset)
+        consumer.pause(tp)
+        handle = asyncio.get_running_loop().call_later(delay, self._resume, tp)
+        self._resumes = [h for h in self._resumes if not h.cancelled()][-1000:] + [handle]
+
+    def _resume(self, tp: TopicPartition) -> None:
+        consumer = self.consumer
+        if consumer is not None and tp in consumer.assignment():
+            consumer.resume(tp)
+
+
+# -- aiokafka compatibility: InitProducerId v3 ----------------------------------------------------------
+_PATCHED = False
+
+
+def _support_init_producer_id_v3() -> None:
+    """Let aiokafka's idempotent producer send InitProducerId v3 (producer id/epoch -1) when the broker has it."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    import aiokafka.producer.sender as sender
+    from aiokafka.protocol.api import Request, RequestStruct, Response
+    from aiokafka.protocol.transaction import InitProducerIdRequest_v0
+    from aiokafka.protocol.types import CompactString, Int16, Int32, Int64, Schema, TaggedFields
+
+    class InitProducerIdResponse_v3(Response):
+        API_KEY = 22
+        API_VERSION = 3
+        SCHEMA = Schema(("throttle_time_ms", Int32), ("error_code", Int16), ("producer_id", Int64),
+                        ("producer_epoch", Int16), ("tags", TaggedFields))
+
+    class InitProducerIdRequest_v3(RequestStruct):
+        FLEXIBLE_VERSION = True
+        API_KEY = 22
+        API_VERSION = 3
+        RESPONSE_TYPE = InitProducerIdResponse_v3
+        SCHEMA = Schema(("transactional_id", CompactString("utf-8")), ("transaction_timeout_ms", Int32),
+                        ("producer_id", Int64), ("producer_epoch", Int16), ("tags", TaggedFields))
+
+    class InitProducerIdRequest(Request[InitProducerIdRequest_v0 | InitProducerIdRequest_v3]):  # type: ignore[misc]
+        API_KEY = 22
+
+        def __init__(self, transactional_id: str | None, transaction_timeout_ms: int):
+            self._transactional_id = transactional_id
+            self._transaction_timeout_ms = transaction_timeout_ms
+
+        def build(self, request_struct_class: Any) -> Any:
+            if request_struct_class.API_VERSION >= 3:
+                return request_struct_class(self._transactional_id, self._transaction_timeout_ms, -1, -1, {})
+            return request_struct_class(self._transactional_id, self._transaction_timeout_ms)
+
+    sender.InitProducerIdRequest = InitProducerIdRequest  # type: ignore[attr-defined]
+    _PATCHED = True
+
+
+__all__ = ["KafkaTransport", "KafkaSettings", "BrokerUnavailable", "TopicMismatch", "PoisonMessage",
+           "PoisonHandler", "to_record", "from_record", "mask_brokers"]

@@ -1,0 +1,51 @@
+"""Wire formats without a broker: CloudEvents Kafka binary mode and the Redis entry, both ways."""
+from __future__ import annotations
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from transport_harness import envelope
+
+from isles.transport.kafka import PoisonMessage, from_record, mask_brokers, to_record
+from isles.transport.redis_streams import PoisonEntry, decode_entry
+
+
+def _record(headers, key, value) -> ConsumerRecord:
+    return ConsumerRecord(topic="t.s.events", partition=2, offset=7, timestamp=0, timestamp_type=0, key=key,
+                          value=value, checksum=None, serialized_key_size=0, serialized_value_size=0,
+                          headers=tuple(headers))
+
+
+def test_kafka_binary_mode_round_trip():
+    sent = envelope("mes", "P-12345", 3)
+    message = to_record(sent)
+    assert message.key == "P-12345"
+    assert message.headers["ce_type"] == b"mes.svc.thing.changed" and message.headers["content-type"] == b"application/json"
+    assert message.value == sent.data  # the JSON data as the record value, byte for byte
+    got = from_record(_record(message.headers.items(), b"P-12345", message.value))
+    assert (got.id, got.type, got.source, got.partitionkey, got.entityversion, got.data, got.traceparent) == \
+        (sent.id, sent.type, sent.source, sent.partitionkey, sent.entityversion, sent.data, sent.traceparent)
+
+
+def test_kafka_record_without_cloudevents_headers_is_poison():
+    with pytest.raises(PoisonMessage) as info:
+        from_record(_record([("content-type", b"application/json")], b"k", b'{"a": 1}'))
+    assert "t.s.events[2]@7" in str(info.value) and "no CloudEvents" in str(info.value) and info.value.fix
+
+
+def test_kafka_record_with_broken_cloudevent_is_poison():
+    with pytest.raises(PoisonMessage):
+        from_record(_record([("ce_id", b"1")], None, b"{}"))  # no source, type, partition key
+
+
+def test_broker_credentials_are_masked():
+    assert mask_brokers("user:secret@h1:9092,h2:9092") == "user:***@h1:9092,h2:9092"
+
+
+def test_redis_entry_round_trip_and_poison():
+    sent = envelope("mes", "P-1", 1)
+    got = decode_entry("s", b"1-0", {b"key": b"P-1", b"event": sent.to_structured()})
+    assert (got.id, got.partitionkey, got.entityversion, got.data) == (sent.id, "P-1", 1, sent.data)
+    with pytest.raises(PoisonEntry) as info:
+        decode_entry("s", b"1-0", {b"other": b"x"})
+    assert "1-0" in str(info.value) and info.value.fix
