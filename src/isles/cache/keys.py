@@ -1,0 +1,58 @@
+"""Cache key prefixes (seed 001's ``CacheKeyPrefix``) and the key layout of one cache namespace.
+
+Every cached entity is addressed as ``<prefix>:<id>``; a backend stores it under
+``<namespace>:e:<prefix>:<id>``. The namespace keeps caches that share one Redis apart
+(one per system, or one per test), and the ``e:`` infix keeps entries apart from the
+bookkeeping keys (the write sequence and the per-prefix generations).
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from isles.errors import ConfigurationError
+
+
+class CacheKeyPrefix(StrEnum):
+    """The kinds of reference data the seed's services cache (values as in seed 001)."""
+
+    USER = "user"
+    PART = "part"
+    WORK_CENTER = "work_center"
+    SITE = "site"
+    AREA = "area"
+    PRODUCT = "product"
+    ROUTING = "routing"
+    OPERATION = "operation"
+    SKILL = "skill"
+    TOOL = "tool"
+
+
+Prefix = CacheKeyPrefix | str
+
+
+def check_prefix(prefix: Prefix) -> str:
+    """The prefix as text; a ``:`` or glob character would make key patterns ambiguous."""
+    text = str(prefix)
+    if not text or any(c in text for c in ":*?[]"):
+        raise ConfigurationError(f"cache prefix {text!r} is empty or contains ':', '*', '?', '[' or ']'",
+                                 fix="use a plain name such as 'part' or a CacheKeyPrefix member")
+    return text
+
+
+class KeySpace:
+    """Names of the keys and the invalidation channel of one cache namespace."""
+
+    def __init__(self, namespace: str):
+        if not namespace or any(c in namespace for c in "*?[]"):
+            raise ConfigurationError(f"cache namespace {namespace!r} is empty or contains glob characters",
+                                     fix="use a plain name such as 'isles:cache' or 'mes:cache'")
+        self.namespace = namespace
+        self.entries = f"{namespace}:e:"  # + "<prefix>:<id>"
+        self.seq = f"{namespace}:seq"
+        self.channel = f"{namespace}:invalidate"
+
+    def entry(self, prefix: str, id: str) -> str:
+        return f"{self.entries}{prefix}:{id}"
+
+    def generation(self, prefix: str) -> str:
+        return f"{self.namespace}:g:{prefix}"
