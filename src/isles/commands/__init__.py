@@ -1,0 +1,1 @@
+"""Sub-commands of the `isles` command line, one module per group."""

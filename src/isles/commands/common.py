@@ -1,0 +1,90 @@
+"""What every `isles` command needs: finding the System, running a coroutine, printing errors."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Awaitable, TypeVar
+
+import typer
+from rich.console import Console
+
+from isles.errors import ConfigurationError, IslesError
+from isles.system import System
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+SYSTEM_HELP = ("The System to act on, as module:attribute (e.g. mes.system:system). "
+               "Default: $ISLES_SYSTEM, else the tool.isles system setting in ./pyproject.toml.")
+
+
+def system_spec(explicit: str | None = None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("ISLES_SYSTEM"):
+        return os.environ["ISLES_SYSTEM"]
+    pyproject = Path("pyproject.toml")
+    if pyproject.exists():
+        spec = tomllib.loads(pyproject.read_text()).get("tool", {}).get("isles", {}).get("system")
+        if spec:
+            return spec
+    return "mes.system:system"
+
+
+def load_object(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"{spec!r} is not of the form module:attribute",
+                                 fix="write it like mes.system:system")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r} ({exc})",
+                                 fix="install the package (make install) or correct --system / ISLES_SYSTEM") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ConfigurationError(f"module {module_name!r} has no {attribute!r}",
+                                 fix="point --system / ISLES_SYSTEM at the System object") from None
+
+
+def load_system(spec: str | None = None) -> System:
+    """The System named by ``spec``; a wrong name is a clear message and exit code 2."""
+    try:
+        return _load_system(spec)
+    except IslesError as exc:
+        err_console.print(f"[bold red]error[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _load_system(spec: str | None) -> System:
+    obj = load_object(system_spec(spec))
+    system = obj() if callable(obj) and not isinstance(obj, System) else obj
+    if not isinstance(system, System):
+        raise ConfigurationError(f"{system_spec(spec)!r} is a {type(system).__name__}, not an isles System",
+                                 fix="point --system / ISLES_SYSTEM at a System")
+    return system
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run a command's coroutine; an IslesError becomes a clear message and exit code 2."""
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except IslesError as exc:
+        err_console.print(f"[bold red]error[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error[/]: {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+__all__ = ["console", "err_console", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]

@@ -1,0 +1,19 @@
+"""Per-service Alembic migrations, driven by isles (no alembic.ini, no env.py per service).
+
+Public API (all coroutines take the :class:`isles.System` and read database settings from its
+environment, opening and closing their own engines)::
+
+    await upgrade(system, services=None, to="head")   -> list[Result]
+    await ensure_head(system)                         -> list[Result], raises MigrationError on a failure
+    await downgrade(system, services=None, to="-1")   -> list[Result]
+    await status(system, services=None)               -> list[Status]
+    await new_revision(system, "material", "add lots") -> Path | None
+    await verify(system, services=None)               -> list[VerifyReport]
+"""
+from isles.migrations.autogen import new_revision
+from isles.migrations.runner import Result, Status, downgrade, ensure_head, status, targets, upgrade
+from isles.migrations.verify import VerifyReport, verify
+from isles.migrations.scripts import VERSION_TABLE, MigrationError, Target, migrations_dir
+
+__all__ = ["ensure_head", "MigrationError", "Result", "Status", "Target", "VERSION_TABLE", "downgrade", "migrations_dir",
+           "new_revision", "status", "targets", "upgrade", "verify", "VerifyReport"]

@@ -1,0 +1,48 @@
+"""The SQL a revision runs on PostgreSQL, rendered offline (no database needed).
+
+``isles lint`` reads this to judge each migration as the database will see it: what it drops,
+renames, locks and whether it sets its timeouts.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import Script
+
+from isles.migrations.runner import _alembic_config, include_object_for
+from isles.migrations.scripts import VERSION_TABLE, Target, script_directory
+
+
+@dataclass(frozen=True)
+class RenderedRevision:
+    service: str
+    revision: str
+    path: Path
+    upgrade_sql: str
+
+
+def render_upgrade(target: Target, script_dir, rev: Script, dialect: str = "postgresql") -> str:
+    buffer = io.StringIO()
+    down = rev.down_revision if isinstance(rev.down_revision, str) else None
+
+    def fn(_rev, _context):
+        return script_dir._upgrade_revs(rev.revision, down)
+
+    with EnvironmentContext(_alembic_config(), script_dir, fn=fn, as_sql=True,
+                            starting_rev=down, destination_rev=rev.revision) as env:
+        env.configure(url=None, dialect_name=dialect, output_buffer=buffer, literal_binds=True,
+                      target_metadata=target.service.metadata, version_table=VERSION_TABLE,
+                      include_object=include_object_for(target), transaction_per_migration=False)
+        env.run_migrations()
+    return buffer.getvalue()
+
+
+def render_all(target: Target) -> list[RenderedRevision]:
+    """Every revision of a service, oldest first, with its upgrade SQL."""
+    script_dir = script_directory(target)
+    revisions = list(reversed(list(script_dir.walk_revisions())))
+    return [RenderedRevision(target.name, rev.revision, Path(rev.path), render_upgrade(target, script_dir, rev))
+            for rev in revisions]

@@ -1,0 +1,143 @@
+"""Provisioning on real PostgreSQL, both topologies: roles, grants, isolation and the audit."""
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from isles.audit import audit
+from isles.errors import IslesError
+from isles.migrations import upgrade
+from isles.provision import plan, provision, render_sql
+
+from .conftest import mes_system
+
+SECRET = "s3cret-'quoted'"
+PASSWORDS = {"MATERIAL_APP_PASSWORD": SECRET, "MATERIAL_MIGRATOR_PASSWORD": SECRET,
+             "WORK_ORDER_APP_PASSWORD": SECRET, "WORK_ORDER_MIGRATOR_PASSWORD": SECRET}
+
+
+def test_print_sql_masks_passwords_and_names_roles():
+    system = mes_system({"DATABASE_URL": "postgresql://admin:adminpw@db.example/mes", **PASSWORDS})
+    sql = render_sql(plan(system, prefix="acme"))
+    assert SECRET not in sql and "adminpw" not in sql
+    assert "PASSWORD '***'" in sql
+    for role in ("acme_material_owner", "acme_material_migrator", "acme_work_order_app"):
+        assert f'"{role}"' in sql
+    assert "REVOKE ALL ON DATABASE \"mes\" FROM PUBLIC" in sql
+    assert "REVOKE CREATE ON SCHEMA public FROM PUBLIC" in sql
+
+
+def test_missing_password_is_a_warning_not_a_default():
+    system = mes_system({"DATABASE_URL": "postgresql://admin@db.example/mes"})
+    plans = plan(system, prefix="acme")
+    assert any("MATERIAL_APP_PASSWORD is not set" in w for w in plans[0].warnings)
+    assert "PASSWORD" not in render_sql(plans).replace("_PASSWORD", "")
+
+
+async def test_sqlite_provision_creates_the_files(tmp_path):
+    system = mes_system({"ISLES_DATA_DIR": str(tmp_path / "data")})
+    results = await provision(system)
+    assert [r.topology for r in results] == ["sqlite-file", "sqlite-file"]
+    assert (tmp_path / "data" / "material.db").exists() and (tmp_path / "data" / "work_order.db").exists()
+
+
+async def _as(cluster, database: str, user: str, sql: str):
+    conn = await cluster.connect(database, user)
+    try:
+        return await conn.fetch(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.postgres
+async def test_schema_per_service_isolation(cluster, pg_database):
+    url = await pg_database()
+    db = make_url(url).database
+    cluster.shared.append(db)
+    env = {"DATABASE_URL": url, **PASSWORDS}
+    system = mes_system(env)
+    await provision(system, prefix=cluster.prefix)
+    await provision(system, prefix=cluster.prefix)  # idempotent
+
+    migrators = {f"{s.upper()}_DATABASE_URL": cluster.url(db, cluster.role(s, "migrator"), s)
+                 for s in ("material", "work_order")}
+    results = await upgrade(mes_system(migrators))
+    assert all(r.ok and r.applied for r in results), results
+    assert await audit(system, prefix=cluster.prefix) == []
+
+    wo_app, wo_migrator = cluster.role("work_order", "app"), cluster.role("work_order", "migrator")
+    assert await _as(cluster, db, wo_app, "SELECT count(*) FROM work_orders")  # its own table
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await _as(cluster, db, wo_app, "SELECT * FROM material.parts")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await _as(cluster, db, wo_app, "CREATE TABLE sneaky (id int)")  # the app role has no DDL
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await _as(cluster, db, wo_migrator, "ALTER TABLE work_orders ADD CONSTRAINT fk_part "
+                                            "FOREIGN KEY (part_id) REFERENCES material.parts (id)")
+    owner = (await _as(cluster, db, wo_migrator, "SELECT current_user AS u"))[0]["u"]
+    assert owner == cluster.role("work_order", "owner")  # the migrator acts as the owner
+
+    # a superuser couples the services by hand: the audit names both problems
+    await _as(cluster, db, "postgres", f'GRANT SELECT ON material.parts TO "{wo_app}"')
+    await _as(cluster, db, "postgres", "ALTER TABLE work_order.work_orders ADD CONSTRAINT fk_part "
+                                       "FOREIGN KEY (part_id) REFERENCES material.parts (id)")
+    await _as(cluster, db, "postgres", f'GRANT TRUNCATE ON work_order.work_orders TO "{wo_app}"')
+    found = await audit(system, prefix=cluster.prefix)
+    kinds = {(v.service, v.kind, v.object) for v in found}
+    assert ("material", "grant", "material.parts") in kinds
+    assert ("work_order", "foreign-key", "work_order.work_orders") in kinds
+    assert ("work_order", "grant", "work_order.work_orders") in kinds  # the app role may not TRUNCATE
+    assert all(v.fix for v in found)
+
+
+@pytest.mark.postgres
+async def test_database_per_service_isolation(cluster):
+    dbs = {s: f"{cluster.prefix}_{s}" for s in ("material", "work_order")}
+    cluster.databases.extend(dbs.values())
+    env = {f"{s.upper()}_DATABASE_URL": cluster.url(d) for s, d in dbs.items()} | PASSWORDS
+    system = mes_system(env)
+    await provision(system, prefix=cluster.prefix)
+    await provision(system, prefix=cluster.prefix)
+
+    migrators = {f"{s.upper()}_DATABASE_URL": cluster.url(d, cluster.role(s, "migrator")) for s, d in dbs.items()}
+    assert all(r.ok for r in await upgrade(mes_system(migrators)))
+    assert await audit(system, prefix=cluster.prefix) == []
+
+    wo_app = cluster.role("work_order", "app")
+    assert await _as(cluster, dbs["work_order"], wo_app, "SELECT count(*) FROM work_orders")
+    for user in (wo_app, cluster.role("work_order", "migrator")):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):  # no CONNECT on the other database
+            await _as(cluster, dbs["material"], user, "SELECT 1")
+
+    await _as(cluster, dbs["material"], "postgres", f'GRANT CONNECT ON DATABASE "{dbs["material"]}" TO PUBLIC')
+    found = await audit(system, prefix=cluster.prefix)
+    assert [(v.service, v.kind) for v in found] == [("material", "public")]
+
+
+@pytest.mark.postgres
+async def test_missing_role_is_a_clear_error(cluster, pg_database):
+    url = await pg_database()
+    db = make_url(url).database
+    env = {"MATERIAL_DATABASE_URL": cluster.url(db, cluster.role("material", "migrator"), "material")}
+    with pytest.raises(IslesError) as caught:
+        await upgrade(mes_system(env), ["material"])
+    assert caught.value.service == "material" and "isles db provision" in caught.value.fix
+    assert "does not exist" in caught.value.problem
+    violations = await audit(mes_system({"DATABASE_URL": url}), ["material"], prefix=cluster.prefix)
+    assert {"role " + cluster.role("material", k) for k in ("owner", "migrator", "app")} <= {v.object for v in violations}
+
+
+@pytest.mark.postgres
+async def test_unprivileged_admin_is_a_clear_error_and_changes_nothing(cluster, pg_database):
+    url = await pg_database()
+    db = make_url(url).database
+    weak = f"{cluster.prefix}_weak_admin"
+    await _as(cluster, "postgres", "postgres", f'CREATE ROLE "{weak}" LOGIN')
+    env = {"DATABASE_URL": url, "ISLES_ADMIN_DATABASE_URL": cluster.url(db, weak)}
+    with pytest.raises(IslesError) as caught:
+        await provision(mes_system(env), prefix=cluster.prefix)
+    assert caught.value.service == "material" and "ISLES_ADMIN_DATABASE_URL" in caught.value.fix
+    roles = await _as(cluster, "postgres", "postgres",
+                      f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{cluster.prefix}\\_material%'")
+    assert roles == []
