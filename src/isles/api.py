@@ -1,0 +1,79 @@
+"""One FastAPI application for the services of a System that run in this process.
+
+Each service's router is mounted under ``/api/<service>`` (``work_order`` -> ``/api/work-order``)
+and tagged with its name, so ``/docs`` groups the endpoints by the service that owns them.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic.alias_generators import to_camel
+
+from isles.system import System
+
+
+class ApiModel(BaseModel):
+    """Base of request and response bodies: camelCase JSON like the seeds' payloads, built from ORM rows."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _clean(cls, value: Any) -> Any:
+        """Times are UTC (SQLite hands them back without a zone); text has no NUL characters
+        (PostgreSQL cannot store them, so they would fail as a server error instead of a 422)."""
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        if isinstance(value, str) and "\x00" in value or isinstance(value, list) and any(
+                isinstance(v, str) and "\x00" in v for v in value):
+            raise ValueError("text must not contain NUL characters")
+        return value
+
+
+def service_prefix(name: str) -> str:
+    return f"/api/{name.replace('_', '-')}"
+
+
+def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = None,
+               title: str | None = None, services: list[str] | None = None) -> FastAPI:
+    """The ASGI app; ``start`` runs on start-up (default: ``system.start()``), stop on shutdown.
+
+    ``services`` limits the routes to those services (one process per service)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if start is not None:
+            await start()
+        elif not system.runtimes:
+            await system.start()
+        try:
+            yield
+        finally:
+            await system.stop()
+
+    app = FastAPI(title=title or f"{system.name} (isles)", lifespan=lifespan,
+                  description=f"Services of the '{system.name}' system; each owns its database.")
+    for name, service in system.services.items():
+        if services is not None and name not in services:
+            continue
+        if service.router is not None:
+            app.include_router(service.router, prefix=service_prefix(name), tags=[name])
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> JSONResponse:
+        """Each running service's database round-trip; 503 if any is down."""
+        checks = await system.health()
+        body = {h.service: {"ok": h.ok, "latencyMs": round(h.latency_ms, 2), "detail": h.detail} for h in checks}
+        return JSONResponse(body, status_code=200 if all(h.ok for h in checks) else 503)
+
+    @app.get("/status", tags=["operations"])
+    async def status() -> list[dict[str, Any]]:
+        """Outbox backlog, inbox and dead letters per service."""
+        return [s.__dict__ for s in await system.status()]
+
+    return app

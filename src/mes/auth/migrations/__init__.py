@@ -1,0 +1,1 @@
+"""Migrations of the auth service (managed by `isles migrate`)."""

@@ -1,0 +1,1 @@
+"""Migrations of the material service (managed by `isles migrate`)."""

@@ -1,0 +1,1 @@
+"""Migrations of the resource service (managed by `isles migrate`)."""

@@ -1,0 +1,1 @@
+"""Migrations of the work_order service (managed by `isles migrate`)."""
