@@ -54,6 +54,11 @@ def check(rendered: RenderedRevision) -> list[Finding]:
         found.append(Finding(code, f"{rev}: {message}", rendered.service, path, _line_of(path, *needles),
                              f"{rev}:{symbol}"))
 
+    if rendered.error is not None:
+        add("ISL004", f"cannot be rendered to SQL ({rendered.error}); fix the revision, then lint again",
+            "render", "def upgrade")
+        return found
+
     for statement in statements(rendered.upgrade_sql):
         flat = " ".join(statement.split())
         upper = flat.upper()

@@ -25,6 +25,7 @@ _ALL = [
     Rule("ISL001", "ignore-without-reason", "error", "an ignore comment must say why the rule does not apply"),
     Rule("ISL002", "unused-ignore", "warning", "an ignore comment that suppresses nothing"),
     Rule("ISL003", "unknown-rule", "error", "an ignore comment names a code isles does not have"),
+    Rule("ISL004", "unrenderable-migration", "error", "a revision cannot be rendered to PostgreSQL SQL"),
     Rule("ISL101", "table-name", "error", "table names are snake_case and plural"),
     Rule("ISL102", "column-name", "error", "column names are snake_case"),
     Rule("ISL103", "index-name", "error", "index names are idx_<table>_<columns>"),

@@ -22,6 +22,8 @@ class RenderedRevision:
     revision: str
     path: Path
     upgrade_sql: str
+    #: why the revision could not be rendered (e.g. an identifier PostgreSQL would refuse), if it could not
+    error: str | None = None
 
 
 def render_upgrade(target: Target, script_dir, rev: Script, dialect: str = "postgresql") -> str:
@@ -44,5 +46,11 @@ def render_all(target: Target) -> list[RenderedRevision]:
     """Every revision of a service, oldest first, with its upgrade SQL."""
     script_dir = script_directory(target)
     revisions = list(reversed(list(script_dir.walk_revisions())))
-    return [RenderedRevision(target.name, rev.revision, Path(rev.path), render_upgrade(target, script_dir, rev))
-            for rev in revisions]
+    rendered = []
+    for rev in revisions:
+        try:
+            sql, error = render_upgrade(target, script_dir, rev), None
+        except Exception as exc:  # reported as a finding: one broken revision must not hide the others
+            sql, error = "", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        rendered.append(RenderedRevision(target.name, rev.revision, Path(rev.path), sql, error))
+    return rendered
