@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic.alias_generators import to_camel
 
 from isles.system import System
@@ -33,6 +34,12 @@ class ApiModel(BaseModel):
                 isinstance(v, str) and "\x00" in v for v in value):
             raise ValueError("text must not contain NUL characters")
         return value
+
+
+#: A non-negative quantity (up to 12 digits before the point, 6 after) held as ``Decimal`` - so
+#: splitting a lot ten times does not drift like binary floats - and written as a JSON number.
+Quantity = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
+                     PlainSerializer(float, return_type=float, when_used="json")]
 
 
 def service_prefix(name: str) -> str:

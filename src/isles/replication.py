@@ -63,7 +63,8 @@ class Replica:
     version: str | None = None
     upsert: bool = False
     actions: tuple[str, ...] = ("created", "updated")
-    #: on ``<source>.deleted``: "keep" the copied values, or "delete" the row (upsert copies only)
+    #: on ``<source>.deleted``: "keep" the copied values, or "delete" the row (upsert copies only).
+    #: To copy fields from the deleted event itself (e.g. ``isActive``), list "deleted" in ``actions``.
     on_deleted: str = "keep"
     #: follow the source only if the system has it (e.g. API tokens in a system without auth)
     optional: bool = False
@@ -86,7 +87,7 @@ class Replica:
     @property
     def event_types(self) -> list[str]:
         types = [f"{self.source}.{action}" for action in self.actions]
-        if self.on_deleted == "delete":
+        if self.on_deleted == "delete" and "deleted" not in self.actions:
             types.append(f"{self.source}.deleted")
         return types
 
@@ -108,7 +109,7 @@ class Replica:
             raise InvalidPayload(f"event {envelope.id} ({envelope.type}) has no entityversion",
                                  service=uow.service,
                                  fix="publish it with entity= or version= so copies can be ordered")
-        if envelope.type.endswith(".deleted"):
+        if envelope.type.endswith(".deleted") and self.on_deleted == "delete":
             await self.delete(uow, envelope.partitionkey, envelope.entityversion)
         else:
             await self.apply(uow, envelope.partitionkey, envelope.entityversion, envelope.json())

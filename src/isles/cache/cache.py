@@ -577,12 +577,12 @@ class ReferenceDataCache:
                fields: Mapping[str, str] | Sequence[str] | None = None,
                transform: Callable[[dict[str, Any]], Any] | None = None,
                actions: Sequence[str] = ("created", "updated", "deleted"),
-               key: Callable[[Any], str | Sequence[str]] | None = None) -> list:
+               key: Callable[[Any], str | Sequence[str]] | None = None, optional: bool = False) -> list:
         """Subscriptions that keep ``prefix`` in step with the owner's ``<source>.<action>`` events;
         add them with ``handlers.include(...)``. See :mod:`isles.cache.follow`."""
         from isles.cache.follow import follow
         return follow(self, prefix, source, mode=mode, fields=fields, transform=transform, actions=actions,
-                      key=key)
+                      key=key, optional=optional)
 
     # -- operations ------------------------------------------------------------------------------------
     async def connect(self) -> CacheHealth:

@@ -49,8 +49,10 @@ def follow(cache: "ReferenceDataCache", prefix: Prefix, source: str, *, mode: st
            fields: Mapping[str, str] | Sequence[str] | None = None,
            transform: Callable[[dict[str, Any]], Any] | None = None,
            actions: Sequence[str] = ("created", "updated", "deleted"),
-           key: Callable[[Envelope], str | Sequence[str]] | None = None) -> list[Subscription]:
-    """Subscriptions (``type``, ``model=None``, ``fn(envelope, uow)``) for ``<source>.<action>``."""
+           key: Callable[[Envelope], str | Sequence[str]] | None = None,
+           optional: bool = False) -> list[Subscription]:
+    """Subscriptions (``type``, ``model=None``, ``fn(envelope, uow)``) for ``<source>.<action>``;
+    ``optional`` ones are dropped when the system has no service publishing ``source``."""
     p = check_prefix(prefix)
     if mode not in MODES:
         raise ConfigurationError(
@@ -88,5 +90,6 @@ def follow(cache: "ReferenceDataCache", prefix: Prefix, source: str, *, mode: st
     subscriptions = []
     for action in actions:
         fn = refresh if mode == "refresh" and action != "deleted" else invalidate
-        subscriptions.append(Subscription(f"{source}.{action}", None, fn, f"cache[{cache.name}].{p}.{mode}"))
+        subscriptions.append(Subscription(f"{source}.{action}", None, fn, f"cache[{cache.name}].{p}.{mode}",
+                                          optional))
     return subscriptions
