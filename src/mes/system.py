@@ -9,49 +9,34 @@ from sqlalchemy import select
 
 from isles import System
 from mes import auth, material, resource, work_order
-from mes.material.api import PartIn, PartPatch, create_part, update_part
+from mes.example_data import seed
+from mes.material.api import PartPatch, update_part
 from mes.material.models import Part
-from mes.work_order.api import WorkOrderIn, create_work_order
 from mes.work_order.models import WorkOrder
 
 system = System("mes", [auth.service, resource.service, material.service, work_order.service])
 
-
-async def seed(system: System) -> None:
-    """Example data (idempotent): roles, the first admin and demo users; a plant with lines, work
-    centers, personnel and routings; seed 000's part P-12345 "Landing Gear Strut" rev C and a work order."""
-    users = await auth.seed()
-    await resource.seed(users)
-    async with material.service.unit_of_work() as uow:
-        part = await uow.scalar(select(Part).where(Part.part_number.in_(["P-12345", "P-99999"])))
-        if part is None:
-            part = await create_part(uow, PartIn(part_number="P-12345", name="Landing Gear Strut", revision="C"))
-    await system.drain()
-    async with work_order.service.unit_of_work() as uow:
-        if await uow.scalar(select(WorkOrder.id).where(WorkOrder.part_id == part.id)) is None:
-            await create_work_order(uow, WorkOrderIn(part_id=part.id, quantity=10, work_order_number="WO-1001"))
-    await system.drain()
+__all__ = ["system", "seed", "demo"]
 
 
 async def demo(system: System, console: Any, timeout: float = 10.0) -> bool:
     """Seed 000's scenario: rename P-12345 to P-99999 and time the work order's copy following it."""
-
-
-    material, work_order = system.service("material"), system.service("work_order")
+    owner, copier = system.service("material"), system.service("work_order")
     await system.start()
     try:
         await seed(system)
-        async with material.unit_of_work() as uow:
+        async with owner.unit_of_work() as uow:
             part = await uow.scalar(select(Part).where(Part.part_number == "P-12345"))
-        async with work_order.unit_of_work() as uow:
-            order = await uow.scalar(select(WorkOrder).where(WorkOrder.part_id == part.id))
+        async with copier.unit_of_work() as uow:
+            order = await uow.scalar(select(WorkOrder).where(WorkOrder.part_id == part.id)
+                                     .order_by(WorkOrder.work_order_number).limit(1))
         console.print(f"material:   part [bold]{part.part_number}[/] \"{part.name}\" rev {part.revision} "
                       f"(version {part.version})")
         console.print(f"work_order: {order.work_order_number} caches part number [bold]{order.part_number}[/] "
                       f"(copy of version {order.part_version})")
         console.print("\nrenaming P-12345 -> P-99999 in material ...")
         started = time.perf_counter()
-        async with material.unit_of_work() as uow:
+        async with owner.unit_of_work() as uow:
             await update_part(uow, part.id, PartPatch(part_number="P-99999"))
             envelopes = await uow.commit()
         committed = time.perf_counter()
@@ -67,7 +52,7 @@ async def demo(system: System, console: Any, timeout: float = 10.0) -> bool:
                 async with system.runtime("material").database.engine.connect() as conn:
                     if await conn.scalar(select(outbox.c.published_at).where(outbox.c.event_id == event.id)):
                         published_at = time.perf_counter()
-            async with work_order.unit_of_work() as uow:
+            async with copier.unit_of_work() as uow:
                 current = await uow.scalar(select(WorkOrder.part_number).where(WorkOrder.id == order.id))
             if current == "P-99999":
                 seen_at = time.perf_counter()
@@ -80,7 +65,7 @@ async def demo(system: System, console: Any, timeout: float = 10.0) -> bool:
             console.print(f"  [green]relayed[/] outbox -> transport, acknowledged          "
                           f"{(published_at - started) * 1000:7.2f} ms")
         console.print(f"  [green]applied[/] in work_order (inbox + update, one tx)     {(seen_at - started) * 1000:7.2f} ms")
-        async with work_order.unit_of_work() as uow:
+        async with copier.unit_of_work() as uow:
             order = await uow.get(WorkOrder, order.id)
         console.print(f"\nwork_order: {order.work_order_number} now caches part number [bold]{order.part_number}[/] "
                       f"(copy of version {order.part_version})")

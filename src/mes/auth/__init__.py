@@ -66,6 +66,9 @@ async def seed(env: Mapping[str, str] | None = None) -> dict[str, str]:
                 existing = await create_user(uow, username=username, password=password, first_name=first,
                                              last_name=last, email=f"{username}@example.com", roles=roles)
             ids[username] = str(existing.id)
+        admin = await uow.scalar(select(User).where(User.username == (env.get("MES_ADMIN_USERNAME") or "admin")))
+        if admin is not None:
+            ids[admin.username] = str(admin.id)
     if generated:
         print(f"auth: demo users {', '.join(u[0] for u in DEMO_USERS)} have password {generated} (shown once)",
               flush=True)

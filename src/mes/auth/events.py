@@ -37,6 +37,7 @@ class UserDeleted(Event, type="mes.auth.user.deleted", key="user_id"):
     user_id: str
     username: str
     display_name: str
+    is_active: bool = False
 
 
 class _ApiTokenState(Event):

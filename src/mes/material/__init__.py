@@ -1,4 +1,5 @@
-"""The material service: parts (and, later, BOMs, lots, serials and inventory)."""
+"""The material service: parts, versioned BOMs, locations, lots and sublots (receive, disposition,
+split, merge), serialized units, and material issued into work orders."""
 from mes.material.service_def import service
 from mes.material import api as _api
 

@@ -1,9 +1,17 @@
-"""Events the material service publishes (names and payloads from seed 001)."""
+"""Events the material service publishes (part.* names and payloads from seed 001), and its views
+of the work order events it consumes.
+
+Lot and serial events carry the entity's whole current state, so a consumer (traceability,
+work_order) can build its copy from any one of them. The genealogy a traceability service needs
+is in ``lot.split`` / ``lot.merged`` (which lots came from which, with quantities) and
+``lot.consumed`` (which lot went into which work order).
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from isles import Event
+from isles import Event, Payload
+from isles.api import Quantity
 
 
 class PartCreated(Event, type="mes.material.part.created", key="part_id"):
@@ -12,6 +20,7 @@ class PartCreated(Event, type="mes.material.part.created", key="part_id"):
     part_name: str
     revision: str
     unit_of_measure: str
+    tracking: str = "lot"
 
 
 class PartUpdated(Event, type="mes.material.part.updated", key="part_id"):
@@ -20,6 +29,7 @@ class PartUpdated(Event, type="mes.material.part.updated", key="part_id"):
     part_name: str
     revision: str
     unit_of_measure: str
+    tracking: str = "lot"
     changes: dict[str, Any] = {}
     previous_values: dict[str, Any] = {}
 
@@ -29,4 +39,82 @@ class PartDeleted(Event, type="mes.material.part.deleted", key="part_id"):
     part_number: str
 
 
-PUBLISHES = [PartCreated, PartUpdated, PartDeleted]
+class _LotState(Event):
+    lot_id: str
+    lot_number: str
+    part_id: str
+    part_number: str
+    quantity: Quantity
+    unit_of_measure: str
+    status: str
+    location_id: str | None = None
+    origin: str
+    parent_lot_id: str | None = None
+    supplier: str | None = None
+    supplier_lot_number: str | None = None
+    expires_at: str | None = None
+
+
+class LotCreated(_LotState, type="mes.material.lot.created", key="lot_id"):
+    """A lot was received, or made by a split or a merge (``origin``)."""
+
+
+class LotStatusChanged(_LotState, type="mes.material.lot.status_changed", key="lot_id"):
+    previous_status: str
+    reason: str | None = None
+
+
+class LotSplit(_LotState, type="mes.material.lot.split", key="lot_id"):
+    """``quantity`` of this (parent) lot moved to the new lot ``child_lot_id``."""
+
+    child_lot_id: str
+    child_lot_number: str
+    split_quantity: Quantity
+
+
+class MergedSource(Payload):
+    lot_id: str
+    lot_number: str
+    quantity: Quantity
+
+
+class LotMerged(_LotState, type="mes.material.lot.merged", key="lot_id"):
+    """This (new) lot was made from ``sources``, each emptied into it."""
+
+    sources: list[MergedSource]
+
+
+class LotConsumed(_LotState, type="mes.material.lot.consumed", key="lot_id"):
+    """``consumed_quantity`` of the lot went into work order ``work_order_id``; ``quantity`` is what is left."""
+
+    consumption_id: str
+    consumed_quantity: Quantity
+    work_order_id: str
+    work_order_number: str | None = None
+    operation_code: str | None = None
+    sublot_id: str | None = None
+    serial_id: str | None = None
+    consumed_by: str | None = None
+    consumed_at: str
+
+
+class SerialCreated(Event, type="mes.material.serial.created", key="serial_id"):
+    serial_id: str
+    part_id: str
+    part_number: str
+    process_serial: str
+    product_serial: str | None = None
+    status: str
+    lot_id: str | None = None
+    work_order_id: str | None = None
+
+
+class SerialUpdated(SerialCreated, type="mes.material.serial.updated", key="serial_id"):
+    """A product serial was assigned, or the unit completed or was scrapped."""
+
+    changes: dict[str, Any] = {}
+    previous_values: dict[str, Any] = {}
+
+
+PUBLISHES = [PartCreated, PartUpdated, PartDeleted, LotCreated, LotStatusChanged, LotSplit, LotMerged,
+             LotConsumed, SerialCreated, SerialUpdated]

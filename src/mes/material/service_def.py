@@ -1,15 +1,15 @@
-"""The material service declaration: parts and the events that keep other services' copies current."""
+"""The material service declaration: what it owns, publishes, and copies from work_order."""
 from __future__ import annotations
 
+from isles import Replica, Service, Snapshot
 from isles.security import accept_api_tokens
-from isles import Service, Snapshot
 from mes.material.events import PUBLISHES, PartUpdated
-from mes.material.models import Base, Part
+from mes.material.models import Base, Part, ReplicatedWorkOrder
 
 
 def _part_snapshot(part: Part) -> PartUpdated:
     return PartUpdated(part_id=str(part.id), part_number=part.part_number, part_name=part.name,
-                       revision=part.revision, unit_of_measure=part.unit_of_measure)
+                       revision=part.revision, unit_of_measure=part.unit_of_measure, tracking=part.tracking)
 
 
 service = Service(
@@ -17,7 +17,13 @@ service = Service(
     metadata=Base.metadata,
     publishes=PUBLISHES,
     snapshots=[Snapshot("mes.material.part", Part, _part_snapshot)],
-    description="Parts, BOMs, lots and inventory",
+    replicas=[
+        # the work orders material may issue lots to (status) and whose BOM applies (part)
+        Replica(ReplicatedWorkOrder, key="id", source="mes.work_order.work_order", upsert=True, optional=True,
+                actions=("created", "status_changed", "completed"),
+                fields={"work_order_number": "workOrderNumber", "part_id": "partId", "status": "status"}),
+    ],
+    description="Parts, BOMs, locations, lots, sublots, serials and material issues",
 )
 
 # API tokens are checked against this service's own replica of auth's api_token events.

@@ -21,7 +21,7 @@ from isles import UnitOfWork
 from isles.orm import apply_changes
 from isles.api import ApiModel
 from isles.security import Guard, Principal
-from mes.resource.events import Qualification
+from mes.resource.events import Qualification, RoutingStep, RoutingUpdated
 from mes.resource.models import (Area, Certification, Enterprise, Equipment, Operation, Personnel, PersonnelClass,
                                  PersonnelSkill, Product, Routing, Site, Skill, Tool, WorkCenter, WorkUnit)
 from mes.resource.service_def import personnel_event, product_event, service, site_event, work_center_event
@@ -745,8 +745,25 @@ async def set_routing_status(routing_id: uuid.UUID, data: RoutingStatusIn, uow: 
     if data.status == "released" and not has_operations:
         raise HTTPException(status.HTTP_409_CONFLICT, "a routing without operations cannot be released")
     routing.status = data.status
+    await uow.flush()
+    await publish_routing(uow, routing)
     await uow.commit()
     return await _routing_out(uow, routing)
+
+
+async def publish_routing(uow: UnitOfWork, routing: Routing) -> None:
+    """Tell consumers (work_order) about a released or obsolete routing, with its operations."""
+    product = await uow.get(Product, routing.product_id)
+    ops = await uow.scalars(select(Operation).where(Operation.routing_id == routing.id).order_by(Operation.sequence))
+    steps = [RoutingStep(sequence=o.sequence, code=o.code, name=o.name,
+                         work_center_id=str(o.work_center_id) if o.work_center_id else None,
+                         setup_minutes=float(o.setup_minutes or 0), run_minutes_per_unit=float(o.run_minutes_per_unit or 0),
+                         required_skill_id=str(o.required_skill_id) if o.required_skill_id else None) for o in ops]
+    uow.publish(RoutingUpdated(routing_id=str(routing.id), product_id=str(routing.product_id),
+                               part_id=str(product.part_id) if product and product.part_id else None,
+                               site_id=str(routing.site_id) if routing.site_id else None, code=routing.code,
+                               name=routing.name, revision=routing.revision, status=routing.status,
+                               operations=steps), entity=routing)
 
 
 @router.post("/routings/{routing_id}/operations", status_code=201, response_model=OperationOut)

@@ -11,12 +11,13 @@ from mes.resource.models import (Area, Certification, Enterprise, Equipment, Ope
                                  Product, Routing, Site, Skill, Tool, WorkCenter, WorkUnit)
 
 
-async def seed_demo(service: Service, user_ids: dict[str, str]) -> dict[str, str]:
+async def seed_demo(service: Service, user_ids: dict[str, str], part_ids: dict[str, str]) -> dict[str, str]:
+    """``part_ids``: material's parts by part number, so products name the part they make."""
     from mes.resource import api
     ids: dict[str, str] = {}
     async with service.unit_of_work() as uow:
         if await uow.scalar(select(Enterprise.id).where(Enterprise.code == "ACME")):
-            for model, key in ((Site, "code"), (WorkCenter, "code"), (Product, "product_number")):
+            for model, key in ((Site, "code"), (WorkCenter, "code"), (Product, "product_number"), (Routing, "code")):
                 for row in await uow.scalars(select(model)):
                     ids[getattr(row, key)] = str(row.id)
             return ids
@@ -88,7 +89,8 @@ async def seed_demo(service: Service, user_ids: dict[str, str]) -> dict[str, str
                                       valid_from=valid_from, valid_until=valid_until, issuer="Acme training"))
             await uow.flush()
             await api.publish_personnel(uow, person, {}, {})
-        product = Product(product_number="P-12345", name="Landing Gear Strut", revision="C", unit_of_measure="EA")
+        product = Product(product_number="P-12345", name="Landing Gear Strut", revision="C", unit_of_measure="EA",
+                          part_id=_uuid(part_ids.get("P-12345")))
         uow.add(product)
         await uow.flush()
         await api.publish_product(uow, product, {}, {})
@@ -104,6 +106,9 @@ async def seed_demo(service: Service, user_ids: dict[str, str]) -> dict[str, str
                                                     (50, "OP50", "Assemble strut", "ASSY-LINE-1", 15, 90)):
             uow.add(Operation(routing_id=routing.id, sequence=seq, code=code, name=name,
                               work_center_id=centers[center].id, setup_minutes=setup, run_minutes_per_unit=run))
+        await uow.flush()
+        await api.publish_routing(uow, routing)
+        ids[routing.code] = str(routing.id)
         uow.add(Tool(tool_number="T-0451", name="12 mm carbide end mill", tool_type="end mill",
                      work_center_id=centers["CNC-LINE-1"].id, max_usage=400, usage_count=120))
         uow.add(Tool(tool_number="G-0007", name="Strut bore plug gauge", tool_type="gauge",

@@ -72,4 +72,32 @@ class ProductUpdated(Event, type="mes.resource.product.updated", key="product_id
     previous_values: dict[str, Any] = {}
 
 
-PUBLISHES = [SiteUpdated, WorkCenterUpdated, PersonnelUpdated, ProductUpdated]
+class RoutingStep(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    sequence: int
+    code: str
+    name: str
+    work_center_id: str | None = None
+    setup_minutes: float = 0
+    run_minutes_per_unit: float = 0
+    required_skill_id: str | None = None
+
+
+class RoutingUpdated(Event, type="mes.resource.routing.updated", key="routing_id"):
+    """A routing was released or made obsolete. ``part_id`` is its product's material part (if any):
+    what a work order for that part is made by. Released routings never change, so the operations
+    carried by the release are the routing's operations for good."""
+
+    routing_id: str
+    product_id: str
+    part_id: str | None = None
+    site_id: str | None = None
+    code: str
+    name: str
+    revision: str
+    status: str
+    operations: list[RoutingStep] = []
+
+
+PUBLISHES = [SiteUpdated, WorkCenterUpdated, PersonnelUpdated, ProductUpdated, RoutingUpdated]

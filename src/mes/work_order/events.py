@@ -1,33 +1,66 @@
-"""Events the work order service publishes, and its views of the events it consumes."""
+"""Events the work order service publishes, and its views of the events it consumes.
+
+Every work order event carries the order's whole current state (status included), so a consumer
+such as material's read model of issuable orders can build its copy from any one of them.
+"""
 from __future__ import annotations
 
 from isles import Event, Payload
+from isles.api import Quantity
 
 
-class WorkOrderCreated(Event, type="mes.work_order.work_order.created", key="work_order_id"):
+class _WorkOrderState(Event):
     work_order_id: str
     work_order_number: str
     part_id: str
-    quantity: int
+    part_number: str | None = None
+    site_id: str | None = None
+    quantity: Quantity
+    quantity_good: Quantity = 0
+    quantity_scrap: Quantity = 0
     status: str
+    priority: int = 500
+    due_date: str | None = None
 
 
-class WorkOrderStatusChanged(Event, type="mes.work_order.work_order.status_changed", key="work_order_id"):
-    work_order_id: str
-    work_order_number: str
+class WorkOrderCreated(_WorkOrderState, type="mes.work_order.work_order.created", key="work_order_id"):
+    pass
+
+
+class WorkOrderStatusChanged(_WorkOrderState, type="mes.work_order.work_order.status_changed", key="work_order_id"):
     previous_status: str
     new_status: str
+    reason: str | None = None
 
 
-class WorkOrderCompleted(Event, type="mes.work_order.work_order.completed", key="work_order_id"):
-    work_order_id: str
-    work_order_number: str
+class WorkOrderCompleted(_WorkOrderState, type="mes.work_order.work_order.completed", key="work_order_id"):
+    """The last operation completed: what was made, when."""
+
+    quantity_produced: Quantity
+    actual_start: str | None = None
+    actual_end: str
 
 
 PUBLISHES = [WorkOrderCreated, WorkOrderStatusChanged, WorkOrderCompleted]
 
 
+# -- this service's views of other services' events (it imports no other service) -----------------------
 class PartRetired(Payload):
-    """This service's view of mes.material.part.deleted (its own model: it imports no other service)."""
+    """mes.material.part.deleted"""
 
     part_id: str
+
+
+class LotConsumed(Payload):
+    """mes.material.lot.consumed: material issued to one of our work orders."""
+
+    consumption_id: str
+    lot_id: str
+    lot_number: str
+    part_id: str
+    part_number: str
+    consumed_quantity: Quantity
+    unit_of_measure: str
+    work_order_id: str
+    operation_code: str | None = None
+    consumed_at: str

@@ -1,13 +1,20 @@
-"""The work order service declaration, with its replicated fields."""
+"""The work order service declaration, with its replicated fields and read models.
+
+Each copy of another service's data is declared once. Where a read model and the work orders'
+display fields follow the same events, the read model is listed first: creating an order reads
+the read-model row FOR SHARE, so an update applied in that order cannot miss a new work order.
+"""
 from __future__ import annotations
 
-from isles.security import accept_api_tokens
 from isles import Replica, Service
+from isles.security import accept_api_tokens
 from mes.work_order.events import PUBLISHES
 from mes.work_order.handlers import handlers
-from mes.work_order.models import Base, ReplicatedPart, WorkOrder
+from mes.work_order.models import (Base, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
+                                   ReplicatedWorkCenter, WorkOrder)
 
 PART_FIELDS = {"part_number": "partNumber", "part_name": "partName"}
+USER_EVENTS = ("created", "updated", "deleted")
 
 service = Service(
     "work_order",
@@ -16,11 +23,27 @@ service = Service(
     handlers=handlers,
     replicas=[
         # "WorkOrder.part_number and part_name mirror Part through part_id" (seed 000's headline flow)
-        Replica(WorkOrder, key="part_id", source="mes.material.part", fields=PART_FIELDS),
-        # the local read model new work orders copy from
         Replica(ReplicatedPart, key="id", source="mes.material.part", fields=PART_FIELDS, upsert=True),
+        Replica(WorkOrder, key="part_id", source="mes.material.part", fields=PART_FIELDS),
+        # the site's name, and who created the order (still active or not)
+        Replica(ReplicatedSite, key="id", source="mes.resource.site", upsert=True, optional=True, actions=("updated",),
+                fields={"code": "code", "site_name": "siteName"}),
+        Replica(WorkOrder, key="site_id", source="mes.resource.site", optional=True, actions=("updated",),
+                fields={"site_name": "siteName"}),
+        Replica(ReplicatedUser, key="id", source="mes.auth.user", upsert=True, optional=True, actions=USER_EVENTS,
+                fields={"display_name": "displayName", "is_active": "isActive"}),
+        Replica(WorkOrder, key="created_by_id", source="mes.auth.user", optional=True, actions=USER_EVENTS,
+                fields={"created_by_name": "displayName", "created_by_active": "isActive"}),
+        # what orders are planned from, and the work centers their operations run at
+        Replica(ReplicatedRouting, key="id", source="mes.resource.routing", upsert=True, optional=True,
+                actions=("updated",), fields={"product_id": "productId", "part_id": "partId", "site_id": "siteId",
+                                              "code": "code", "revision": "revision", "status": "status",
+                                              "operations": "operations"}),
+        Replica(ReplicatedWorkCenter, key="id", source="mes.resource.work_center", upsert=True, optional=True,
+                actions=("updated",), fields={"code": "code", "name": "name", "site_id": "siteId",
+                                              "is_active": "isActive"}),
     ],
-    description="Work orders, operations, schedules and dispatch",
+    description="Work orders, operations, schedules, dispatch, performance and work instructions",
 )
 
 # API tokens are checked against this service's own replica of auth's api_token events.

@@ -1,0 +1,148 @@
+"""The example data `make run` starts with: a small aerospace plant on its first day with the MES.
+
+Users with roles (auth); a plant with areas, lines, work centers, personnel and a released routing
+(resource); seed 000's part P-12345 "Landing Gear Strut" rev C with its BOM, components, locations
+and lots - released, in quarantine, expired (material); and work orders in several states, one of
+them running with material issued (work_order). Everything goes through the services' own
+functions and events, as it would through the API. Idempotent: a second start changes nothing.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import select
+
+from isles import Service, System
+from isles.orm import utcnow
+from isles.security import Principal
+from mes import auth, material, resource, work_order
+
+PARTS = [  # part number, name, revision, unit, tracking
+    ("P-12345", "Landing Gear Strut", "C", "EA", "serial"),
+    ("P-20001", "Strut cylinder forging, 300M steel", "B", "EA", "lot"),
+    ("P-20002", "Piston bushing, Al-Ni bronze", "A", "EA", "lot"),
+    ("P-20003", "Seal kit, strut gland", "D", "EA", "lot"),
+    ("P-20004", "Hydraulic fluid MIL-PRF-5606", "A", "L", "lot"),
+]
+BOM = [(10, "P-20001", "1", "OP10"), (20, "P-20002", "2", "OP50"), (30, "P-20003", "1", "OP50"),
+       (40, "P-20004", "0.75", "OP50")]
+
+
+async def _call(service: Service, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    """Run an endpoint function in its own unit of work (it commits itself)."""
+    async with service.unit_of_work() as uow:
+        return await fn(*args, uow)
+
+
+async def seed_material(admin: Principal) -> dict[str, Any]:
+    from mes.material import boms, locations, lots
+    from mes.material.models import Location, MaterialLot, Part
+    from mes.material.parts import PartIn, create_part
+    svc = material.service
+    async with svc.unit_of_work() as uow:
+        existing = {p.part_number: p.id for p in await uow.scalars(select(Part))}
+        if "P-12345" in existing or "P-99999" in existing:  # seeded before (and maybe renamed by `isles demo`)
+            sites = {loc.code: loc.id for loc in await uow.scalars(select(Location))}
+            lot_ids = {lot.lot_number: lot.id for lot in await uow.scalars(select(MaterialLot))}
+            return {"parts": existing, "locations": sites, "lots": lot_ids}
+        parts = {}
+        for number, name, revision, unit, tracking in PARTS:
+            part = await create_part(uow, PartIn(part_number=number, name=name, revision=revision,
+                                                 unit_of_measure=unit, tracking=tracking))
+            parts[number] = part.id
+    places = {}
+    for code, name, kind in (("RCV-DOCK", "Receiving dock", "warehouse"), ("STORES-A", "Kitting stores A", "stores"),
+                             ("LINE-1", "CNC line 1 line-side", "line_side"), ("QC-HOLD", "Quality hold cage",
+                                                                                "quarantine")):
+        place = await _call(svc, lambda uow, c=code, n=name, k=kind: locations.post_location(
+            locations.LocationIn(code=c, name=n, kind=k), uow, admin))
+        places[code] = place.id
+    bom = await _call(svc, lambda uow: boms.create_bom(uow, parts["P-12345"], boms.BomIn(items=[
+        boms.BomItemIn(line_number=line, component_part_id=parts[number], quantity_per=Decimal(qty),
+                       operation_code=op) for line, number, qty, op in BOM])))
+    async with svc.unit_of_work() as uow:
+        await boms.release_bom(uow, parts["P-12345"], bom.bom_version, admin.user_id)
+    in_a_year = utcnow() + timedelta(days=365)
+    received = {}
+    for number, part, qty, supplier, where, expires, quarantine in (
+            ("L-24-0101", "P-20001", "6", "Ladish Forging", "STORES-A", None, False),
+            ("L-24-0102", "P-20001", "8", "Ladish Forging", "STORES-A", None, False),
+            ("L-24-0207", "P-20002", "40", "Bearing Supply Co", "STORES-A", None, False),
+            ("L-24-0311", "P-20003", "25", "Parker Seals", "QC-HOLD", in_a_year, True),
+            ("L-24-0312", "P-20003", "30", "Parker Seals", "STORES-A", in_a_year, False),
+            ("L-23-0950", "P-20004", "20", "Royco", "STORES-A", utcnow() - timedelta(days=3), False),
+            ("L-24-0415", "P-20004", "60", "Royco", "STORES-A", in_a_year, False)):
+        async with svc.unit_of_work() as uow:
+            lot = await lots.receive_lot(uow, lots.LotIn(
+                part_id=parts[part], quantity=Decimal(qty), lot_number=number, supplier=supplier,
+                location_id=places[where], expires_at=expires, quarantine=quarantine,
+                certificate_number=f"CoC-{number[2:]}"))
+            received[number] = lot.id
+    for number in ("L-24-0101", "L-24-0102", "L-24-0207", "L-24-0312", "L-24-0415"):
+        await _call(svc, lambda uow, n=number: _release(uow, received[n]))
+    await _call(svc, lambda uow: lots.expire_due(uow, admin))  # L-23-0950 is past its shelf life
+    return {"parts": parts, "locations": places, "lots": received}
+
+
+async def _release(uow: Any, lot_id: uuid.UUID) -> None:
+    from mes.material import lots
+    await lots.change_status(uow, await lots.get_lot(uow, lot_id), lots.StatusIn(status="released"))
+    await uow.commit()
+
+
+async def seed_work_orders(admin: Principal, operator: Principal, site_id: str | None,
+                           material_ids: dict[str, Any]) -> uuid.UUID | None:
+    """WO-1001 Forecast, WO-1002 Released, WO-1003 Ready, WO-1004 Running (OP10 done, OP20 running)."""
+    from mes.work_order import operations, orders
+    from mes.work_order.models import WorkOrder
+    svc = work_order.service
+    async with svc.unit_of_work() as uow:
+        if await uow.scalar(select(WorkOrder.id).limit(1)) is not None:
+            return
+    strut = material_ids["parts"]["P-12345"]
+    site = uuid.UUID(site_id) if site_id else None
+    plan = [("WO-1001", 10, "Forecast", 300), ("WO-1002", 4, "Released", 200), ("WO-1003", 6, "Ready", 150),
+            ("WO-1004", 2, "Running", 100)]
+    created = {}
+    for number, qty, target, priority in plan:
+        async with svc.unit_of_work() as uow:
+            order = await orders.create_work_order(uow, orders.WorkOrderIn(
+                part_id=strut, quantity=Decimal(qty), work_order_number=number, site_id=site, priority=priority,
+                due_date=utcnow() + timedelta(days=priority // 10)), admin)
+            if target != "Forecast":
+                await orders.release(uow, order)
+            created[number] = order.id
+        if target in ("Ready", "Running"):
+            await _call(svc, lambda uow, i=order.id: orders.post_dispatch(i, orders.DispatchIn(), uow, admin))
+    running = created["WO-1004"]
+    await _call(svc, lambda uow: operations.start_operation(running, 10, uow, operator))
+    await _call(svc, lambda uow: operations.complete_operation(
+        running, 10, operations.ReportIn(quantity_good=Decimal(2)), uow, operator))
+    await _call(svc, lambda uow: operations.start_operation(running, 20, uow, operator))
+    return running
+
+
+async def seed(system: System) -> None:
+    """Example data (idempotent), each service's part through its own functions and events."""
+    users = await auth.seed()
+    admin_id = users[os.environ.get("MES_ADMIN_USERNAME") or "admin"]
+    admin = Principal(user_id=admin_id, username="admin", roles=frozenset({"admin"}))
+    operator = Principal(user_id=users.get("operator1", admin_id), username="operator1",
+                         roles=frozenset({"operator"}))
+    material_ids = await seed_material(admin)
+    await system.drain()
+    resource_ids = await resource.seed(users, {k: str(v) for k, v in material_ids["parts"].items()})
+    await system.drain()
+    running = await seed_work_orders(admin, operator, resource_ids.get("PLT1"), material_ids)
+    await system.drain()
+    if running is not None:  # issue the forging for the running order (material knows it from its events)
+        from mes.material import consumption
+        for lot, qty, op in (("L-24-0101", "2", "OP10"),):
+            await _call(material.service, lambda uow, l=lot, q=qty, o=op: consumption.post_consumption(
+                consumption.ConsumptionIn(lot_id=material_ids["lots"][l], work_order_id=running,
+                                          quantity=Decimal(q), operation_code=o), uow, operator))
+        await system.drain()

@@ -1,0 +1,186 @@
+"""Versioned bills of materials.
+
+A part's BOM is built as a draft (version 1, 2, ...), then released. A released version never
+changes - work orders were planned and material was issued against it - so a change is a new
+draft (``POST .../boms`` copies the version in force when asked). Releasing a version makes the
+one in force obsolete: a part has at most one released BOM at any time.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import Field
+from sqlalchemy import func, select
+
+from isles import UnitOfWork
+from isles.api import ApiModel, Quantity
+from isles.orm import utcnow
+from mes.material.access import Engineer, Uow
+from mes.material.models import Bom, BomItem, Part
+from mes.material.parts import get_part
+
+router = APIRouter()
+
+
+class BomItemIn(ApiModel):
+    line_number: int = Field(ge=1, le=100000, description="position in the BOM (10, 20, ...); unique")
+    component_part_id: uuid.UUID
+    quantity_per: Quantity = Field(gt=0, description="quantity of the component per one unit of the parent")
+    unit_of_measure: str | None = Field(default=None, min_length=1, max_length=16,
+                                        description="defaults to the component's unit of measure")
+    operation_code: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class BomIn(ApiModel):
+    items: list[BomItemIn] = Field(default_factory=list, max_length=1000)
+    notes: str | None = Field(default=None, max_length=4000)
+    copy_released: bool = Field(default=False, description="start from the items of the version in force")
+
+
+class BomItemOut(ApiModel):
+    id: uuid.UUID
+    line_number: int
+    component_part_id: uuid.UUID
+    component_part_number: str | None = None
+    quantity_per: Quantity
+    unit_of_measure: str
+    operation_code: str | None
+
+
+class BomOut(ApiModel):
+    id: uuid.UUID
+    part_id: uuid.UUID
+    bom_version: int
+    status: str
+    notes: str | None
+    released_at: datetime | None
+    items: list[BomItemOut] = []
+    version: int
+
+
+async def bom_out(uow: UnitOfWork, bom: Bom) -> BomOut:
+    rows = (await uow.execute(select(BomItem, Part.part_number).join(Part, Part.id == BomItem.component_part_id)
+                              .where(BomItem.bom_id == bom.id).order_by(BomItem.line_number))).all()
+    out = BomOut.model_validate(bom)
+    out.items = [BomItemOut.model_validate(item).model_copy(update={"component_part_number": number})
+                 for item, number in rows]
+    return out
+
+
+async def released_bom(uow: UnitOfWork, part_id: uuid.UUID) -> Bom | None:
+    return await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.status == "released"))
+
+
+async def _add_item(uow: UnitOfWork, bom: Bom, item: BomItemIn) -> BomItem:
+    if item.component_part_id == bom.part_id:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a part cannot be a component of itself")
+    component = await uow.get(Part, item.component_part_id)
+    if component is None or not component.is_active:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"componentPartId {item.component_part_id} is not an active part")
+    if await uow.scalar(select(BomItem.id).where(BomItem.bom_id == bom.id, BomItem.line_number == item.line_number)):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"line {item.line_number} is already used in this BOM")
+    row = BomItem(bom_id=bom.id, line_number=item.line_number, component_part_id=component.id,
+                  quantity_per=item.quantity_per, unit_of_measure=item.unit_of_measure or component.unit_of_measure,
+                  operation_code=item.operation_code)
+    uow.add(row)
+    await uow.flush()
+    return row
+
+
+async def _draft(uow: UnitOfWork, part_id: uuid.UUID, bom_version: int) -> Bom:
+    bom = await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.bom_version == bom_version))
+    if bom is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"part {part_id} has no BOM version {bom_version}")
+    if bom.status != "draft":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"BOM version {bom_version} is {bom.status}: it can no longer "
+                                                      "change (create a new version with copyReleased=true)")
+    return bom
+
+
+async def create_bom(uow: UnitOfWork, part_id: uuid.UUID, data: BomIn) -> Bom:
+    part = await get_part(uow, part_id)
+    latest = await uow.scalar(select(func.max(Bom.bom_version)).where(Bom.part_id == part.id))
+    bom = Bom(part_id=part.id, bom_version=(latest or 0) + 1, notes=data.notes)
+    uow.add(bom)
+    await uow.flush()
+    items = list(data.items)
+    if data.copy_released:
+        current = await released_bom(uow, part.id)
+        if current is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"part {part.part_number} has no released BOM to copy")
+        given = {i.line_number for i in items}
+        for old in await uow.scalars(select(BomItem).where(BomItem.bom_id == current.id)):
+            if old.line_number not in given:
+                items.append(BomItemIn(line_number=old.line_number, component_part_id=old.component_part_id,
+                                       quantity_per=old.quantity_per, unit_of_measure=old.unit_of_measure,
+                                       operation_code=old.operation_code))
+    for item in sorted(items, key=lambda i: i.line_number):
+        await _add_item(uow, bom, item)
+    return bom
+
+
+async def release_bom(uow: UnitOfWork, part_id: uuid.UUID, bom_version: int, released_by: str | None) -> Bom:
+    bom = await _draft(uow, part_id, bom_version)
+    if not await uow.scalar(select(BomItem.id).where(BomItem.bom_id == bom.id).limit(1)):
+        raise HTTPException(status.HTTP_409_CONFLICT, "a BOM without items cannot be released")
+    current = await released_bom(uow, part_id)
+    if current is not None:
+        current.status = "obsolete"
+        await uow.flush()  # one released version at a time, also for the unique check below
+    bom.status, bom.released_at, bom.released_by = "released", utcnow(), released_by
+    return bom
+
+
+@router.post("/parts/{part_id}/boms", status_code=status.HTTP_201_CREATED, response_model=BomOut)
+async def post_bom(part_id: uuid.UUID, data: BomIn, uow: Uow, _: Engineer) -> BomOut:
+    """A new draft version of the part's BOM (optionally starting from the version in force)."""
+    bom = await create_bom(uow, part_id, data)
+    await uow.commit()
+    return await bom_out(uow, bom)
+
+
+@router.get("/parts/{part_id}/boms", response_model=list[BomOut])
+async def list_boms(part_id: uuid.UUID, uow: Uow) -> list[BomOut]:
+    await get_part(uow, part_id, active=False)
+    return [await bom_out(uow, b) for b in await uow.scalars(
+        select(Bom).where(Bom.part_id == part_id).order_by(Bom.bom_version))]
+
+
+@router.get("/parts/{part_id}/bom", response_model=BomOut)
+async def get_released_bom(part_id: uuid.UUID, uow: Uow) -> BomOut:
+    """The BOM in force (the released version)."""
+    bom = await released_bom(uow, part_id)
+    if bom is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"part {part_id} has no released BOM")
+    return await bom_out(uow, bom)
+
+
+@router.post("/parts/{part_id}/boms/{bom_version}/items", status_code=status.HTTP_201_CREATED,
+             response_model=BomOut)
+async def post_bom_item(part_id: uuid.UUID, bom_version: int, item: BomItemIn, uow: Uow, _: Engineer) -> BomOut:
+    bom = await _draft(uow, part_id, bom_version)
+    await _add_item(uow, bom, item)
+    await uow.commit()
+    return await bom_out(uow, bom)
+
+
+@router.delete("/parts/{part_id}/boms/{bom_version}/items/{line_number}", response_model=BomOut)
+async def delete_bom_item(part_id: uuid.UUID, bom_version: int, line_number: int, uow: Uow, _: Engineer) -> BomOut:
+    bom = await _draft(uow, part_id, bom_version)
+    item = await uow.scalar(select(BomItem).where(BomItem.bom_id == bom.id, BomItem.line_number == line_number))
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"BOM version {bom_version} has no line {line_number}")
+    await uow.session.delete(item)
+    await uow.commit()
+    return await bom_out(uow, bom)
+
+
+@router.post("/parts/{part_id}/boms/{bom_version}/release", response_model=BomOut)
+async def post_release_bom(part_id: uuid.UUID, bom_version: int, uow: Uow, principal: Engineer) -> BomOut:
+    """Put this draft in force; the previous released version becomes obsolete."""
+    bom = await release_bom(uow, part_id, bom_version, principal.user_id)
+    await uow.commit()
+    return await bom_out(uow, bom)

@@ -1,0 +1,143 @@
+"""Issuing material into a work order.
+
+material does not read work_order's database: it knows the work orders from their events
+(``replicated_work_orders``, a read model fed by ``mes.work_order.work_order.*``). An issue is
+refused when the work order is not released or running, when the lot is not released (or has
+expired), when the quantity is not there, and when the lot's part is not on the released BOM of
+the part the work order makes - the checks a materials planner expects an MES to make.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import Field
+from sqlalchemy import select
+
+from isles import UnitOfWork
+from isles.api import ApiModel, Quantity
+from isles.orm import utcnow
+from mes.material.access import Handler, Limit, Offset, Uow
+from mes.material.boms import released_bom
+from mes.material.events import LotConsumed
+from mes.material.lots import get_lot, is_expired, loose_quantity, lot_state
+from mes.material.models import BomItem, Consumption, MaterialSublot, Part, ReplicatedWorkOrder, SerializedPart
+from mes.material.parts import get_part
+
+router = APIRouter()
+ISSUABLE = ("Released", "Ready", "Running", "Paused")
+
+
+class ConsumptionIn(ApiModel):
+    lot_id: uuid.UUID
+    work_order_id: uuid.UUID
+    quantity: Quantity = Field(gt=0)
+    sublot_id: uuid.UUID | None = Field(default=None, description="issue from this sublot of the lot")
+    operation_code: str | None = Field(default=None, min_length=1, max_length=64)
+    serial_id: uuid.UUID | None = Field(default=None, description="the serialized unit the material goes into")
+
+
+class ConsumptionOut(ApiModel):
+    id: uuid.UUID
+    lot_id: uuid.UUID
+    sublot_id: uuid.UUID | None
+    work_order_id: uuid.UUID
+    operation_code: str | None
+    serial_id: uuid.UUID | None
+    quantity: Quantity
+    unit_of_measure: str
+    consumed_by: str | None
+    consumed_at: datetime
+
+
+async def _work_order(uow: UnitOfWork, work_order_id: uuid.UUID) -> ReplicatedWorkOrder:
+    order = await uow.get(ReplicatedWorkOrder, work_order_id)
+    if order is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"work order {work_order_id} is unknown to material; work orders arrive through "
+                            "mes.work_order.work_order.* events - check `isles status` if it was just created")
+    if order.status not in ISSUABLE:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"work order {order.work_order_number} is {order.status}; "
+                                                      f"material is issued only to {', '.join(ISSUABLE)} orders")
+    return order
+
+
+async def _check_bom(uow: UnitOfWork, order: ReplicatedWorkOrder, component: Part) -> None:
+    parent_id = uuid.UUID(order.part_id) if order.part_id else None
+    bom = await released_bom(uow, parent_id) if parent_id else None
+    if bom is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the part of work order {order.work_order_number} has no "
+                                                      "released BOM; release one before issuing material")
+    if not await uow.scalar(select(BomItem.id).where(BomItem.bom_id == bom.id,
+                                                     BomItem.component_part_id == component.id).limit(1)):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"part {component.part_number} is not on BOM version "
+                                                      f"{bom.bom_version} of the part work order "
+                                                      f"{order.work_order_number} makes")
+
+
+async def consume(uow: UnitOfWork, data: ConsumptionIn, consumed_by: str | None) -> Consumption:
+    order = await _work_order(uow, data.work_order_id)
+    lot = await get_lot(uow, data.lot_id)
+    if lot.status != "released":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} is {lot.status}; only released lots "
+                                                      "are issued")
+    if is_expired(lot):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} expired at {lot.expires_at}; it "
+                                                      "cannot be issued (POST /lots/expire-due marks it)")
+    part = await get_part(uow, lot.part_id, active=False)
+    await _check_bom(uow, order, part)
+    if data.sublot_id is not None:
+        sublot = await uow.get(MaterialSublot, data.sublot_id)
+        if sublot is None or sublot.lot_id != lot.id:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"sublotId {data.sublot_id} is not a sublot "
+                                                                       f"of lot {lot.lot_number}")
+        available = Decimal(sublot.quantity)
+    else:
+        sublot, available = None, await loose_quantity(uow, lot)
+    if data.quantity > available:
+        where = f"sublot {sublot.sublot_number}" if sublot else f"lot {lot.lot_number} (outside its sublots)"
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{where} has {available} {lot.unit_of_measure}; "
+                                                      f"{data.quantity} cannot be issued")
+    if data.serial_id is not None:
+        unit = await uow.get(SerializedPart, data.serial_id)
+        if unit is None or unit.work_order_id not in (None, order.id):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"serialId {data.serial_id} is not a unit of work order {order.work_order_number}")
+    if sublot is not None:
+        sublot.quantity = available - data.quantity
+    lot.quantity = Decimal(lot.quantity) - data.quantity
+    if lot.quantity == 0:
+        lot.status, lot.status_reason = "consumed", f"issued to {order.work_order_number}"
+    row = Consumption(lot_id=lot.id, sublot_id=data.sublot_id, work_order_id=order.id,
+                      operation_code=data.operation_code, serial_id=data.serial_id, quantity=data.quantity,
+                      unit_of_measure=lot.unit_of_measure, consumed_by=consumed_by, consumed_at=utcnow())
+    uow.add(row)
+    await uow.flush()
+    uow.publish(LotConsumed(**lot_state(lot, part), consumption_id=str(row.id), consumed_quantity=row.quantity,
+                            work_order_id=str(order.id), work_order_number=order.work_order_number,
+                            operation_code=row.operation_code, sublot_id=str(sublot.id) if sublot else None,
+                            serial_id=str(row.serial_id) if row.serial_id else None, consumed_by=consumed_by,
+                            consumed_at=row.consumed_at.isoformat()), entity=lot)
+    return row
+
+
+@router.post("/consumptions", status_code=status.HTTP_201_CREATED, response_model=ConsumptionOut)
+async def post_consumption(data: ConsumptionIn, uow: Uow, principal: Handler) -> Consumption:
+    """Issue a quantity of a released lot into a released or running work order."""
+    row = await consume(uow, data, principal.user_id)
+    await uow.commit()
+    return row
+
+
+@router.get("/consumptions", response_model=list[ConsumptionOut])
+async def list_consumptions(uow: Uow, work_order_id: uuid.UUID | None = Query(None, alias="workOrderId"),
+                            lot_id: uuid.UUID | None = Query(None, alias="lotId"), limit: Limit = 100,
+                            offset: Offset = 0) -> list[Consumption]:
+    query = select(Consumption).order_by(Consumption.consumed_at).limit(limit).offset(offset)
+    if work_order_id is not None:
+        query = query.where(Consumption.work_order_id == work_order_id)
+    if lot_id is not None:
+        query = query.where(Consumption.lot_id == lot_id)
+    return list(await uow.scalars(query))

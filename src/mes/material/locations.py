@@ -1,0 +1,114 @@
+"""Storage locations, and inventory: what is on hand, per part and location, read from the lots.
+
+Inventory is not a table of its own: the lots are the record (each with a quantity, status and
+location), and a second copy of the same numbers would sooner or later disagree with them.
+"""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import Field
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from isles.api import ApiModel, Quantity
+from mes.material.access import Engineer, Uow
+from mes.material.lots import ON_HAND
+from mes.material.models import Location, MaterialLot, Part
+
+router = APIRouter()
+Kind = Literal["warehouse", "stores", "line_side", "quarantine", "shipping"]
+
+
+class LocationIn(ApiModel):
+    code: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=255)
+    kind: Kind = "warehouse"
+    site_id: uuid.UUID | None = None
+
+
+class LocationPatch(ApiModel):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    kind: Kind | None = None
+    is_active: bool | None = None
+
+
+class LocationOut(ApiModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    kind: str
+    site_id: uuid.UUID | None
+    is_active: bool
+    version: int
+
+
+class InventoryRow(ApiModel):
+    part_id: uuid.UUID
+    part_number: str
+    location_id: uuid.UUID | None
+    location_code: str | None
+    unit_of_measure: str
+    available: Quantity = Field(description="released lots: may be issued")
+    received: Quantity = Field(description="received, not yet dispositioned")
+    quarantine: Quantity
+    lots: int
+
+
+@router.post("/locations", status_code=status.HTTP_201_CREATED, response_model=LocationOut)
+async def post_location(data: LocationIn, uow: Uow, _: Engineer) -> Location:
+    if await uow.scalar(select(Location.id).where(Location.code == data.code)):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"location code {data.code} is already used")
+    location = Location(**data.model_dump())
+    uow.add(location)
+    try:
+        await uow.commit()
+    except IntegrityError:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"location code {data.code} is already used") from None
+    return location
+
+
+@router.get("/locations", response_model=list[LocationOut])
+async def list_locations(uow: Uow) -> list[Location]:
+    return list(await uow.scalars(select(Location).order_by(Location.code)))
+
+
+@router.patch("/locations/{location_id}", response_model=LocationOut)
+async def patch_location(location_id: uuid.UUID, data: LocationPatch, uow: Uow, _: Engineer) -> Location:
+    location = await uow.get(Location, location_id)
+    if location is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"location {location_id} not found")
+    for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
+        setattr(location, name, value)
+    await uow.commit()
+    return location
+
+
+@router.get("/inventory", response_model=list[InventoryRow])
+async def inventory(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="partId"),
+                    location_id: uuid.UUID | None = Query(None, alias="locationId")) -> list[InventoryRow]:
+    """On-hand quantities per part and location, by status (lots received, quarantined or released)."""
+    query = (select(MaterialLot.part_id, Part.part_number, MaterialLot.location_id, Location.code,
+                    MaterialLot.unit_of_measure, MaterialLot.status, func.sum(MaterialLot.quantity), func.count())
+             .join(Part, Part.id == MaterialLot.part_id)
+             .outerjoin(Location, Location.id == MaterialLot.location_id)
+             .where(MaterialLot.status.in_(ON_HAND))
+             .group_by(MaterialLot.part_id, Part.part_number, MaterialLot.location_id, Location.code,
+                       MaterialLot.unit_of_measure, MaterialLot.status)
+             .order_by(Part.part_number, Location.code))
+    if part_id is not None:
+        query = query.where(MaterialLot.part_id == part_id)
+    if location_id is not None:
+        query = query.where(MaterialLot.location_id == location_id)
+    rows: dict[tuple, InventoryRow] = {}
+    for part, number, location, code, unit, lot_status, total, count in (await uow.execute(query)).all():
+        row = rows.setdefault((part, location, unit), InventoryRow(
+            part_id=part, part_number=number, location_id=location, location_code=code, unit_of_measure=unit,
+            available=Decimal(0), received=Decimal(0), quarantine=Decimal(0), lots=0))
+        setattr(row, "available" if lot_status == "released" else lot_status,
+                Decimal(str(total)).quantize(Decimal("0.000001")))
+        row.lots += count
+    return list(rows.values())
