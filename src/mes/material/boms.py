@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import Field
 from sqlalchemy import func, select
 
@@ -22,6 +23,8 @@ from mes.material.models import Bom, BomItem, Part
 from mes.material.parts import get_part
 
 router = APIRouter()
+BomVersion = Annotated[int, Path(ge=1, le=1_000_000)]
+LineNumber = Annotated[int, Path(ge=1, le=100_000)]
 
 
 class BomItemIn(ApiModel):
@@ -122,7 +125,7 @@ async def create_bom(uow: UnitOfWork, part_id: uuid.UUID, data: BomIn) -> Bom:
     return bom
 
 
-async def release_bom(uow: UnitOfWork, part_id: uuid.UUID, bom_version: int, released_by: str | None) -> Bom:
+async def release_bom(uow: UnitOfWork, part_id: uuid.UUID, bom_version: BomVersion, released_by: str | None) -> Bom:
     bom = await _draft(uow, part_id, bom_version)
     if not await uow.scalar(select(BomItem.id).where(BomItem.bom_id == bom.id).limit(1)):
         raise HTTPException(status.HTTP_409_CONFLICT, "a BOM without items cannot be released")
@@ -160,7 +163,7 @@ async def get_released_bom(part_id: uuid.UUID, uow: Uow) -> BomOut:
 
 @router.post("/parts/{part_id}/boms/{bom_version}/items", status_code=status.HTTP_201_CREATED,
              response_model=BomOut)
-async def post_bom_item(part_id: uuid.UUID, bom_version: int, item: BomItemIn, uow: Uow, _: Engineer) -> BomOut:
+async def post_bom_item(part_id: uuid.UUID, bom_version: BomVersion, item: BomItemIn, uow: Uow, _: Engineer) -> BomOut:
     bom = await _draft(uow, part_id, bom_version)
     await _add_item(uow, bom, item)
     await uow.commit()
@@ -168,7 +171,7 @@ async def post_bom_item(part_id: uuid.UUID, bom_version: int, item: BomItemIn, u
 
 
 @router.delete("/parts/{part_id}/boms/{bom_version}/items/{line_number}", response_model=BomOut)
-async def delete_bom_item(part_id: uuid.UUID, bom_version: int, line_number: int, uow: Uow, _: Engineer) -> BomOut:
+async def delete_bom_item(part_id: uuid.UUID, bom_version: BomVersion, line_number: LineNumber, uow: Uow, _: Engineer) -> BomOut:
     bom = await _draft(uow, part_id, bom_version)
     item = await uow.scalar(select(BomItem).where(BomItem.bom_id == bom.id, BomItem.line_number == line_number))
     if item is None:
@@ -179,7 +182,7 @@ async def delete_bom_item(part_id: uuid.UUID, bom_version: int, line_number: int
 
 
 @router.post("/parts/{part_id}/boms/{bom_version}/release", response_model=BomOut)
-async def post_release_bom(part_id: uuid.UUID, bom_version: int, uow: Uow, principal: Engineer) -> BomOut:
+async def post_release_bom(part_id: uuid.UUID, bom_version: BomVersion, uow: Uow, principal: Engineer) -> BomOut:
     """Put this draft in force; the previous released version becomes obsolete."""
     bom = await release_bom(uow, part_id, bom_version, principal.user_id)
     await uow.commit()

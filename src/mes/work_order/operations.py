@@ -15,8 +15,9 @@ from __future__ import annotations
 import uuid
 from datetime import timezone
 from decimal import Decimal
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import Field
 
 from isles import UnitOfWork
@@ -30,6 +31,7 @@ from mes.work_order.orders import OperationOut, get_order, operations_of
 from mes.work_order.states import ACTIVE, move, state_fields
 
 router = APIRouter()
+Sequence = Annotated[int, Path(ge=1, le=100_000, description="the operation's sequence number (10, 20, ...)")]
 
 
 class ReportIn(ApiModel):
@@ -101,7 +103,7 @@ def _record(uow: UnitOfWork, order: WorkOrder, ops: list[WorkOrderOperation], op
 
 
 @router.post("/work-orders/{work_order_id}/operations/{sequence}/start", response_model=OperationOut)
-async def start_operation(work_order_id: uuid.UUID, sequence: int, uow: Uow, who: Operator) -> WorkOrderOperation:
+async def start_operation(work_order_id: uuid.UUID, sequence: Sequence, uow: Uow, who: Operator) -> WorkOrderOperation:
     order, ops, op = await _target(uow, work_order_id, sequence)
     if order.status not in ACTIVE:
         raise HTTPException(status.HTTP_409_CONFLICT, f"work order {order.work_order_number} is {order.status}; "
@@ -118,7 +120,7 @@ async def start_operation(work_order_id: uuid.UUID, sequence: int, uow: Uow, who
 
 
 @router.post("/work-orders/{work_order_id}/operations/{sequence}/pause", response_model=OperationOut)
-async def pause_operation(work_order_id: uuid.UUID, sequence: int, uow: Uow, _: Operator) -> WorkOrderOperation:
+async def pause_operation(work_order_id: uuid.UUID, sequence: Sequence, uow: Uow, _: Operator) -> WorkOrderOperation:
     order, ops, op = await _target(uow, work_order_id, sequence)
     if op.status != "Running":
         raise HTTPException(status.HTTP_409_CONFLICT, f"{_label(op)} is {op.status}; only a running one pauses")
@@ -129,7 +131,7 @@ async def pause_operation(work_order_id: uuid.UUID, sequence: int, uow: Uow, _: 
 
 
 @router.post("/work-orders/{work_order_id}/operations/{sequence}/resume", response_model=OperationOut)
-async def resume_operation(work_order_id: uuid.UUID, sequence: int, uow: Uow, _: Operator) -> WorkOrderOperation:
+async def resume_operation(work_order_id: uuid.UUID, sequence: Sequence, uow: Uow, _: Operator) -> WorkOrderOperation:
     order, ops, op = await _target(uow, work_order_id, sequence)
     if order.status != "Running":
         raise HTTPException(status.HTTP_409_CONFLICT, f"work order {order.work_order_number} is {order.status}; "
@@ -142,7 +144,7 @@ async def resume_operation(work_order_id: uuid.UUID, sequence: int, uow: Uow, _:
 
 
 @router.post("/work-orders/{work_order_id}/operations/{sequence}/report", response_model=OperationOut)
-async def report_operation(work_order_id: uuid.UUID, sequence: int, data: ReportIn, uow: Uow,
+async def report_operation(work_order_id: uuid.UUID, sequence: Sequence, data: ReportIn, uow: Uow,
                            who: Operator) -> WorkOrderOperation:
     """Report good and scrap quantities made so far (added to the operation's totals)."""
     order, ops, op = await _target(uow, work_order_id, sequence)
@@ -154,7 +156,7 @@ async def report_operation(work_order_id: uuid.UUID, sequence: int, data: Report
 
 
 @router.post("/work-orders/{work_order_id}/operations/{sequence}/complete", response_model=OperationOut)
-async def complete_operation(work_order_id: uuid.UUID, sequence: int, data: ReportIn, uow: Uow,
+async def complete_operation(work_order_id: uuid.UUID, sequence: Sequence, data: ReportIn, uow: Uow,
                              who: Operator) -> WorkOrderOperation:
     """Finish the operation (with a last report); the last operation completes the order."""
     order, ops, op = await _target(uow, work_order_id, sequence)
