@@ -65,3 +65,10 @@ def test_the_mes_lints_clean(monkeypatch, tmp_path):
     assert report.findings == [], [f"{f.path}:{f.line} {f.code} {f.message}" for f in report.findings]
     # replicated_parts (ISL106) and personnel (ISL101, already plural) are ignored with a reason
     assert {f.code for f in report.suppressed} == {"ISL101", "ISL106"}
+
+
+def test_a_revision_that_cannot_be_rendered_is_a_finding_not_a_crash(tmp_path):
+    report = lint_migration_case("ISL004_fail", tmp_path)
+    assert codes(report) == ["ISL004"]
+    assert "exceeds maximum length of 63" in report.findings[0].message
+    assert report.findings[0].path.name == "0002_case.py"
