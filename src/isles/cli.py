@@ -67,7 +67,13 @@ def run_command(system_path: Optional[str] = SystemOpt,
         console.print("Press Ctrl+C to stop.")
 
     async def serve() -> None:
-        config = uvicorn.Config(create_app(system, start=start), host=host, port=port, log_level="warning")
+        # Start before uvicorn does: a wrong setting is then one clear line (see run()), not a traceback.
+        try:
+            await start()
+        except BaseException:
+            await system.stop()
+            raise
+        config = uvicorn.Config(create_app(system), host=host, port=port, log_level="warning")
         await uvicorn.Server(config).serve()
 
     run(serve())

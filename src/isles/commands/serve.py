@@ -55,7 +55,13 @@ def serve_command(service: str = typer.Option(..., "--service", help="The servic
                       f"(docs http://{host}:{port}/docs)  database {config.display}  transport {transport.describe()}")
 
     async def serve() -> None:
-        app_ = create_app(system, start=start, services=[service], title=f"{system.name}.{service} (isles)")
+        # Start before uvicorn does: a wrong setting is then one clear line (see run()), not a traceback.
+        try:
+            await start()
+        except BaseException:
+            await system.stop()
+            raise
+        app_ = create_app(system, services=[service], title=f"{system.name}.{service} (isles)")
         await uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning")).serve()
 
     run(serve())
