@@ -10,11 +10,14 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic.alias_generators import to_camel
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
+from isles.database import _is_connection_error
 from isles.system import System
 
 
@@ -65,6 +68,7 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
 
     app = FastAPI(title=title or f"{system.name} (isles)", lifespan=lifespan,
                   description=f"Services of the '{system.name}' system; each owns its database.")
+    _answer_database_errors(app)
     for name, service in system.services.items():
         if services is not None and name not in services:
             continue
@@ -84,3 +88,38 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
         return [s.__dict__ for s in await system.status()]
 
     return app
+
+
+def _service_of(request: Request) -> str:
+    """The service whose route answered (its router is mounted under /api/<service>)."""
+    parts = request.url.path.split("/")
+    return parts[2].replace("-", "_") if len(parts) > 2 and parts[1] == "api" else "?"
+
+
+def _answer_database_errors(app: FastAPI) -> None:
+    """Turn what the database says about a request into answers a client can act on, not a 500.
+
+    * two requests changed one row at once: the second one's optimistic version check failed
+      (``Versioned`` entities) - 409, reload and retry;
+    * a unique or foreign-key constraint refused a write that a route did not check first - 409;
+    * the service's database cannot be reached - 503 (the request may be retried later).
+    Never the SQL or its parameters: they can hold data the client should not see.
+    """
+
+    @app.exception_handler(StaleDataError)
+    async def stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        return JSONResponse({"detail": f"service '{_service_of(request)}': the record was changed by another "
+                                       "request at the same time; reload it and try again"}, status_code=409)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        return JSONResponse({"detail": f"service '{_service_of(request)}': the change conflicts with an existing "
+                                       "record (a duplicate, or a reference to something that is gone)"},
+                            status_code=409)
+
+    @app.exception_handler(DBAPIError)
+    async def unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not _is_connection_error(exc):
+            raise exc
+        return JSONResponse({"detail": f"service '{_service_of(request)}': its database is unavailable; "
+                                       "try again shortly"}, status_code=503, headers={"Retry-After": "5"})
