@@ -6,9 +6,13 @@ a product and a released routing).
 """
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Awaitable, Callable
+
 import httpx
 
 from isles import System
+from isles.api import create_app
 
 ADMIN_PASSWORD = "Boot-strap-secret-for-tests-1"
 PASSWORD = "Correct-horse-battery-9"
@@ -20,6 +24,29 @@ def build_system(env: dict[str, str]) -> System:
     from mes import auth, material, resource, work_order
     return System("mes", [auth.service, resource.service, material.service, work_order.service], env=env,
                   relay_options={"poll_interval": 0.05}, consumer_options={"max_attempts": 3, "base_backoff": 0.001})
+
+
+SERVICES = ("auth", "resource", "material", "work_order")
+
+
+async def postgres_env(env: dict[str, str], new_database: Callable[[], Awaitable[str]]) -> dict[str, str]:
+    """``env`` with a fresh PostgreSQL database for each service (``new_database``: the pg_database fixture)."""
+    return {**env, **{f"{s.upper()}_DATABASE_URL": await new_database() for s in SERVICES}}
+
+
+@asynccontextmanager
+async def running_mes(env: dict[str, str]) -> AsyncIterator["Api"]:
+    """The four services started on ``env``, the first admin created, an HTTP client on their API."""
+    from mes import auth
+    system = build_system(env)
+    await system.start()
+    try:
+        await auth.bootstrap(env)
+        app = create_app(system, start=lambda: None)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mes.test") as http:
+            yield Api(http, system)
+    finally:
+        await system.stop()
 
 
 class Api:

@@ -7,31 +7,18 @@ one completes the order, after which material refuses to issue more to it.
 """
 from __future__ import annotations
 
-import httpx
 import pytest
 
-from isles.api import create_app
-from mes_helpers import Api, Plant, build_system, make_crew
+from mes_helpers import Plant, make_crew, postgres_env, running_mes
 
 M, R, W, A = "/api/material", "/api/resource", "/api/work-order", "/api/auth"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def scenario_api(request, mes_env, pg_database):
-    from mes import auth
-    env = dict(mes_env)
-    if request.param == "postgres":
-        for service in ("auth", "resource", "material", "work_order"):
-            env[f"{service.upper()}_DATABASE_URL"] = await pg_database()
-    system = build_system(env)
-    await system.start()
-    try:
-        await auth.bootstrap(env)
-        app = create_app(system, start=lambda: None)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mes.test") as http:
-            yield Api(http, system)
-    finally:
-        await system.stop()
+    env = await postgres_env(mes_env, pg_database) if request.param == "postgres" else mes_env
+    async with running_mes(env) as api:
+        yield api
 
 
 async def test_copies_follow_their_owners_and_work_runs_in_order(scenario_api):
