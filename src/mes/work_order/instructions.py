@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from isles.api import ApiModel
 from isles.orm import utcnow
+from mes.work_order import reference
 from mes.work_order.access import Engineer, Uow
 from mes.work_order.models import WorkInstruction
 
@@ -57,6 +58,11 @@ async def _get(uow: UnitOfWork, instruction_id: uuid.UUID) -> WorkInstruction:
 @router.post("/work-instructions", status_code=status.HTTP_201_CREATED, response_model=InstructionOut)
 async def post_instruction(data: InstructionIn, uow: Uow, _: Engineer) -> WorkInstruction:
     """A new draft version of the instruction for this part and operation."""
+    part = (await reference.parts(uow, [data.part_id])).get(str(data.part_id))
+    if part is None or not part["is_active"]:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"part {data.part_id} is unknown to work_order (or retired); parts arrive through "
+                            "mes.material.part.created events")
     latest = await uow.scalar(select(func.max(WorkInstruction.revision)).where(
         WorkInstruction.part_id == data.part_id, WorkInstruction.operation_code == data.operation_code))
     row = WorkInstruction(**data.model_dump(), revision=(latest or 0) + 1)

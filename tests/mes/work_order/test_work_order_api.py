@@ -209,6 +209,9 @@ async def test_work_instructions_are_versioned_and_orders_keep_theirs(plant):
     assert (v1["revision"], v1["status"]) == (1, "draft")
     assert (await plant.http.post(f"{W}/work-instructions", headers=plant.crew.operator, json={
         "partId": part["id"], "operationCode": "OP10", "title": "x", "body": "y"})).status_code == 403
+    unknown = await plant.http.post(f"{W}/work-instructions", headers=eng, json={
+        "partId": "00000000-0000-4000-8000-000000000001", "operationCode": "OP10", "title": "x", "body": "y"})
+    assert unknown.status_code == 422 and "unknown to work_order" in unknown.json()["detail"]
     await plant.ok("POST", f"{W}/work-instructions/{v1['id']}/release", eng)
     frozen = await plant.http.patch(f"{W}/work-instructions/{v1['id']}", headers=eng, json={"body": "changed"})
     assert frozen.status_code == 409
