@@ -16,8 +16,11 @@ from isles.errors import ConfigurationError, IslesError
 from isles.system import System
 
 T = TypeVar("T")
-console = Console()
-err_console = Console(stderr=True)
+# Piped into a file or CI log there is no terminal to fit: Rich would assume 80 columns and cut
+# tables short, so give them room (COLUMNS still wins when it is set).
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 SYSTEM_HELP = ("The System to act on, as module:attribute (e.g. mes.system:system). "
                "Default: $ISLES_SYSTEM, else the tool.isles system setting in ./pyproject.toml.")
