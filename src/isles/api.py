@@ -84,8 +84,8 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
 
     @app.get("/status", tags=["operations"])
     async def status() -> list[dict[str, Any]]:
-        """Outbox backlog, inbox and dead letters per service."""
-        return [s.__dict__ for s in await system.status()]
+        """Outbox backlog (and its oldest row's age), inbox and dead letters per service."""
+        return [{to_camel(k): v for k, v in vars(s).items()} for s in await system.status()]
 
     return app
 

@@ -88,7 +88,7 @@ async def test_openapi_health_and_status(client):
     assert "/api/material/parts" in schema["paths"] and "/api/work-order/work-orders" in schema["paths"]
     assert (await client.get("/health")).status_code == 200  # operations endpoints carry no data
     status = {s["service"]: s for s in (await client.get("/status")).json()}
-    assert status["material"]["outbox_backlog"] == 0 and "***" not in status["material"]["database"]
+    assert status["material"]["outboxBacklog"] == 0 and "***" not in status["material"]["database"]
 
 
 async def test_resync_backfills_what_it_can_and_names_the_replica_it_cannot(client):
