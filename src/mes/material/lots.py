@@ -203,8 +203,10 @@ async def post_lot(data: LotIn, uow: Uow, _: Handler) -> MaterialLot:
 
 
 @router.get("/lots", response_model=list[LotOut])
-async def list_lots(uow: Uow, part_id: uuid.UUID | None = None, status_: Status | None = Query(None, alias="status"),
-                    location_id: uuid.UUID | None = None, limit: Limit = 100, offset: Offset = 0) -> list[MaterialLot]:
+async def list_lots(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="partId"),
+                    status_: Status | None = Query(None, alias="status"),
+                    location_id: uuid.UUID | None = Query(None, alias="locationId"), limit: Limit = 100,
+                    offset: Offset = 0) -> list[MaterialLot]:
     query = select(MaterialLot).order_by(MaterialLot.received_at, MaterialLot.lot_number).limit(limit).offset(offset)
     for column, value in ((MaterialLot.part_id, part_id), (MaterialLot.status, status_),
                           (MaterialLot.location_id, location_id)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
 from pydantic.alias_generators import to_camel
 from sqlalchemy import select
@@ -106,7 +106,8 @@ async def post_part(data: PartIn, uow: Uow, _: Engineer) -> Part:
 
 
 @router.get("/parts", response_model=list[PartOut])
-async def list_parts(uow: Uow, limit: Limit = 100, offset: Offset = 0, include_retired: bool = False) -> list[Part]:
+async def list_parts(uow: Uow, limit: Limit = 100, offset: Offset = 0,
+                     include_retired: bool = Query(False, alias="includeRetired")) -> list[Part]:
     query = select(Part).order_by(Part.part_number).limit(limit).offset(offset)
     if not include_retired:
         query = query.where(Part.is_active.is_(True))
