@@ -5,6 +5,8 @@ back) together with the state change. The relay sends committed rows later.
 """
 from __future__ import annotations
 
+import asyncio
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from isles.errors import EventError
+from isles.errors import ConfigurationError, EventError
 from isles.events import Envelope, Event
 from isles.relay_claims import notify_channel
 
@@ -26,6 +28,10 @@ class _Pending:
     key: str | None
     version: int | None
     entity: Any
+
+
+#: the units of work open on SQLite in this context, to catch one opened inside another
+_open_on_sqlite: ContextVar[frozenset["UnitOfWork"]] = ContextVar("isles_open_on_sqlite", default=frozenset())
 
 
 class UnitOfWork:
@@ -43,8 +49,11 @@ class UnitOfWork:
         self._pending: list[_Pending] = []
         self._published: list[Envelope] = []
         self._finished = False
+        self._task: asyncio.Task | None = None  # set while open on SQLite (see _claim_sqlite)
 
     async def __aenter__(self) -> "UnitOfWork":
+        if not self.runtime.database.is_postgres:
+            self._claim_sqlite()
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -55,6 +64,29 @@ class UnitOfWork:
                 await self.rollback()
         finally:
             await self.session.close()
+            if self._task is not None:
+                _open_on_sqlite.set(_open_on_sqlite.get() - {self})
+
+    def _claim_sqlite(self) -> None:
+        """Refuse a unit of work opened inside another of the same service that holds the connection.
+
+        A SQLite database has one pooled connection. While an outer unit of work of this task holds
+        it (its transaction has begun), an inner one would wait for it forever (until the pool
+        timeout). An outer one that has not touched the database yet holds nothing, so that nesting
+        (e.g. a token check before the route's first query) is fine. On PostgreSQL each unit of
+        work takes its own connection and nesting is always allowed.
+        """
+        task = asyncio.current_task()
+        for outer in _open_on_sqlite.get():
+            if outer.service == self.service and outer._task is task and outer.session.in_transaction():
+                raise ConfigurationError(
+                    "a unit of work was opened inside another one of the same service, in the same task, "
+                    "while the outer one holds its SQLite database's only connection: the inner one would "
+                    "wait for it forever", service=self.service,
+                    fix="pass the outer unit of work down (e.g. to a cache loader) instead of opening a new "
+                        "one, or finish the outer one first")
+        self._task = task
+        _open_on_sqlite.set(_open_on_sqlite.get() | {self})
 
     # -- conveniences over the session ---------------------------------------------------------
     def add(self, instance: Any) -> None:

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # mes_helpers
+sys.path.append(str(Path(__file__).parent))  # mes_helpers (appended: other folders import their own "conftest")
 
 from isles import System  # noqa: E402
 from isles.api import create_app  # noqa: E402
