@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping
 
 import orjson
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Table, and_, delete, inspect as sa_inspect, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, inspect as sa_inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from isles.consumer import Subscription
@@ -69,6 +69,8 @@ class Replica:
     #: follow the source only if the system has it (e.g. API tokens in a system without auth)
     optional: bool = False
     table: Table = field(init=False)
+    #: built statements by (dialect, columns written): building one costs more than running it
+    _statements: dict[tuple[str, tuple[str, ...]], Any] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.table = _table_of(self.target)
@@ -117,19 +119,31 @@ class Replica:
     async def apply(self, uow: "UnitOfWork", key: str, version: int, data: Mapping[str, Any]) -> int:
         """Write the values if ``version`` is newer than the stored one; return rows changed."""
         values = self.values_from(data)
-        t, vcol = self.table, self.table.c[self.version]
-        key = coerce_key(t.c[self.key], key)
-        if self.upsert:
-            dialect = postgresql if uow.runtime.database.is_postgres else sqlite
-            stmt = dialect.insert(t).values({self.key: key, self.version: version, **values})
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[self.key], set_={self.version: version, **values},
-                where=or_(vcol.is_(None), vcol < version))
-        else:
-            stmt = (update(t).where(t.c[self.key] == key, or_(vcol.is_(None), vcol < version))
-                    .values({self.version: version, **values}))
-        result = await uow.execute(stmt)
+        params = {f"r_{column}": value for column, value in values.items()}
+        params["r_key"] = coerce_key(self.table.c[self.key], key)
+        params["r_version"] = version
+        dialect = "postgresql" if uow.runtime.database.is_postgres else "sqlite"
+        result = await uow.execute(self._statement(dialect, tuple(values)), params)
         return result.rowcount or 0
+
+    def _statement(self, dialect: str, columns: tuple[str, ...]) -> Any:
+        """The guarded write of ``columns``, with bound parameters ``r_key``, ``r_version``, ``r_<column>``."""
+        stmt = self._statements.get((dialect, columns))
+        if stmt is not None:
+            return stmt
+        t, vcol = self.table, self.table.c[self.version]
+        version = bindparam("r_version", type_=vcol.type)
+        newer = or_(vcol.is_(None), vcol < version)
+        values = {self.version: version, **{c: bindparam(f"r_{c}", type_=t.c[c].type) for c in columns}}
+        key = bindparam("r_key", type_=t.c[self.key].type)
+        if self.upsert:
+            insert = (postgresql if dialect == "postgresql" else sqlite).insert
+            stmt = (insert(t).values({self.key: key, **values})
+                    .on_conflict_do_update(index_elements=[self.key], set_=values, where=newer))
+        else:
+            stmt = update(t).where(t.c[self.key] == key, newer).values(values)
+        self._statements[(dialect, columns)] = stmt
+        return stmt
 
     async def delete(self, uow: "UnitOfWork", key: str, version: int) -> int:
         t, vcol = self.table, self.table.c[self.version]

@@ -27,6 +27,18 @@ def test_envelope_round_trips_through_cloudevents_json():
         envelope.id, 7, "i-1", {"itemId": "i-1", "name": "bolt", "price": 3})
 
 
+def test_structured_json_is_what_the_cloudevents_package_reads_and_writes():
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+    envelope = Envelope.wrap(toy_shop.ItemUpdated(item_id="i-1", name="bolt ü", price=3), source="/shop/catalog",
+                             key="i-1", version=7)
+    ours = JSONFormat().read(CloudEvent, envelope.to_structured())
+    reference = JSONFormat().read(CloudEvent, JSONFormat().write(envelope.to_cloudevent(parsed=True)))
+    assert ours.get_attributes() == reference.get_attributes()
+    assert ours.get_data() == reference.get_data() == {"itemId": "i-1", "name": "bolt ü", "price": 3}
+    assert orjson.loads(envelope.to_structured())["time"].endswith("Z")
+
+
 def test_an_event_without_partition_key_is_refused():
     raw = orjson.dumps({"specversion": "1.0", "id": "1", "source": "/x", "type": "a.b.c", "data": {}})
     with pytest.raises(InvalidPayload, match="partitionkey"):

@@ -27,6 +27,14 @@ def test_kafka_binary_mode_round_trip():
         (sent.id, sent.type, sent.source, sent.partitionkey, sent.entityversion, sent.data, sent.traceparent)
 
 
+def test_kafka_record_is_what_the_cloudevents_binding_writes():
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from cloudevents.core.formats.json import JSONFormat
+    sent = envelope("mes", "P-7", 4)
+    reference = ce_kafka.to_binary(sent.to_cloudevent(), JSONFormat())
+    assert to_record(sent) == reference  # headers, key and value, byte for byte
+
+
 def test_kafka_record_without_cloudevents_headers_is_poison():
     with pytest.raises(PoisonMessage) as info:
         from_record(_record([("content-type", b"application/json")], b"k", b'{"a": 1}'))
