@@ -71,10 +71,13 @@ class _Tansu:
 def _instrument(transport: Any) -> None:
     """Give a broker transport the timing attributes bench.events' measurements read."""
     transport.done, transport.arrived, transport.expect = {}, asyncio.Event(), 0
+    transport.flowing = asyncio.Event()  # cleared: consumers hold their next delivery (relay measured alone)
+    transport.flowing.set()
     subscribe = transport.subscribe
 
     def timed_subscribe(group, topics, deliver):
         async def timed(envelope):
+            await transport.flowing.wait()
             await deliver(envelope)
             transport.done[envelope.id] = time.perf_counter()
             if len(transport.done) >= transport.expect:
@@ -122,7 +125,11 @@ async def _setup(transport: Any, parts: int):
 
 
 async def _relay_rate(system: Any, transport: Any, ids: list, count: int) -> float:
-    """Publish rate of the relay alone: commit a backlog with the relay task stopped, then time a drain."""
+    """Publish rate of the relay alone: commit a backlog with the relay task stopped, then time a drain.
+
+    The consumers hold their deliveries meanwhile, so the relay has the machine to itself as the
+    raw producer has (on two cores, work_order's consumer would otherwise take half of it).
+    """
     from bench.events import _rename
     material = system.runtime("material")
     for task in system._tasks:   # bench-only: pause the background relay to build a backlog
@@ -136,9 +143,11 @@ async def _relay_rate(system: Any, transport: Any, ids: list, count: int) -> flo
         async with sem:
             await _rename(system.service("material"), ids[n % len(ids)], f"relay {n}")
     await asyncio.gather(*(one(n) for n in range(count)))
+    transport.flowing.clear()
     started = time.perf_counter()
     await material.relay.drain(120)
     rate = count / (time.perf_counter() - started)
+    transport.flowing.set()
     await asyncio.wait_for(transport.arrived.wait(), 300)
     for runtime in system.runtimes.values():
         if runtime.relay is not None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from isles.backoff import backoff_delay
-from isles.relay_claims import BucketClaims, bucket_sql
+from isles.relay_claims import BUCKETS, BucketClaims, bucket_sql
 from isles.unit_of_work import envelope_from_row, utcnow
 
 if TYPE_CHECKING:
@@ -50,6 +51,11 @@ class Relay:
         self.claims = BucketClaims(runtime, self.wake) if runtime.database.is_postgres else None
         self.rebalance_interval = rebalance_interval
         self._last_rebalance = -1e9
+        #: partition key -> when its failed row may be retried; later rows of the key wait too
+        self._holds: dict[str, datetime] = {}
+        self._holds_for: frozenset[int] | None = None  # the buckets the holds were loaded for
+        self._marking: asyncio.Task | None = None  # the background mark of the last batch sent
+        self._in_flight: set[int] = set()  # ids sent whose mark has not committed yet
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows, so latency does not wait for the poll."""
@@ -89,6 +95,7 @@ class Relay:
         """One pass: publish up to ``batch_size`` ready rows; return how many were published."""
         async with self._pass:
             if self.claims is not None and time.monotonic() - self._last_rebalance >= self.rebalance_interval:
+                await self.wait_for_marks()  # a bucket given away must not carry rows sent but unmarked
                 try:
                     await self.claims.rebalance()
                 except Exception:
@@ -99,26 +106,16 @@ class Relay:
 
     async def close(self) -> None:
         """Give back this instance's buckets (other instances take them on their next rebalance)."""
+        await self.wait_for_marks()
         if self.claims is not None:
             await self.claims.close()
 
     async def _publish_pending(self) -> int:
-        outbox = self.runtime.tables.outbox
+        if self.claims is not None and not self.claims.held:
+            return 0  # other instances hold every bucket; we stand by
         now = utcnow()
-        held_keys = (select(outbox.c.partition_key)
-                     .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at > now))
-        query = (select(outbox)
-                 .where(outbox.c.published_at.is_(None), outbox.c.partition_key.not_in(held_keys))
-                 .order_by(outbox.c.id).limit(self.batch_size))
-        if self.claims is not None:
-            if not self.claims.held:
-                return 0  # other instances hold every bucket; we stand by
-            query = query.where(text(f"{bucket_sql('partition_key')} = ANY(:buckets)")
-                                .bindparams(buckets=sorted(self.claims.held)))
-        engine = self.runtime.database.engine
-        async with engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-            await conn.rollback()
+        await self._refresh_holds(now)
+        rows = await self._fetch(self._pending_query())
         if not rows:
             return 0
         envelopes, sendable, failed = [], [], []
@@ -129,7 +126,8 @@ class Relay:
             except Exception as exc:  # a row we cannot even read: retry it later, alone
                 failed.append((row, exc))
         results = await self.transport.publish(self.runtime.topic, envelopes) if envelopes else []
-        ok_ids = []
+        ok_ids: list[int] = []
+        failed_marks: list[dict[str, Any]] = []
         failed_keys = {row.partition_key for row, _ in failed}
         for row, result in zip(sendable, results):
             if result is None:
@@ -138,24 +136,110 @@ class Relay:
                 failed.append((row, result))
                 failed_keys.add(row.partition_key)
             # else: held back behind its key's failed row, which alone carries the retry time
-        async with engine.begin() as conn:
-            if self.runtime.database.is_postgres:
-                # Losing this mark in a crash only means publishing the rows again, which the
-                # consumers' inboxes absorb: no need to wait for the WAL flush.
-                await conn.execute(text("SET LOCAL synchronous_commit = off"))
-            if ok_ids:
-                await conn.execute(update(outbox).where(outbox.c.id.in_(ok_ids)).values(published_at=now))
-            for row, exc in failed:
-                attempts = row.attempts + 1
-                delay = backoff_delay(attempts, base=self.base_backoff, cap=self.max_backoff)
-                await conn.execute(update(outbox).where(outbox.c.id == row.id).values(
-                    attempts=attempts, last_error=_one_line(exc)[:2000],
-                    next_attempt_at=now + timedelta(seconds=delay)))
+        for row, exc in failed:
+            attempts = row.attempts + 1
+            retry_at = now + timedelta(seconds=backoff_delay(attempts, base=self.base_backoff, cap=self.max_backoff))
+            self._holds[row.partition_key] = retry_at
+            failed_marks.append({"b_id": row.id, "b_attempts": attempts, "b_error": _one_line(exc)[:2000],
+                                 "b_retry_at": retry_at})
         if failed:
             log.warning("service '%s': %d outbox row(s) failed to publish and will be retried; first: %s",
                         self.runtime.name, len(failed), _one_line(failed[0][1]))
         self.published_total += len(ok_ids)
+        if self.runtime.database.is_postgres:
+            # Mark in the background while the next batch is read and sent (one mark in flight at
+            # a time); until it commits, its rows are left out of the reads by id.
+            await self.wait_for_marks()
+            self._in_flight.update(ok_ids)
+            self._marking = asyncio.create_task(self._mark(ok_ids, failed_marks, now))
+        else:  # one connection: nothing to overlap with
+            await self._mark(ok_ids, failed_marks, now)
         return len(ok_ids)
+
+    def _owned(self) -> frozenset[int]:
+        return frozenset(self.claims.held) if self.claims is not None else frozenset()
+
+    def _pending_query(self) -> Any:
+        """Ready rows of this relay's buckets, oldest first, without held keys and rows in flight."""
+        outbox = self.runtime.tables.outbox
+        query = (select(outbox).where(outbox.c.published_at.is_(None))
+                 .order_by(outbox.c.id).limit(self.batch_size))
+        if self._holds:
+            query = query.where(outbox.c.partition_key.not_in(list(self._holds)))
+        if self._in_flight:
+            query = query.where(~(outbox.c.id == any_(bindparam("in_flight", sorted(self._in_flight),
+                                                                 type_=ARRAY(BigInteger)))))
+        if self.claims is not None and len(self.claims.held) < BUCKETS:
+            # The bucket numbers are written into the SQL (they are our own small ints): as a
+            # parameter, PostgreSQL's generic plan for the prepared statement sorted the whole
+            # backlog each pass instead of walking the pending index in id order.
+            buckets = ", ".join(str(int(b)) for b in sorted(self.claims.held))
+            query = query.where(text(f"{bucket_sql('partition_key')} IN ({buckets})"))
+        return query
+
+    async def _fetch(self, query: Any) -> list[Any]:
+        async with self.runtime.database.engine.connect() as conn:
+            if self.runtime.database.is_postgres:
+                await conn.execute(_WALK_PENDING_IN_ID_ORDER)
+            rows = (await conn.execute(query)).all()
+            await conn.rollback()
+        return rows
+
+    async def _mark(self, ok_ids: list[int], failed: list[dict[str, Any]], now: datetime) -> None:
+        """Record what was published (and which rows failed, when to retry them)."""
+        outbox = self.runtime.tables.outbox
+        try:
+            async with self.runtime.database.engine.begin() as conn:
+                if self.runtime.database.is_postgres:
+                    # Losing this mark in a crash only means publishing the rows again, which the
+                    # consumers' inboxes absorb: no need to wait for the WAL flush.
+                    await conn.execute(text("SET LOCAL synchronous_commit = off"))
+                if ok_ids:
+                    await conn.execute(update(outbox).where(outbox.c.id.in_(ok_ids)).values(published_at=now))
+                if failed:
+                    await conn.execute(update(outbox).where(outbox.c.id == bindparam("b_id")).values(
+                        attempts=bindparam("b_attempts"), last_error=bindparam("b_error"),
+                        next_attempt_at=bindparam("b_retry_at")), failed)
+        except Exception as exc:
+            if not self.runtime.database.is_postgres:
+                raise
+            # The rows stay unpublished in the database and are sent again (inboxes absorb it).
+            log.warning("service '%s': could not mark %d published outbox row(s); they will be sent again: %s",
+                        self.runtime.name, len(ok_ids), _one_line(exc))
+        finally:
+            self._in_flight.difference_update(ok_ids)
+
+    async def wait_for_marks(self) -> None:
+        """Wait for the background mark of the last batch, if one is still running."""
+        marking = self._marking
+        if marking is not None:
+            await asyncio.shield(marking)  # a caller cancelled here leaves it for close() to wait for
+            if self._marking is marking:
+                self._marking = None
+
+    async def _refresh_holds(self, now: datetime) -> None:
+        """Keep ``_holds`` (keys whose failed row waits for its retry time) current.
+
+        The database is the truth (``next_attempt_at`` of unpublished rows), read again whenever
+        the set of buckets this relay owns changes, since a bucket taken over may carry another
+        instance's holds. Between reloads, this relay is the only one that fails rows of its
+        buckets, so it keeps them in memory: asking the database every pass meant scanning the
+        whole backlog every pass.
+        """
+        owned = self._owned()
+        if owned != self._holds_for:
+            await self.wait_for_marks()  # the failures it records must be in the database we read
+            outbox = self.runtime.tables.outbox
+            async with self.runtime.database.engine.connect() as conn:
+                rows = (await conn.execute(
+                    select(outbox.c.partition_key, func.max(outbox.c.next_attempt_at))
+                    .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at > now)
+                    .group_by(outbox.c.partition_key))).all()
+                await conn.rollback()
+            self._holds = {key: _aware(until) for key, until in rows}
+            self._holds_for = owned
+        for key in [k for k, until in self._holds.items() if until <= now]:
+            del self._holds[key]
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Publish until nothing is ready (used by tests, demos and graceful shutdown)."""
@@ -163,6 +247,7 @@ class Relay:
         while await self.publish_pending():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"service '{self.runtime.name}': outbox did not drain in {timeout}s")
+        await self.wait_for_marks()
 
     async def purge_published(self) -> int:
         """Delete rows published longer ago than the retention window."""
@@ -180,6 +265,19 @@ async def backlog(runtime: "ServiceRuntime") -> tuple[int, Any]:
         count, oldest = (await conn.execute(
             select(func.count(), func.min(outbox.c.occurred_at)).where(outbox.c.published_at.is_(None)))).one()
     return count, oldest
+
+
+#: The right plan for the relay's read is always the same: walk the pending index in id order and
+#: stop after a batch. Right after a burst of writes the table's statistics are stale and the
+#: planner sorts the whole backlog instead, every pass; these settings (for this read's
+#: transaction only) leave it the one good plan.
+_WALK_PENDING_IN_ID_ORDER = text("SELECT set_config('enable_bitmapscan', 'off', true), "
+                                 "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; isles stores UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _one_line(exc: BaseException) -> str:

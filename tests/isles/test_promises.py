@@ -234,6 +234,28 @@ async def test_one_bad_row_does_not_block_other_keys(shop_env):
         assert [a.name for a in await toy_shop.applied(stuck)] == ["stuck", "stuck-2", "stuck-3"]
 
 
+async def test_a_relay_that_restarts_still_holds_a_failed_key_back(shop_env):
+    transport = FlakyTransport()
+    system = toy_shop.build_system(env=shop_env, transport=transport,
+                                   relay_options={"poll_interval": 0.01, "base_backoff": 30, "max_backoff": 60})
+    async with system:
+        stuck, free = await toy_shop.create_item("stuck"), await toy_shop.create_item("free")
+        await system.drain()
+        transport.bad_keys.add(str(stuck))
+        await toy_shop.rename(stuck, "stuck-2")
+        relay = system.runtime("catalog").relay
+        await relay.publish_pending()  # v2 fails: its key waits ~30 s for the retry
+        transport.bad_keys.clear()
+        await toy_shop.rename(stuck, "stuck-3")
+        await toy_shop.rename(free, "free-2")
+        relay._holds.clear()  # what a restarted process knows: nothing but the database
+        relay._holds_for = None
+        await relay.publish_pending()
+        assert [a.name for a in await toy_shop.applied(stuck)] == ["stuck"]  # v3 still waits behind v2
+        assert [a.name for a in await toy_shop.applied(free)] == ["free", "free-2"]
+        assert str(stuck) in relay._holds
+
+
 async def test_published_rows_are_kept_for_the_retention_window(shop):
     item_id = await toy_shop.create_item("kept")
     await shop.drain()
