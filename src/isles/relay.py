@@ -6,6 +6,11 @@ unpublished, oldest first. A row that fails is retried with backoff and holds ba
 later rows of its own key; a transport that is down holds back everything and is retried with
 exponential backoff plus jitter. Published rows stay for ``retention`` (the outbox doubles as the
 service's replayable event log) and are then deleted.
+
+On PostgreSQL a batch is marked published in the background while the next one is read and sent
+(its ids are left out of that read). Losing a mark - a crash, a failed mark transaction - only
+means sending those rows again. The first copy already went out in order, before the rows its
+key committed later; the consumers' inboxes drop the second.
 """
 from __future__ import annotations
 
