@@ -7,7 +7,9 @@ connection's ``search_path`` so raw SQL lands in the same place.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from isles.config import DatabaseConfig
 from isles.errors import DatabaseUnavailable
+from isles.tasks import cancel_and_wait
+
+log = logging.getLogger("isles.database")
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,58 @@ class _InlineSqliteConnection(aiosqlite.Connection):
         return fn(*args, **kwargs)
 
 
-def _sqlite_engine(config: DatabaseConfig) -> AsyncEngine:
+class _WalCheckpoints:
+    """Checkpoints a SQLite file's write-ahead log from a worker thread, every ``interval`` seconds.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL pages - and our
+    commits run on the event loop (see :class:`_InlineSqliteConnection`), so every service in the
+    process stalled for the checkpoint's writes and fsyncs. The engine's connection turns the
+    automatic checkpoint off (``wal_autocheckpoint=0``) and this does it instead, on its own
+    connection, in PASSIVE mode: it never waits for, or blocks, readers and the writer.
+    """
+
+    interval = 0.5
+
+    def __init__(self, path: str):
+        self.path = path
+        self._task: asyncio.Task | None = None
+        self._connection: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # the worker threads share one connection, one at a time
+
+    def start(self) -> None:
+        """Called when the engine opens its connection (on the event loop's thread)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"isles-wal-checkpoint:{self.path}")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.to_thread(self._checkpoint)
+            except sqlite3.Error as exc:  # the next round tries again; the WAL only grows meanwhile
+                log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
+
+    def _checkpoint(self) -> None:
+        with self._lock:
+            if self._connection is None:
+                self._connection = sqlite3.connect(self.path, timeout=5, check_same_thread=False,
+                                                   isolation_level=None)
+            self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                connection.close()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            await cancel_and_wait([task])
+        await asyncio.to_thread(self._close)
+
+
+def _sqlite_engine(config: DatabaseConfig, checkpoints: _WalCheckpoints | None) -> AsyncEngine:
     path = config.sqlite_path
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,6 +123,9 @@ def _sqlite_engine(config: DatabaseConfig) -> AsyncEngine:
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, safe in WAL mode
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if checkpoints is not None:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            checkpoints.start()
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -101,7 +160,10 @@ class Database:
     def __init__(self, config: DatabaseConfig):
         self.config = config
         self.service = config.service
-        self.engine = _sqlite_engine(config) if config.dialect == "sqlite" else _postgres_engine(config)
+        path = config.sqlite_path if config.dialect == "sqlite" else None
+        self._checkpoints = _WalCheckpoints(str(path)) if path is not None else None
+        self.engine = (_sqlite_engine(config, self._checkpoints) if config.dialect == "sqlite"
+                       else _postgres_engine(config))
 
     @property
     def dialect(self) -> str:
@@ -151,7 +213,9 @@ class Database:
         return Health(self.service, True, (time.perf_counter() - started) * 1000, "ok")
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._checkpoints is not None:
+            await self._checkpoints.stop()
+        await self.engine.dispose()  # closing the last connection checkpoints what is left
 
 
 def _is_connection_error(exc: BaseException) -> bool:
