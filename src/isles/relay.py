@@ -167,7 +167,7 @@ class Relay:
     def _pending_query(self) -> Any:
         """Ready rows of this relay's buckets, oldest first, without held keys and rows in flight."""
         outbox = self.runtime.tables.outbox
-        query = (select(outbox).where(outbox.c.published_at.is_(None))
+        query = (select(*(outbox.c[name] for name in _SENT_COLUMNS)).where(outbox.c.published_at.is_(None))
                  .order_by(outbox.c.id).limit(self.batch_size))
         if self._holds:
             query = query.where(outbox.c.partition_key.not_in(list(self._holds)))
@@ -199,7 +199,10 @@ class Relay:
                     # Losing this mark in a crash only means publishing the rows again, which the
                     # consumers' inboxes absorb: no need to wait for the WAL flush.
                     await conn.execute(text("SET LOCAL synchronous_commit = off"))
-                if ok_ids:
+                if ok_ids and self.runtime.database.is_postgres:  # one array parameter, not one per id
+                    await conn.execute(update(outbox).where(outbox.c.id == any_(
+                        bindparam("ids", ok_ids, type_=ARRAY(BigInteger)))).values(published_at=now))
+                elif ok_ids:
                     await conn.execute(update(outbox).where(outbox.c.id.in_(ok_ids)).values(published_at=now))
                 if failed:
                     await conn.execute(update(outbox).where(outbox.c.id == bindparam("b_id")).values(
@@ -271,6 +274,10 @@ async def backlog(runtime: "ServiceRuntime") -> tuple[int, Any]:
             select(func.count(), func.min(outbox.c.occurred_at)).where(outbox.c.published_at.is_(None)))).one()
     return count, oldest
 
+
+#: what the relay reads of a row: what the envelope needs, plus its id and attempts
+_SENT_COLUMNS = ("id", "event_id", "type", "source", "subject", "partition_key", "entity_version", "data_version",
+                 "trace_parent", "occurred_at", "data", "attempts")
 
 #: The right plan for the relay's read is always the same: walk the pending index in id order and
 #: stop after a batch. Right after a burst of writes the table's statistics are stale and the
