@@ -5,11 +5,12 @@ import asyncio
 import random
 
 import pytest
+from sqlalchemy import text
 
 import toy_shop
 from isles.config import resolve_database
 from isles.database import Database
-from isles.relay import Relay
+from isles.relay import Relay, backlog
 from isles.runtime import ServiceRuntime
 
 pytestmark = [pytest.mark.postgres,
@@ -71,3 +72,29 @@ async def test_two_relays_share_the_outbox_and_one_takes_over_when_the_other_die
         await relay_b.close()
         await twin.database.dispose()
         await system.stop()
+
+
+async def test_a_lost_mark_sends_the_rows_again_and_the_inbox_absorbs_them(shop_env):
+    system = toy_shop.build_system(env=shop_env, relay_options={"poll_interval": 0.02})
+    async with system:
+        item = await toy_shop.create_item("v1")
+        await system.drain()
+        catalog, orders = system.runtime("catalog"), system.runtime("orders")
+        async with catalog.database.engine.begin() as conn:  # every mark fails until the trigger goes
+            await conn.execute(text(
+                "CREATE FUNCTION refuse_mark() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'mark refused by the test'; END $$"))
+            await conn.execute(text("CREATE TRIGGER refuse_mark BEFORE UPDATE ON isles_outbox "
+                                    "FOR EACH ROW EXECUTE FUNCTION refuse_mark()"))
+        await toy_shop.rename(item, "v2")
+        for _ in range(200):  # sent, mark lost, sent again: the second copy is a duplicate
+            if orders.consumer.duplicates >= 1:
+                break
+            await asyncio.sleep(0.02)
+        assert orders.consumer.duplicates >= 1
+        async with catalog.database.engine.begin() as conn:
+            await conn.execute(text("DROP TRIGGER refuse_mark ON isles_outbox"))
+        await system.drain()
+        assert [a.name for a in await toy_shop.applied(item)] == ["v1", "v2"]  # applied once each
+        count, _ = await backlog(catalog)
+        assert count == 0
