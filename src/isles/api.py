@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from isles.database import _is_connection_error
+from isles.database import is_connection_error
 from isles.system import System
 
 
@@ -119,7 +119,7 @@ def _answer_database_errors(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
-        if not _is_connection_error(exc):
+        if not is_connection_error(exc):
             raise exc
         return JSONResponse({"detail": f"service '{_service_of(request)}': its database is unavailable; "
                                        "try again shortly"}, status_code=503, headers={"Retry-After": "5"})

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from isles.config import DatabaseConfig, resolve_database
-from isles.database import _is_connection_error
+from isles.database import is_connection_error
 from isles.errors import DatabaseUnavailable
 from isles.provision import Roles, _admin_url, role_names
 from isles.system import System
@@ -171,7 +171,7 @@ async def audit(system: System, services: Iterable[str] | None = None, env: Mapp
                 superusers = set((await conn.scalars(text(_SUPERUSERS))).all())
                 found += await _audit_service(conn, config, role_names(prefix, name), system_roles, superusers)
         except Exception as exc:
-            if _is_connection_error(exc):
+            if is_connection_error(exc):
                 raise DatabaseUnavailable(f"cannot read the catalogs of {config.display}: "
                                           f"{str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}",
                                           service=name, fix="check the URL, or set ISLES_ADMIN_DATABASE_URL") from None

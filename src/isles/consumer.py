@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from isles.backoff import backoff_delay
-from isles.database import _is_connection_error
+from isles.database import is_connection_error
 from isles.errors import ConfigurationError, EventError, UnknownEventType
 from isles.events import Envelope, Payload, current_traceparent, decode
 from isles.tables import DEAD, RESOLVED, WAITING
@@ -150,7 +150,7 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if _is_connection_error(exc):
+                if is_connection_error(exc):
                     raise  # our own database is down: do not acknowledge; the event comes again
                 if attempt >= self.max_attempts:
                     log.error("service '%s': handler failed %d times for %s %s (key %s); dead-lettered: %s",

@@ -192,7 +192,7 @@ class Database:
         except (OSError, asyncio.TimeoutError) as exc:
             raise self.unavailable(exc) from exc
         except Exception as exc:
-            if _is_connection_error(exc):
+            if is_connection_error(exc):
                 raise self.unavailable(exc) from exc
             raise
 
@@ -218,7 +218,8 @@ class Database:
         await self.engine.dispose()  # closing the last connection checkpoints what is left
 
 
-def _is_connection_error(exc: BaseException) -> bool:
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or anything in its chain) says the database cannot be reached at all."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))

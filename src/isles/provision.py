@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from isles.config import DatabaseConfig, env_prefix, resolve_database
-from isles.database import Database, _is_connection_error
+from isles.database import Database, is_connection_error
 from isles.errors import ConfigurationError, DatabaseUnavailable
 from isles.system import System
 
@@ -225,7 +225,7 @@ async def _execute(p: ServicePlan, env: Mapping[str, str]) -> int:
                     await conn.commit()
         except Exception as exc:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            if _is_connection_error(exc):
+            if is_connection_error(exc):
                 raise DatabaseUnavailable(
                     f"cannot connect to provision it as {url.username or 'the default user'}: {reason}",
                     service=p.service,

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateSchema
 
 from isles.config import resolve_database
-from isles.database import Database, _is_connection_error
+from isles.database import Database, is_connection_error
 from isles.errors import IslesError
 from isles.migrations.scripts import (VERSION_TABLE, MigrationError, Target, irreversible_reason,
                                       migrations_dir, script_directory)
@@ -205,7 +205,7 @@ async def _with_connection(target: Target, work: Callable[[Connection], Any]) ->
     except IslesError:
         raise
     except Exception as exc:
-        if _is_connection_error(exc):
+        if is_connection_error(exc):
             error = database.unavailable(exc)
             if "role" in error.problem and "does not exist" in error.problem:
                 error.fix = ("create the service's roles with `isles db provision` (named "
