@@ -30,7 +30,8 @@ from isles.database import is_connection_error
 from isles.errors import ConfigurationError, EventError, UnknownEventType
 from isles.events import Envelope, Payload, current_traceparent, decode
 from isles.tables import DEAD, RESOLVED, WAITING
-from isles.unit_of_work import UnitOfWork, utcnow
+from isles.orm import utcnow
+from isles.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from isles.runtime import ServiceRuntime

@@ -160,7 +160,7 @@ class Database:
     def __init__(self, config: DatabaseConfig):
         self.config = config
         self.service = config.service
-        path = config.sqlite_path if config.dialect == "sqlite" else None
+        path = config.sqlite_path  # None on PostgreSQL and for in-memory SQLite: nothing to checkpoint
         self._checkpoints = _WalCheckpoints(str(path)) if path is not None else None
         self.engine = (_sqlite_engine(config, self._checkpoints) if config.dialect == "sqlite"
                        else _postgres_engine(config))

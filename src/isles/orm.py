@@ -18,6 +18,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored timestamp as an aware one: SQLite hands back naive datetimes, and isles stores UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
 def apply_changes(row: Any, changes: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Set the attributes of ``row`` that ``changes`` alters; return (changed, previous) for those only.
 

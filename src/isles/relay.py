@@ -17,15 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Iterable
 
 from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from isles.backoff import backoff_delay
 from isles.relay_claims import BUCKETS, BucketClaims, bucket_sql
-from isles.unit_of_work import envelope_from_row, utcnow
+from isles.orm import as_utc, utcnow
+from isles.unit_of_work import envelope_from_row
 
 if TYPE_CHECKING:
     from isles.runtime import ServiceRuntime
@@ -172,8 +173,7 @@ class Relay:
         if self._holds:
             query = query.where(outbox.c.partition_key.not_in(list(self._holds)))
         if self._in_flight:
-            query = query.where(~(outbox.c.id == any_(bindparam("in_flight", sorted(self._in_flight),
-                                                                 type_=ARRAY(BigInteger)))))
+            query = query.where(~self._id_among(self._in_flight))
         if self.claims is not None and len(self.claims.held) < BUCKETS:
             # The bucket numbers are written into the SQL (they are our own small ints): as a
             # parameter, PostgreSQL's generic plan for the prepared statement sorted the whole
@@ -181,6 +181,13 @@ class Relay:
             buckets = ", ".join(str(int(b)) for b in sorted(self.claims.held))
             query = query.where(text(f"{bucket_sql('partition_key')} IN ({buckets})"))
         return query
+
+    def _id_among(self, ids: Iterable[int]) -> Any:
+        """``outbox.id IN ids``: on PostgreSQL one array parameter (a batch is hundreds of ids)."""
+        column = self.runtime.tables.outbox.c.id
+        if self.runtime.database.is_postgres:
+            return column == any_(bindparam("ids", sorted(ids), type_=ARRAY(BigInteger)))
+        return column.in_(sorted(ids))
 
     async def _fetch(self, query: Any) -> list[Any]:
         async with self.runtime.database.engine.connect() as conn:
@@ -199,11 +206,8 @@ class Relay:
                     # Losing this mark in a crash only means publishing the rows again, which the
                     # consumers' inboxes absorb: no need to wait for the WAL flush.
                     await conn.execute(text("SET LOCAL synchronous_commit = off"))
-                if ok_ids and self.runtime.database.is_postgres:  # one array parameter, not one per id
-                    await conn.execute(update(outbox).where(outbox.c.id == any_(
-                        bindparam("ids", ok_ids, type_=ARRAY(BigInteger)))).values(published_at=now))
-                elif ok_ids:
-                    await conn.execute(update(outbox).where(outbox.c.id.in_(ok_ids)).values(published_at=now))
+                if ok_ids:
+                    await conn.execute(update(outbox).where(self._id_among(ok_ids)).values(published_at=now))
                 if failed:
                     await conn.execute(update(outbox).where(outbox.c.id == bindparam("b_id")).values(
                         attempts=bindparam("b_attempts"), last_error=bindparam("b_error"),
@@ -244,7 +248,7 @@ class Relay:
                     .where(outbox.c.published_at.is_(None), outbox.c.next_attempt_at > now)
                     .group_by(outbox.c.partition_key))).all()
                 await conn.rollback()
-            self._holds = {key: _aware(until) for key, until in rows}
+            self._holds = {key: as_utc(until) for key, until in rows}
             self._holds_for = owned
         for key in [k for k, until in self._holds.items() if until <= now]:
             del self._holds[key]
@@ -285,11 +289,6 @@ _SENT_COLUMNS = ("id", "event_id", "type", "source", "subject", "partition_key",
 #: transaction only) leave it the one good plan.
 _WALK_PENDING_IN_ID_ORDER = text("SELECT set_config('enable_bitmapscan', 'off', true), "
                                  "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; isles stores UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from sqlalchemy import insert, text
@@ -16,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from isles.errors import ConfigurationError, EventError
 from isles.events import Envelope, Event
+from isles.orm import as_utc
 from isles.relay_claims import notify_channel
 
 if TYPE_CHECKING:
@@ -189,13 +189,7 @@ def _outbox_row(envelope: Envelope) -> dict[str, Any]:
 
 
 def envelope_from_row(row: Any) -> Envelope:
-    occurred = row.occurred_at
-    if occurred.tzinfo is None:  # SQLite returns naive datetimes; we always store UTC
-        occurred = occurred.replace(tzinfo=timezone.utc)
     return Envelope(id=row.event_id, source=row.source, type=row.type, data=row.data.encode(),
-                    partitionkey=row.partition_key, entityversion=row.entity_version, time=occurred,
+                    partitionkey=row.partition_key, entityversion=row.entity_version, time=as_utc(row.occurred_at),
                     subject=row.subject, traceparent=row.trace_parent, dataversion=row.data_version)
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select, update
@@ -209,14 +210,25 @@ async def test_transport_outage_keeps_rows_and_drains_in_order(shop_env):
         assert transport.outages == 0
 
 
-async def test_one_bad_row_does_not_block_other_keys(shop_env):
+def flaky_shop(shop_env, *, base_backoff: float, max_backoff: float) -> tuple[Any, FlakyTransport]:
     transport = FlakyTransport()
-    system = toy_shop.build_system(env=shop_env, transport=transport,
-                                   relay_options={"poll_interval": 0.01, "base_backoff": 0.01, "max_backoff": 0.02})
+    system = toy_shop.build_system(env=shop_env, transport=transport, relay_options={
+        "poll_interval": 0.01, "base_backoff": base_backoff, "max_backoff": max_backoff})
+    return system, transport
+
+
+async def stuck_and_free(system, transport: FlakyTransport) -> tuple[Any, Any]:
+    """Two published items; from now on the transport refuses every event of the first."""
+    stuck, free = await toy_shop.create_item("stuck"), await toy_shop.create_item("free")
+    await system.drain()
+    transport.bad_keys.add(str(stuck))
+    return stuck, free
+
+
+async def test_one_bad_row_does_not_block_other_keys(shop_env):
+    system, transport = flaky_shop(shop_env, base_backoff=0.01, max_backoff=0.02)
     async with system:
-        stuck, free = await toy_shop.create_item("stuck"), await toy_shop.create_item("free")
-        await system.drain()
-        transport.bad_keys.add(str(stuck))
+        stuck, free = await stuck_and_free(system, transport)
         await toy_shop.rename(stuck, "stuck-2")
         await toy_shop.rename(free, "free-2")
         await toy_shop.rename(stuck, "stuck-3")
@@ -235,13 +247,9 @@ async def test_one_bad_row_does_not_block_other_keys(shop_env):
 
 
 async def test_a_relay_that_restarts_still_holds_a_failed_key_back(shop_env):
-    transport = FlakyTransport()
-    system = toy_shop.build_system(env=shop_env, transport=transport,
-                                   relay_options={"poll_interval": 0.01, "base_backoff": 30, "max_backoff": 60})
+    system, transport = flaky_shop(shop_env, base_backoff=30, max_backoff=60)
     async with system:
-        stuck, free = await toy_shop.create_item("stuck"), await toy_shop.create_item("free")
-        await system.drain()
-        transport.bad_keys.add(str(stuck))
+        stuck, free = await stuck_and_free(system, transport)
         await toy_shop.rename(stuck, "stuck-2")
         relay = system.runtime("catalog").relay
         await relay.publish_pending()  # v2 fails: its key waits ~30 s for the retry

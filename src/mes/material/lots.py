@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
-from isles.orm import utcnow
+from isles.orm import as_utc, utcnow
 from mes.material.access import Handler, Limit, Offset, Quality, Uow
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
 from mes.material.models import Location, MaterialLot, MaterialSublot, Part
@@ -146,9 +146,7 @@ def is_expired(lot: MaterialLot) -> bool:
     expires = lot.expires_at
     if expires is None:
         return False
-    if expires.tzinfo is None:  # SQLite gives naive datetimes back; we store UTC
-        expires = expires.replace(tzinfo=utcnow().tzinfo)
-    return expires <= utcnow()
+    return as_utc(expires) <= utcnow()
 
 
 async def _location(uow: UnitOfWork, location_id: uuid.UUID | None) -> uuid.UUID | None:
