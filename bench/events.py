@@ -44,9 +44,11 @@ class TimedTransport(InMemoryTransport):
         self.expect = 0
 
     def subscribe(self, group, topics, deliver):
-        async def timed(envelope):
-            await deliver(envelope)
-            self.done[envelope.id] = time.perf_counter()
+        async def timed(envelopes):
+            await deliver(envelopes)
+            now = time.perf_counter()
+            for envelope in envelopes:
+                self.done[envelope.id] = now
             if len(self.done) >= self.expect:
                 self.arrived.set()
         super().subscribe(group, topics, timed)

@@ -76,10 +76,12 @@ def _instrument(transport: Any) -> None:
     subscribe = transport.subscribe
 
     def timed_subscribe(group, topics, deliver):
-        async def timed(envelope):
+        async def timed(envelopes):
             await transport.flowing.wait()
-            await deliver(envelope)
-            transport.done[envelope.id] = time.perf_counter()
+            await deliver(envelopes)
+            now = time.perf_counter()
+            for envelope in envelopes:
+                transport.done[envelope.id] = now
             if len(transport.done) >= transport.expect:
                 transport.arrived.set()
         subscribe(group, topics, timed)

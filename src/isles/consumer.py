@@ -10,6 +10,12 @@ A handler that raises is retried with backoff; after ``max_attempts`` the event 
 dead letter (with its error) and parks its key, so the key's later events wait in order while
 other keys keep flowing. An event of an unknown type or with invalid data is dead-lettered at
 once. ``retry`` replays a parked key's dead and waiting events in order.
+
+Deliveries that arrive while the consumer's previous transaction is committing share the next
+one (a group commit): one parked-key query, one inbox insert and one commit for all of them,
+each handler still run in arrival order. Transports call ``deliver`` once per envelope and get
+its outcome, committed, as before. If anything in a shared transaction fails, it rolls back and
+each of its envelopes is delivered alone, so retries and dead letters stay per event.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import logging
 import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from pydantic import BaseModel
 from sqlalchemy import bindparam, select, text, update
@@ -97,6 +103,16 @@ def _annotated_model(fn: HandlerFn) -> type[BaseModel] | None:
                              fix="annotate it with a Pydantic model (isles.Payload subclass) or isles.Envelope")
 
 
+@dataclass(slots=True)
+class _Delivery:
+    envelope: Envelope
+    subs: list[Subscription]
+    payloads: list[Any]
+    taken: bool = False  # a shared transaction has it
+    #: True: handled (or a duplicate), committed. False: deliver it alone.
+    outcome: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
 @dataclass
 class RetryReport:
     resolved: int = 0
@@ -108,7 +124,7 @@ class Consumer:
     """Delivers envelopes to one service's handlers with inbox de-duplication."""
 
     def __init__(self, runtime: "ServiceRuntime", subscriptions: list[Subscription], *, max_attempts: int = 5,
-                 base_backoff: float = 0.02, max_backoff: float = 2.0):
+                 base_backoff: float = 0.02, max_backoff: float = 2.0, batch_size: int = 100):
         self.runtime = runtime
         self.by_type: dict[str, list[Subscription]] = {}
         for sub in subscriptions:
@@ -116,6 +132,16 @@ class Consumer:
         self.max_attempts = max_attempts
         self.base_backoff = base_backoff
         self.max_backoff = max_backoff
+        if batch_size < 1:
+            raise ConfigurationError(f"consumer batch_size is {batch_size}", service=runtime.name,
+                                     fix="use 1 (one transaction per event) or more")
+        self.batch_size = batch_size
+        self._waiting: list[list[_Delivery]] = []  # chunks waiting for the next shared transaction
+        # Shared transactions run at most this many at a time; the next one gathers meanwhile.
+        # SQLite has one connection; on PostgreSQL a few overlap their round trips.
+        lanes = 1 if not runtime.database.is_postgres else max(1, min(4, runtime.database.config.pool_size // 2))
+        self._turn = asyncio.Semaphore(lanes)
+        self.batches = 0
         self.handled = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -125,28 +151,50 @@ class Consumer:
         return set(self.by_type)
 
     # -- delivery ---------------------------------------------------------------------------------
-    async def deliver(self, envelope: Envelope) -> None:
-        """Handle one envelope; returns once its outcome is committed (the transport may ack)."""
-        subs = self.by_type.get(envelope.type)
-        if subs is None:
-            if envelope.type in self.runtime.registry:
-                return  # a known type this service does not handle
-            error: Exception = UnknownEventType(
-                f"received event {envelope.id} of type {envelope.type!r}, which no service of the system declares",
-                service=self.runtime.name,
-                fix="deploy the producer's declaration of this type (or stop publishing it), then `isles dlq retry`")
+    async def deliver(self, envelopes: Sequence[Envelope]) -> None:
+        """Handle envelopes of one shard, in order; returns once every outcome is committed.
+
+        The transport may then acknowledge them all. If this raises (our database is down), none
+        should be: those already committed come again and the inbox drops them.
+        """
+        run: list[_Delivery] = []
+        for envelope in envelopes:
+            subs = self.by_type.get(envelope.type)
+            if subs is None:
+                if envelope.type in self.runtime.registry:
+                    continue  # a known type this service does not handle
+                error: Exception = UnknownEventType(
+                    f"received event {envelope.id} of type {envelope.type!r}, which no service of the system "
+                    "declares", service=self.runtime.name,
+                    fix="deploy the producer's declaration of this type (or stop publishing it), then `isles dlq retry`")
+            else:
+                try:
+                    run.append(_Delivery(envelope, subs, [sub.parse(envelope, self.runtime.name) for sub in subs]))
+                    continue
+                except EventError as exc:
+                    error = exc
+            await self._deliver_run(run)  # the events before it first: dead-lettering parks the key
+            run = []
             await self._dead_letter(envelope, error, attempts=1)
-            return
-        try:
-            payloads = [sub.parse(envelope, self.runtime.name) for sub in subs]
-        except EventError as exc:
-            await self._dead_letter(envelope, exc, attempts=1)
-            return
+        await self._deliver_run(run)
+
+    async def _deliver_run(self, run: list["_Delivery"]) -> None:
+        for start in range(0, len(run), self.batch_size):
+            chunk = run[start:start + self.batch_size]
+            if self.batch_size > 1:
+                await self._deliver_together(chunk)
+            for delivery in chunk:  # in order: a key's later events wait for its earlier ones
+                if not (delivery.outcome.done() and delivery.outcome.result()):
+                    await self._deliver_alone(delivery)
+
+    async def _deliver_alone(self, delivery: "_Delivery") -> None:
+        """One transaction for one event, retried with backoff, dead-lettered after ``max_attempts``."""
+        envelope = delivery.envelope
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self._handle(envelope, subs, payloads, replaying=None)
+                await self._handle(envelope, delivery.subs, delivery.payloads, replaying=None)
                 return
             except asyncio.CancelledError:
                 raise
@@ -190,6 +238,78 @@ class Consumer:
             return True
         finally:
             current_traceparent.reset(token)
+
+    # -- group commit ------------------------------------------------------------------------------
+    async def _deliver_together(self, chunk: list["_Delivery"]) -> None:
+        """Handle ``chunk`` in a transaction shared with the chunks other shards are delivering.
+
+        Each delivery's ``outcome`` ends True once it is committed, or False when it must be
+        delivered alone (its key is parked, or the shared transaction failed). A chunk is never
+        split between transactions, so an outcome never skips ahead of an earlier event's.
+        """
+        self._waiting.append(chunk)
+        async with self._turn:
+            while not chunk[0].taken:  # lead the next transaction (and any before ours)
+                batch: list[_Delivery] = []
+                while self._waiting and (not batch or len(batch) + len(self._waiting[0]) <= self.batch_size):
+                    batch.extend(self._waiting.pop(0))
+                for member in batch:
+                    member.taken = True
+                await self._lead(batch)
+        await asyncio.gather(*(d.outcome for d in chunk))
+
+    async def _lead(self, batch: list["_Delivery"]) -> None:
+        try:
+            await self._handle_batch(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise
+            log.debug("service '%s': shared transaction of %d events failed, delivering them one by one: %s",
+                      self.runtime.name, len(batch), _summary(exc))
+        finally:
+            for member in batch:
+                if not member.outcome.done():
+                    member.outcome.set_result(False)
+
+    async def _handle_batch(self, batch: list["_Delivery"]) -> None:
+        """One transaction for ``batch``; sets each delivery's outcome once it is committed."""
+        async with UnitOfWork(self.runtime) as uow:
+            parked = await self._parked_keys(uow, {d.envelope.partitionkey for d in batch})
+            todo = [d for d in batch if (d.envelope.source, d.envelope.partitionkey) not in parked]
+            if not todo:
+                return
+            rows = [dict(event_id=d.envelope.id, type=d.envelope.type, source=d.envelope.source,
+                         partition_key=d.envelope.partitionkey, processed_at=utcnow()) for d in todo]
+            new = set(await uow.scalars(self._inbox_insert.values(rows).returning(self.runtime.tables.inbox.c.event_id)))
+            handled = 0
+            for delivery in todo:
+                envelope = delivery.envelope
+                if envelope.id not in new:
+                    continue  # handled before (or a second copy in this batch)
+                new.discard(envelope.id)
+                token = current_traceparent.set(envelope.traceparent)
+                try:
+                    uow.incoming = envelope
+                    for sub, payload in zip(delivery.subs, delivery.payloads):
+                        await sub.fn(payload, uow)
+                finally:
+                    current_traceparent.reset(token)
+                handled += 1
+            uow.incoming = None
+        self.batches += 1
+        self.handled += handled
+        self.duplicates += len(todo) - handled
+        for delivery in todo:
+            if not delivery.outcome.done():  # (cancelled if its transport stopped waiting)
+                delivery.outcome.set_result(True)
+
+    async def _parked_keys(self, uow: UnitOfWork, keys: set[str]) -> set[tuple[str, str]]:
+        dl = self.runtime.tables.dead_letters
+        rows = await uow.execute(select(dl.c.source, dl.c.partition_key).distinct().where(
+            dl.c.partition_key.in_(keys), dl.c.status.in_((DEAD, WAITING))))
+        return {(source, key) for source, key in rows}
 
     # The two statements every delivery runs, built once: building costs more than running them.
     @cached_property

@@ -14,7 +14,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from isles.errors import ConfigurationError, EventError
-from isles.events import Envelope, Event
+from isles.events import Envelope, Event, current_traceparent, new_traceparent
 from isles.orm import as_utc
 from isles.relay_claims import notify_channel
 
@@ -28,6 +28,7 @@ class _Pending:
     key: str | None
     version: int | None
     entity: Any
+    parent: str | None  # the trace this event continues, taken when it is published
 
 
 #: the units of work open on SQLite in this context, to catch one opened inside another
@@ -125,7 +126,7 @@ class UnitOfWork:
         if self._finished:
             raise EventError("publish() after the unit of work finished", service=self.service,
                              fix="publish inside the `async with service.unit_of_work()` block")
-        self._pending.append(_Pending(event, key, version, entity))
+        self._pending.append(_Pending(event, key, version, entity, current_traceparent.get()))
 
     def _envelopes(self) -> list[Envelope]:
         envelopes = []
@@ -142,7 +143,8 @@ class UnitOfWork:
                     f"event {item.event.event_type} has no {missing}", service=self.service,
                     fix="pass entity=<the changed row> (with a version column, e.g. isles.Versioned) "
                         "or key=/version= to uow.publish()")
-            envelopes.append(Envelope.wrap(item.event, source=self.runtime.source, key=key, version=int(version)))
+            envelopes.append(Envelope.wrap(item.event, source=self.runtime.source, key=key, version=int(version),
+                                           traceparent=new_traceparent(item.parent)))
         return envelopes
 
     async def commit(self) -> Sequence[Envelope]:

@@ -66,7 +66,7 @@ async def test_redelivered_event_has_no_second_effect(shop):
     envelope = Envelope.from_structured((await _dead_letter_envelope(shop, item_id)))
     consumer = shop.runtime("orders").consumer
     for _ in range(3):
-        await consumer.deliver(envelope)
+        await consumer.deliver([envelope])
     assert [a.event_id for a in await toy_shop.applied(item_id)] == [envelope.id]
     assert consumer.duplicates == 3
 
@@ -162,7 +162,7 @@ async def test_invalid_payload_is_dead_lettered_with_a_clear_error(shop):
     runtime = shop.runtime("orders")
     bad = Envelope(id=str(uuid.uuid4()), source="/shop/catalog", type="shop.catalog.item.updated",
                    data=b'{"itemId": "x"}', partitionkey="x", entityversion=1)
-    await runtime.consumer.deliver(bad)
+    await runtime.consumer.deliver([bad])
     [dead] = await _dead_letters(shop)
     assert dead.status == DEAD and dead.event_id == bad.id
     assert "service 'orders'" in dead.error and "name" in dead.error and "fix:" in dead.error
@@ -172,7 +172,7 @@ async def test_unknown_event_type_is_dead_lettered(shop):
     runtime = shop.runtime("orders")
     odd = Envelope(id=str(uuid.uuid4()), source="/shop/catalog", type="shop.catalog.item.exploded",
                    data=b"{}", partitionkey="k", entityversion=1)
-    await runtime.consumer.deliver(odd)
+    await runtime.consumer.deliver([odd])
     [dead] = await _dead_letters(shop)
     assert "shop.catalog.item.exploded" in dead.error and dead.attempts == 1
 

@@ -5,7 +5,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import orjson
 
@@ -74,21 +74,27 @@ class Recorder:
 
     def __init__(self) -> None:
         self.seen: list[Envelope] = []
+        self.calls: list[int] = []  # envelopes per successful deliver() call
         self.attempts: dict[str, int] = {}
         self.fail_once: set[str] = set()
         self.block_id: str | None = None
         self.blocked = asyncio.Event()
         self._never = asyncio.Event()
 
-    async def deliver(self, env: Envelope) -> None:
-        self.attempts[env.id] = self.attempts.get(env.id, 0) + 1
-        if env.id in self.fail_once:
-            self.fail_once.discard(env.id)
-            raise RuntimeError(f"injected failure for {env.id}")
-        if env.id == self.block_id:
-            self.blocked.set()
-            await self._never.wait()
-        self.seen.append(env)
+    async def deliver(self, envelopes: Sequence[Envelope]) -> None:
+        """All or nothing, like a consumer's transaction: a failure records none of the call's envelopes."""
+        accepted = []
+        for env in envelopes:
+            self.attempts[env.id] = self.attempts.get(env.id, 0) + 1
+            if env.id in self.fail_once:
+                self.fail_once.discard(env.id)
+                raise RuntimeError(f"injected failure for {env.id}")
+            if env.id == self.block_id:
+                self.blocked.set()
+                await self._never.wait()
+            accepted.append(env)
+        self.seen.extend(accepted)
+        self.calls.append(len(envelopes))
 
     def versions(self, key: str) -> list[int]:
         return [e.entityversion for e in self.seen if e.partitionkey == key]

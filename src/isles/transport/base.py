@@ -7,8 +7,10 @@ The contract, which the shared contract test suite checks for every transport:
   no later envelope of key K in the same call may be delivered (per-key order).
 * ``subscribe(group, topics, deliver)`` registers a consumer group before ``start()``. Each
   envelope reaches exactly one member of each group, envelopes of one key in publish order.
-  When ``deliver`` returns, the envelope is acknowledged; when it raises, it is not, and it (and
-  the later envelopes of its key) will be delivered again.
+  ``deliver(envelopes)`` takes one or more envelopes of one shard (partition, stream), in order:
+  when it returns, all of them are acknowledged; when it raises, none is, and they (and the
+  later envelopes of their keys) will be delivered again. Handing over what is at hand in one
+  call lets the consumer commit them in one transaction.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Awaitable, Callable, Sequence
 
 from isles.events import Envelope
 
-Deliver = Callable[[Envelope], Awaitable[None]]
+Deliver = Callable[[Sequence[Envelope]], Awaitable[None]]
 
 
 class Transport(ABC):

@@ -11,7 +11,8 @@ Why it is built this way:
   by the in-sync replicas; only then does the relay mark outbox rows published. aiokafka keeps at
   most one batch in flight per partition, so retries cannot reorder a key.
 * **Consumer.** One ``AIOKafkaConsumer`` per consuming service (group id = service name), manual
-  commits only. Records of one partition are delivered one at a time, in offset order; partitions of
+  commits only. Records of one partition are delivered in offset order (those of one fetch in one
+  ``deliver`` call, which the consumer commits in one transaction); partitions of
   a fetch proceed concurrently. An offset is committed only after ``deliver`` returned (its inbox
   transaction committed). When ``deliver`` raises, the partition is rewound to that record and paused
   for a backoff: the record and every later record of that partition (so every later event of the
@@ -418,25 +419,39 @@ class _GroupConsumer(ConsumerRebalanceListener):
                                     self.group, exc)
 
     async def _deliver_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> tuple[TopicPartition, int | None]:
-        """Deliver records in order; returns the offset to commit (after the last delivered record)."""
+        """Deliver records in order; returns the offset to commit (after the last delivered record).
+
+        The records up to the next poison message (or the end) go to ``deliver`` in one call.
+        """
         next_offset: int | None = None
-        for record in records:
-            try:
+        pending = records
+        while pending:
+            envelopes: list[Envelope] = []
+            poison: PoisonMessage | None = None
+            for record in pending:
                 try:
-                    envelope = from_record(record)
-                except PoisonMessage as poison:
+                    envelopes.append(from_record(record))
+                except PoisonMessage as exc:
+                    poison = exc
+                    break
+            rewind_to = pending[0]
+            try:
+                if envelopes:
+                    await self.deliver(envelopes)
+                    next_offset = pending[len(envelopes) - 1].offset + 1
+                if poison is not None:
+                    rewind_to = pending[len(envelopes)]
                     if self.transport.on_poison is None:
-                        raise
-                    await self.transport.on_poison(self.group, record, poison)
-                else:
-                    await self.deliver(envelope)
+                        raise poison
+                    await self.transport.on_poison(self.group, rewind_to, poison)
+                    next_offset = rewind_to.offset + 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._retry_later(tp, record, exc)
+                self._retry_later(tp, rewind_to, exc)
                 return tp, next_offset
-            next_offset = record.offset + 1
             self._failures.pop(tp, None)
+            pending = pending[len(envelopes) + (poison is not None):]
         return tp, next_offset
 
     def _retry_later(self, tp: TopicPartition, record: ConsumerRecord, exc: Exception) -> None:

@@ -6,7 +6,8 @@ outbox row published only once its effects are committed. A crash before that le
 unpublished, to be delivered again and de-duplicated by the consumer's inbox.
 
 Each group runs ``concurrency`` workers; an envelope goes to the worker its key hashes to, so
-one key's envelopes are handled one at a time, in order, while other keys proceed in parallel.
+one key's envelopes are handled in order while other keys proceed in parallel. A worker hands
+the envelopes waiting in its queue to the consumer in one call (up to ``batch``).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class TransportClosed(RuntimeError):
 @dataclass
 class _Worker:
     deliver: Deliver
+    batch: int  # at most this many envelopes per deliver() call
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     # Keys whose envelope failed while this queue was non-empty: their later envelopes are
     # refused rather than delivered out of order.
@@ -35,24 +37,34 @@ class _Worker:
 
     async def run(self) -> None:
         while True:
-            envelope, done = await self.queue.get()
+            batch = [await self.queue.get()]
+            while not self.queue.empty() and len(batch) < self.batch:  # hand over what is at hand, in one call
+                batch.append(self.queue.get_nowait())
             try:
-                if envelope.partitionkey in self.failed_keys:
-                    done.set_exception(RuntimeError(f"held back: an earlier event of key {envelope.partitionkey} failed"))
+                ready = []
+                for envelope, done in batch:
+                    if envelope.partitionkey in self.failed_keys:
+                        done.set_exception(RuntimeError(f"held back: an earlier event of key {envelope.partitionkey} failed"))
+                    else:
+                        ready.append((envelope, done))
+                if not ready:
                     continue
                 try:
-                    await self.deliver(envelope)
+                    await self.deliver([envelope for envelope, _ in ready])
                 except asyncio.CancelledError:
-                    if not done.done():
-                        done.set_exception(TransportClosed("transport stopped during delivery"))
+                    for _, done in ready:
+                        if not done.done():
+                            done.set_exception(TransportClosed("transport stopped during delivery"))
                     raise
-                except BaseException as exc:  # not acknowledged: report it to the relay
-                    self.failed_keys.add(envelope.partitionkey)
-                    if not done.done():
-                        done.set_exception(exc)
+                except BaseException as exc:  # none acknowledged: report it to the relay
+                    for envelope, done in ready:
+                        self.failed_keys.add(envelope.partitionkey)
+                        if not done.done():
+                            done.set_exception(exc)
                 else:
-                    if not done.done():
-                        done.set_result(None)
+                    for _, done in ready:
+                        if not done.done():
+                            done.set_result(None)
             finally:
                 if self.queue.empty():
                     self.failed_keys.clear()
@@ -64,8 +76,9 @@ class InMemoryTransport(Transport):
     name = "memory"
     delivers_synchronously = True
 
-    def __init__(self, concurrency: int = 8):
+    def __init__(self, concurrency: int = 8, batch: int = 100):
         self.concurrency = concurrency
+        self.batch = batch
         self._groups: dict[str, list[_Worker]] = {}
         self._topics: dict[str, list[str]] = {}
         self._running = False
@@ -73,7 +86,7 @@ class InMemoryTransport(Transport):
     def subscribe(self, group: str, topics: Sequence[str], deliver: Deliver) -> None:
         if group in self._groups:
             raise ValueError(f"consumer group {group!r} is already subscribed")
-        self._groups[group] = [_Worker(deliver) for _ in range(self.concurrency)]
+        self._groups[group] = [_Worker(deliver, self.batch) for _ in range(self.concurrency)]
         for topic in topics:
             self._topics.setdefault(topic, []).append(group)
         if self._running:

@@ -14,7 +14,8 @@ Why it is built this way:
   only reads the shards it holds a *lease* on (``SET NX PX`` on ``isles:lease:{group}:{stream}``,
   renewed every third of its lifetime; a member takes no more than its fair share
   ``ceil(shards / live members)``, so replicas split the work). Within a shard the owner delivers
-  entries one at a time in stream order and ``XACK``\\ s an entry only after ``deliver`` returned.
+  entries in stream order (those of one read in one ``deliver`` call) and ``XACK``\\ s them only
+  after ``deliver`` returned.
   When ``deliver`` raises, the entry stays pending and the owner backs off; it then re-reads its
   pending entries (``XREADGROUP ... 0``) before any new one, so nothing of that shard (hence of that
   key) overtakes it.
@@ -342,22 +343,31 @@ class _GroupMember:
                     pending = False
                     continue
                 acked: list[bytes] = []
+                run: list[tuple[bytes, Envelope]] = []  # decoded entries, delivered in one call
+
+                async def deliver_run() -> None:
+                    if run:
+                        await self.deliver([envelope for _, envelope in run])
+                        acked.extend(entry_id for entry_id, _ in run)
+                        run.clear()
                 try:
                     for entry_id, fields in entries:
                         if stop.is_set():
+                            run.clear()
                             break
                         if fields is None:  # trimmed away while pending: nothing left to deliver
+                            await deliver_run()
                             acked.append(entry_id)
                             continue
                         try:
-                            envelope = decode_entry(stream, entry_id, fields)
+                            run.append((entry_id, decode_entry(stream, entry_id, fields)))
                         except PoisonEntry as poison:
+                            await deliver_run()
                             if self.t.on_poison is None:
                                 raise
                             await self.t.on_poison(self.group, stream, entry_id, fields, poison)
-                        else:
-                            await self.deliver(envelope)
-                        acked.append(entry_id)
+                            acked.append(entry_id)
+                    await deliver_run()
                     failures = 0
                 except asyncio.CancelledError:
                     raise
