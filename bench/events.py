@@ -221,7 +221,7 @@ def print_results(results: list[dict[str, Any]]) -> None:
                   "at half the durable throughput measured on this machine.")
     for r in results:
         keys = ("transport", "db", "rate", "p50_ms", "p99_ms", "throughput", "baseline_throughput", "ratio",
-                "relay_ratio")
+                "relay_ratio", "pipeline_throughput", "pipeline_ratio")
         print("RESULT events " + " ".join(f"{k}={r[k]}" for k in keys if k in r))
 
 

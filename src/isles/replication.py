@@ -113,18 +113,21 @@ class Replica:
                                  fix="publish it with entity= or version= so copies can be ordered")
         if envelope.type.endswith(".deleted") and self.on_deleted == "delete":
             await self.delete(uow, envelope.partitionkey, envelope.entityversion)
-        else:
-            await self.apply(uow, envelope.partitionkey, envelope.entityversion, envelope.json())
+        else:  # nobody reads the row count here: let a batch of events share one executemany
+            await uow.write_later(*self._write(uow, envelope.partitionkey, envelope.entityversion, envelope.json()))
 
     async def apply(self, uow: "UnitOfWork", key: str, version: int, data: Mapping[str, Any]) -> int:
         """Write the values if ``version`` is newer than the stored one; return rows changed."""
+        result = await uow.execute(*self._write(uow, key, version, data))
+        return result.rowcount or 0
+
+    def _write(self, uow: "UnitOfWork", key: str, version: int, data: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         values = self.values_from(data)
         params = {f"r_{column}": value for column, value in values.items()}
         params["r_key"] = coerce_key(self.table.c[self.key], key)
         params["r_version"] = version
         dialect = "postgresql" if uow.runtime.database.is_postgres else "sqlite"
-        result = await uow.execute(self._statement(dialect, tuple(values)), params)
-        return result.rowcount or 0
+        return self._statement(dialect, tuple(values)), params
 
     def _statement(self, dialect: str, columns: tuple[str, ...]) -> Any:
         """The guarded write of ``columns``, with bound parameters ``r_key``, ``r_version``, ``r_<column>``."""

@@ -49,6 +49,7 @@ class UnitOfWork:
         self.incoming: Envelope | None = None
         self._pending: list[_Pending] = []
         self._published: list[Envelope] = []
+        self._queued: dict[Any, list[dict[str, Any]]] = {}  # write_later(): statement -> parameter sets
         self._finished = False
         self._task: asyncio.Task | None = None  # set while open on SQLite (see _claim_sqlite)
 
@@ -94,19 +95,46 @@ class UnitOfWork:
         self.session.add(instance)
 
     async def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        await self._write_queued()
         return await self.session.get(entity, ident, **kwargs)
 
     async def execute(self, statement: Any, params: Any = None) -> Any:
+        await self._write_queued()
         return await self.session.execute(statement, params)
 
     async def scalar(self, statement: Any, params: Any = None) -> Any:
+        await self._write_queued()
         return await self.session.scalar(statement, params)
 
     async def scalars(self, statement: Any, params: Any = None) -> Any:
+        await self._write_queued()
         return await self.session.scalars(statement, params)
 
     async def flush(self) -> None:
+        await self._write_queued()
         await self.session.flush()
+
+    async def write_later(self, statement: Any, params: dict[str, Any]) -> None:
+        """Queue a Core write whose result nobody reads; the queue goes out before the next read or commit.
+
+        Each queued statement is sent once with all its parameter sets (an executemany). A
+        consumer handling a batch of events thus writes a replica with one round trip, not one
+        per event. Program order is kept where it can matter: a second statement on a table that
+        already has one queued, or pending ORM changes, first send what is queued.
+        """
+        if statement not in self._queued:
+            table = getattr(statement, "table", None)
+            if any(getattr(queued, "table", None) is table for queued in self._queued) or \
+                    self.session.new or self.session.dirty or self.session.deleted:
+                await self.flush()
+        self._queued.setdefault(statement, []).append(params)
+
+    async def _write_queued(self) -> None:
+        if self._queued:
+            queued, self._queued = self._queued, {}
+            connection = await self.session.connection()
+            for statement, params in queued.items():
+                await connection.execute(statement, params)
 
     # -- events ----------------------------------------------------------------------------------
     def publish(self, event: Event, *, entity: Any = None, key: str | None = None,
@@ -152,6 +180,7 @@ class UnitOfWork:
         if self._finished:
             raise EventError("commit() called twice", service=self.service, fix="commit once per unit of work")
         published: list[Envelope] = []
+        await self._write_queued()
         if self._pending:
             await self.session.flush()  # bumps entity versions before we read them
             published = self._envelopes()
@@ -176,6 +205,7 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         self._pending.clear()
+        self._queued.clear()
         self._finished = True
         await self.session.rollback()
 

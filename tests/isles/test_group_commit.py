@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 import toy_shop
 from conftest import TOPOLOGIES
@@ -99,3 +99,28 @@ async def test_a_backlog_is_consumed_in_shared_transactions(shop):
     assert consumer.batches - batches <= len(items) / 3  # several events per transaction
     for item_id in items[:5]:
         assert await applied_versions(str(item_id)) == [1]
+
+
+async def test_one_key_several_times_in_a_call_ends_at_its_newest_version(shop):
+    consumer = shop.runtime("orders").consumer
+    (a,) = keys(1)
+    line_id = await toy_shop.add_order_line(uuid.UUID(a))
+    batches = consumer.batches
+    await consumer.deliver([updated(a, 1), updated(a, 3), updated(a, 2)])  # the replica writes go as one executemany
+    assert consumer.batches == batches + 1
+    async with toy_shop.orders.unit_of_work() as uow:
+        line = await uow.get(toy_shop.OrderLine, line_id)
+    assert (line.item_name, line.item_version) == (f"{a[:4]} v3", 3)
+
+
+async def test_queued_writes_keep_program_order_with_orm_changes_and_reads(shop):
+    lines = toy_shop.OrderLine.__table__
+    rename = update(lines).where(lines.c.item_id == bindparam("k")).values(item_name=bindparam("n"))
+    item = uuid.uuid4()
+    async with toy_shop.orders.unit_of_work() as uow:
+        uow.add(toy_shop.OrderLine(item_id=item))  # pending in the session: must be written first
+        await uow.write_later(rename, {"k": item, "n": "queued"})
+        assert await uow.scalar(select(lines.c.item_name).where(lines.c.item_id == item)) == "queued"
+        await uow.write_later(rename, {"k": item, "n": "at commit"})
+    async with toy_shop.orders.unit_of_work() as uow:
+        assert await uow.scalar(select(lines.c.item_name).where(lines.c.item_id == item)) == "at commit"
