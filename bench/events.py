@@ -2,8 +2,9 @@
 
 For each database (SQLite files, PostgreSQL database per service) it measures, in one run:
 
-* latency: renames offered at a steady rate; for each, the time from material's commit (state +
-  outbox row) to work_order's commit (inbox row + replicated fields) - p50 and p99;
+* latency: renames offered at a steady rate, open loop (each starts at its due time); for each,
+  the time from material's commit (state + outbox row) to work_order's commit (inbox row +
+  replicated fields) - p50 and p99, at the capped rate and at 100 and 200 events/s below it;
 * durable throughput: renames from concurrent writers until every effect is committed;
 * the baseline: the same two writes with no outbox, relay, transport or inbox (material's
   update, then work_order's UPDATE), with the same concurrency - what you get with no guarantees.
@@ -31,6 +32,7 @@ from sqlalchemy import or_, update
 from isles.transport import InMemoryTransport
 
 console = Console()
+CURVE_RATES = (100, 200)  # offered events/s measured below the capped rate, for the latency curve
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", database="postgres")
 
 
@@ -123,15 +125,22 @@ async def measure_latency(system, transport, ids, rate: int, count: int) -> tupl
     transport.arrived.clear()
     transport.expect = count
     committed: dict[str, float] = {}
-    started = time.perf_counter()
-    for n in range(count):
-        due = started + n / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+
+    async def rename(n: int) -> None:
         event_id, at = await _rename(material, ids[n % len(ids)], f"latency {started} {n}")
         committed[event_id] = at
+
+    # Open loop: each rename starts at its due time, whether or not the ones before it finished
+    # (a single writer awaiting each commit could not offer more than one commit's worth a time).
+    started = time.perf_counter()
+    renames = []
+    for n in range(count):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        renames.append(asyncio.create_task(rename(n)))
     offered_for = time.perf_counter() - started
+    await asyncio.gather(*renames)
     await asyncio.wait_for(transport.arrived.wait(), 120)
     latencies = sorted((transport.done[e] - t) * 1000 for e, t in committed.items())
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -192,10 +201,14 @@ async def run_db(db: str, quick: bool, rate: int) -> dict[str, Any]:
         baseline = await measure_baseline(system, ids, throughput_events, writers)
         throughput = await measure_throughput(system, transport, ids, throughput_events, writers)
         # Offering close to capacity measures queueing, not latency: cap the offered rate at half
-        # of the durable throughput just measured on this machine.
+        # of the durable throughput just measured on this machine. Lower rates show the curve.
         offered = min(rate, max(10, int(throughput / 2)))
         count = min(latency_events, offered * (5 if quick else 20))
         await measure_latency(system, transport, ids, offered, min(100, count))  # warm-up
+        curve = []
+        for step in sorted({r for r in CURVE_RATES if r < offered}):
+            step_p50, step_p99, _ = await measure_latency(system, transport, ids, step, step * (3 if quick else 10))
+            curve.append((step, round(step_p50, 3), round(step_p99, 3)))
         p50, p99, achieved = await measure_latency(system, transport, ids, offered, count)
     finally:
         await system.stop()
@@ -204,7 +217,7 @@ async def run_db(db: str, quick: bool, rate: int) -> dict[str, Any]:
     rate = offered
     return {"transport": "memory", "db": db, "rate": rate, "achieved_rate": round(achieved),
             "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "throughput": round(throughput),
-            "baseline_throughput": round(baseline), "ratio": round(throughput / baseline, 3)}
+            "baseline_throughput": round(baseline), "ratio": round(throughput / baseline, 3), "curve": curve}
 
 
 def print_results(results: list[dict[str, Any]]) -> None:
@@ -219,6 +232,15 @@ def print_results(results: list[dict[str, Any]]) -> None:
     console.print("baseline: the same two writes with no outbox, relay or inbox (no delivery guarantee); "
                   "ratio = durable / baseline.\noffered/s: the latency run's rate (achieved in brackets), capped "
                   "at half the durable throughput measured on this machine.")
+    curves = [r for r in results if r.get("curve")]
+    if curves:
+        table = Table(title="latency by offered rate (open loop)", header_style="bold")
+        for column in ("transport", "db", "offered/s", "p50 ms", "p99 ms"):
+            table.add_column(column, justify="right")
+        for r in curves:
+            for step, p50, p99 in r["curve"] + [(r["rate"], r["p50_ms"], r["p99_ms"])]:
+                table.add_row(r["transport"], r["db"], str(step), f"{p50:.2f}", f"{p99:.2f}")
+        console.print(table)
     for r in results:
         keys = ("transport", "db", "rate", "p50_ms", "p99_ms", "throughput", "baseline_throughput", "ratio",
                 "relay_ratio", "pipeline_throughput", "pipeline_ratio")

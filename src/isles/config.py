@@ -58,6 +58,8 @@ class DatabaseConfig:
     pool_size: int = 5
     max_overflow: int = 5
     source: str = "default"  # which setting it came from, for error messages
+    #: PostgreSQL: a pooled connection idle longer than this (seconds) is pinged before reuse
+    ping_after: float = 1.0
 
     @property
     def dialect(self) -> str:
@@ -98,6 +100,20 @@ def _pool_setting(env: Mapping[str, str], name: str, default: int, service: str)
         value = -1
     if value < 0:
         raise ConfigurationError(f"{name}={raw!r} is not a whole number >= 0", service=service,
+                                 fix=f"set {name} to a number such as {default}, or unset it")
+    return value
+
+
+def _seconds_setting(env: Mapping[str, str], name: str, default: float, service: str) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigurationError(f"{name}={raw!r} is not a number of seconds >= 0", service=service,
                                  fix=f"set {name} to a number such as {default}, or unset it")
     return value
 
@@ -149,6 +165,7 @@ def resolve_database(service: str, env: Mapping[str, str] | None = None) -> Data
     prefix = env_prefix(service)
     pool = _pool_setting(env, f"{prefix}_DB_POOL_SIZE", 5, service)
     overflow = _pool_setting(env, f"{prefix}_DB_MAX_OVERFLOW", 5, service)
+    ping_after = _seconds_setting(env, "ISLES_DB_PING_AFTER", 1.0, service)
     own = f"{prefix}_DATABASE_URL"
     if env.get(own):
         url, schema = parse_database_url(env[own], service=service, setting=own)
@@ -156,7 +173,7 @@ def resolve_database(service: str, env: Mapping[str, str] | None = None) -> Data
             topology: Topology = "sqlite-file"
         else:
             topology = "schema-per-service" if schema else "database-per-service"
-        return DatabaseConfig(service, url, schema, topology, pool, overflow, own)
+        return DatabaseConfig(service, url, schema, topology, pool, overflow, own, ping_after)
     if env.get("DATABASE_URL"):
         url, _ = parse_database_url(env["DATABASE_URL"], service=service, setting="DATABASE_URL")
         if url.get_backend_name() == "sqlite":
@@ -164,7 +181,7 @@ def resolve_database(service: str, env: Mapping[str, str] | None = None) -> Data
                 "DATABASE_URL points at SQLite, which has no schemas to give each service",
                 service=service, fix=f"unset DATABASE_URL (each service then gets its own SQLite file) "
                                      f"or set {own}")
-        return DatabaseConfig(service, url, service, "schema-per-service", pool, overflow, "DATABASE_URL")
+        return DatabaseConfig(service, url, service, "schema-per-service", pool, overflow, "DATABASE_URL", ping_after)
     data_dir = Path(env.get("ISLES_DATA_DIR") or "data")
     url = URL.create("sqlite+aiosqlite", database=str((data_dir / f"{service}.db").absolute()))
     return DatabaseConfig(service, url, None, "sqlite-file", pool, overflow, "default")

@@ -276,7 +276,7 @@ class Consumer:
     async def _handle_batch(self, batch: list["_Delivery"]) -> None:
         """One transaction for ``batch``; sets each delivery's outcome once it is committed."""
         async with UnitOfWork(self.runtime) as uow:
-            parked = await self._parked_keys(uow, {d.envelope.partitionkey for d in batch})
+            parked = await self._parked_keys(uow, sorted({d.envelope.partitionkey for d in batch}))
             todo = [d for d in batch if (d.envelope.source, d.envelope.partitionkey) not in parked]
             if not todo:
                 return
@@ -305,7 +305,7 @@ class Consumer:
             if not delivery.outcome.done():  # (cancelled if its transport stopped waiting)
                 delivery.outcome.set_result(True)
 
-    async def _parked_keys(self, uow: UnitOfWork, keys: set[str]) -> set[tuple[str, str]]:
+    async def _parked_keys(self, uow: UnitOfWork, keys: list[str]) -> set[tuple[str, str]]:
         dl = self.runtime.tables.dead_letters
         rows = await uow.execute(select(dl.c.source, dl.c.partition_key).distinct().where(
             dl.c.partition_key.in_(keys), dl.c.status.in_((DEAD, WAITING))))
