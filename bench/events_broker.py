@@ -4,7 +4,8 @@ Measured in one run, on the same broker and the same payloads:
 
 * the MES path: a part renamed in material (state + outbox row committed) -> relay -> broker ->
   work_order's consumer (inbox row + replicated fields committed): durable throughput with 8
-  writers, and p50/p99 latency at a steady offered rate;
+  writers, and p50/p99 latency at a steady offered rate (open loop; half the durable throughput,
+  and 100 and 200 events/s below it);
 * the raw client: aiokafka (or redis-py) producing the same CloudEvents records and a consumer
   group reading them, no database - ``baseline_throughput``; ``ratio`` = durable / raw;
 * the relay alone: a backlog of committed outbox rows published by ``Relay.drain`` vs the raw
@@ -157,15 +158,18 @@ async def _relay_rate(system: Any, transport: Any, ids: list, count: int) -> flo
     The consumers hold their deliveries meanwhile, so the relay has the machine to itself as the
     raw producer has (on two cores, work_order's consumer would otherwise take half of it).
     """
-    await _backlog(system, ids, count, "relay")
-    _reset(transport, count)
-    transport.flowing.clear()
-    started = time.perf_counter()
-    await system.runtime("material").relay.drain(120)
-    rate = count / (time.perf_counter() - started)
-    transport.flowing.set()
-    await asyncio.wait_for(transport.arrived.wait(), 300)
-    _restart_relays(system)
+    relay = system.runtime("material").relay
+    rate = 0.0
+    for label, n in (("relay warm-up", count // 10), ("relay", count)):  # the raw clients warm up too
+        await _backlog(system, ids, n, label)
+        _reset(transport, n)
+        transport.flowing.clear()
+        started = time.perf_counter()
+        await relay.drain(120)
+        rate = n / (time.perf_counter() - started)
+        transport.flowing.set()
+        await asyncio.wait_for(transport.arrived.wait(), 300)
+        _restart_relays(system)
     return rate
 
 
@@ -264,7 +268,7 @@ async def _raw_redis(url: str, count: int) -> tuple[float, float]:
 # -- the run ----------------------------------------------------------------------------------------------
 async def run(transport: str, quick: bool) -> dict[str, Any]:
     """Measure ``transport`` ('kafka' or 'redis'); returns the RESULT keys of bench.events."""
-    from bench.events import _drop_pg, measure_baseline, measure_latency, measure_throughput
+    from bench.events import CURVE_RATES, _drop_pg, measure_baseline, measure_latency, measure_throughput
     parts = 200 if quick else 1000
     throughput_events = 2000 if quick else 10000
     relay_events = 2000 if quick else 10000
@@ -299,9 +303,13 @@ async def run(transport: str, quick: bool) -> dict[str, Any]:
             relay_rate = await _relay_rate(system, broker, ids, relay_events)
             pipeline = await _pipeline_rate(system, broker, ids, relay_events)
             throughput = await measure_throughput(system, broker, ids, throughput_events, WRITERS)
-            offered = min(1000, max(10, int(db_baseline / 2)))
+            offered = min(1000, max(10, int(throughput / 2)))  # as bench.events: half the durable throughput
             count = min(5000, offered * (5 if quick else 20))
             await measure_latency(system, broker, ids, offered, min(100, count))  # warm-up
+            curve = []
+            for step in sorted({r for r in CURVE_RATES if r < offered}):
+                step_p50, step_p99, _ = await measure_latency(system, broker, ids, step, step * (3 if quick else 10))
+                curve.append((step, round(step_p50, 3), round(step_p99, 3)))
             p50, p99, achieved = await measure_latency(system, broker, ids, offered, count)
         finally:
             await system.stop()
@@ -316,7 +324,7 @@ async def run(transport: str, quick: bool) -> dict[str, Any]:
               "relay_ratio": round(relay_rate / raw_produce, 3),
               "pipeline_throughput": round(pipeline), "pipeline_ratio": round(pipeline / raw_e2e, 3),
               "relay_rate": round(relay_rate), "raw_producer_rate": round(raw_produce),
-              "db_baseline_throughput": round(db_baseline)}
+              "db_baseline_throughput": round(db_baseline), "curve": curve}
     _print(result)
     return result
 

@@ -28,7 +28,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import ARRAY, Text, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from isles.backoff import backoff_delay
@@ -276,13 +276,9 @@ class Consumer:
     async def _handle_batch(self, batch: list["_Delivery"]) -> None:
         """One transaction for ``batch``; sets each delivery's outcome once it is committed."""
         async with UnitOfWork(self.runtime) as uow:
-            parked = await self._parked_keys(uow, sorted({d.envelope.partitionkey for d in batch}))
-            todo = [d for d in batch if (d.envelope.source, d.envelope.partitionkey) not in parked]
+            new, todo = await self._record_in_inbox(uow, batch)
             if not todo:
                 return
-            rows = [dict(event_id=d.envelope.id, type=d.envelope.type, source=d.envelope.source,
-                         partition_key=d.envelope.partitionkey, processed_at=utcnow()) for d in todo]
-            new = set(await uow.scalars(self._inbox_insert.values(rows).returning(self.runtime.tables.inbox.c.event_id)))
             handled = 0
             for delivery in todo:
                 envelope = delivery.envelope
@@ -304,6 +300,46 @@ class Consumer:
         for delivery in todo:
             if not delivery.outcome.done():  # (cancelled if its transport stopped waiting)
                 delivery.outcome.set_result(True)
+
+    async def _record_in_inbox(self, uow: UnitOfWork, batch: list["_Delivery"]) -> tuple[set[str], list["_Delivery"]]:
+        """Insert the batch's event ids into the inbox, but none of a parked key.
+
+        Returns the ids inserted (the events to handle now) and the deliveries that are not
+        parked (handled now, or duplicates). On PostgreSQL this is one statement; the parked keys
+        are looked up only when some id was not inserted.
+        """
+        envelopes = [d.envelope for d in batch]
+        if self.runtime.database.is_postgres:
+            new = set(await uow.scalars(self._inbox_insert_unless_parked, {
+                "ids": [e.id for e in envelopes], "types": [e.type for e in envelopes],
+                "sources": [e.source for e in envelopes], "keys": [e.partitionkey for e in envelopes],
+                "now": utcnow()}))
+            if len(new) == len(batch):
+                return new, batch
+            parked = await self._parked_keys(uow, sorted({e.partitionkey for e in envelopes if e.id not in new}))
+            return new, [d for d in batch if (d.envelope.source, d.envelope.partitionkey) not in parked]
+        parked = await self._parked_keys(uow, sorted({e.partitionkey for e in envelopes}))
+        todo = [d for d in batch if (d.envelope.source, d.envelope.partitionkey) not in parked]
+        if not todo:
+            return set(), []
+        rows = [dict(event_id=d.envelope.id, type=d.envelope.type, source=d.envelope.source,
+                     partition_key=d.envelope.partitionkey, processed_at=utcnow()) for d in todo]
+        new = set(await uow.scalars(self._inbox_insert.values(rows).returning(self.runtime.tables.inbox.c.event_id)))
+        return new, todo
+
+    @cached_property
+    def _inbox_insert_unless_parked(self) -> Any:
+        """PostgreSQL: insert ``ids`` (with ``types``, ``sources``, ``keys``) unless their key is parked."""
+        inbox, dl = self.runtime.tables.inbox, self.runtime.tables.dead_letters
+        arrays = [bindparam(name, type_=ARRAY(Text)) for name in ("ids", "types", "sources", "keys")]
+        v = func.unnest(*arrays).table_valued("event_id", "type", "source", "partition_key").render_derived(name="v")
+        parked = (select(dl.c.id).where(dl.c.source == v.c.source, dl.c.partition_key == v.c.partition_key,
+                                        dl.c.status.in_((DEAD, WAITING))).exists())
+        rows = select(v.c.event_id, v.c.type, v.c.source, v.c.partition_key,
+                      bindparam("now", type_=inbox.c.processed_at.type)).where(~parked)
+        return (postgresql.insert(inbox)
+                .from_select(["event_id", "type", "source", "partition_key", "processed_at"], rows)
+                .on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id))
 
     async def _parked_keys(self, uow: UnitOfWork, keys: list[str]) -> set[tuple[str, str]]:
         dl = self.runtime.tables.dead_letters
