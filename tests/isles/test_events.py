@@ -68,3 +68,42 @@ def test_registry_refuses_two_owners_of_one_type():
 
     with pytest.raises(ConfigurationError, match="declared twice"):
         registry.register("other", Twin)
+
+
+def _package_reads(raw: bytes) -> Envelope:
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+    return Envelope.from_cloudevent(JSONFormat().read(CloudEvent, raw))
+
+
+@pytest.mark.parametrize("subject, traceparent, version", [("i-1", new_traceparent(), 7), (None, None, None),
+                                                           ("i-2", None, 1)])
+def test_structured_json_is_read_directly_as_the_package_reads_it(monkeypatch, subject, traceparent, version):
+    envelope = Envelope.wrap(toy_shop.ItemUpdated(item_id="i-1", name="bolt ü", price=3), source="/shop/catalog",
+                             key="i-1", version=version)
+    envelope.subject, envelope.traceparent = subject, traceparent
+    raw = envelope.to_structured()
+    expected = _package_reads(raw)
+    import isles.events
+    monkeypatch.setattr(isles.events._JSON, "read", lambda *a: pytest.fail("took the package's path"))
+    assert Envelope.from_structured(raw) == expected == envelope
+
+
+@pytest.mark.parametrize("change", [
+    {"data": "a plain string"},                       # data the package hands back as text
+    {"comexampleother": "x"},                         # an extension isles does not write
+    {"time": "2026-11-29T10:00:00"},                  # no time zone
+    {"entityversion": 3.5},                           # an odd value
+    {"datacontenttype": "text/plain", "data": "x"},   # another content type
+])
+def test_structured_json_isles_does_not_write_is_read_by_the_package(change):
+    envelope = Envelope.wrap(toy_shop.ItemUpdated(item_id="i-1", name="bolt", price=3), source="/shop/catalog",
+                             key="i-1", version=2)
+    raw = orjson.dumps({**orjson.loads(envelope.to_structured()), **change})
+    try:
+        expected = _package_reads(raw)
+    except Exception as exc:  # whatever the package refuses, we refuse the same way
+        with pytest.raises(type(exc)):
+            Envelope.from_structured(raw)
+        return
+    assert Envelope.from_structured(raw) == expected

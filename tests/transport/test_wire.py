@@ -57,3 +57,33 @@ def test_redis_entry_round_trip_and_poison():
     with pytest.raises(PoisonEntry) as info:
         decode_entry("s", b"1-0", {b"other": b"x"})
     assert "1-0" in str(info.value) and info.value.fix
+
+
+def _binding_reads(message) -> object:
+    from cloudevents.core.bindings import kafka as ce_kafka
+    from isles.events import Envelope
+    from isles.transport.kafka import _READ_FORMAT
+    return Envelope.from_cloudevent(ce_kafka.from_binary(ce_kafka.KafkaMessage(dict(message.headers), message.key,
+                                                                               message.value), _READ_FORMAT))
+
+
+def test_kafka_records_isles_writes_are_read_directly_as_the_binding_reads_them(monkeypatch):
+    import isles.transport.kafka as kafka
+    sent = envelope("mes", "P-9", 5)
+    message = to_record(sent)
+    expected = _binding_reads(message)
+    monkeypatch.setattr(kafka.ce_kafka, "from_binary", lambda *a: pytest.fail("took the binding's path"))
+    assert from_record(_record(message.headers.items(), b"P-9", message.value)) == expected == sent
+
+
+def test_kafka_records_with_other_attributes_are_read_by_the_binding(monkeypatch):
+    import isles.transport.kafka as kafka
+    sent = envelope("mes", "P-9", 5)
+    message = to_record(sent)
+    message.headers["ce_comexampleother"] = b"x"
+    expected = _binding_reads(message)
+    calls = []
+    from_binary = kafka.ce_kafka.from_binary
+    monkeypatch.setattr(kafka.ce_kafka, "from_binary", lambda *a: calls.append(1) or from_binary(*a))
+    assert from_record(_record(message.headers.items(), b"P-9", message.value)) == expected
+    assert calls == [1]
