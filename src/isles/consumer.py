@@ -11,11 +11,12 @@ dead letter (with its error) and parks its key, so the key's later events wait i
 other keys keep flowing. An event of an unknown type or with invalid data is dead-lettered at
 once. ``retry`` replays a parked key's dead and waiting events in order.
 
-Deliveries that arrive while the consumer's previous transaction is committing share the next
-one (a group commit): one parked-key query, one inbox insert and one commit for all of them,
-each handler still run in arrival order. Transports call ``deliver`` once per envelope and get
-its outcome, committed, as before. If anything in a shared transaction fails, it rolls back and
-each of its envelopes is delivered alone, so retries and dead letters stay per event.
+Transports hand over what they have at hand - a shard's envelopes, in order - in one
+``deliver`` call, and the calls that wait side by side share one transaction (a group commit):
+one inbox statement that also skips parked keys (two on SQLite), the handlers of each event in
+arrival order, one commit. If anything in a shared transaction fails, it rolls back and each of
+its envelopes is delivered alone as above, so retries, dead letters and parking stay per event.
+``batch_size=1`` gives every event its own transaction.
 """
 from __future__ import annotations
 
