@@ -147,6 +147,15 @@ async def measure_latency(system, transport, ids, rate: int, count: int) -> tupl
     return statistics.median(latencies), p99, count / offered_for
 
 
+async def measure_curve(system, transport, ids, offered: int, quick: bool) -> list[tuple[int, float, float]]:
+    """(rate, p50, p99) at each of CURVE_RATES below ``offered``: the latency curve."""
+    curve = []
+    for step in sorted(r for r in CURVE_RATES if r < offered):
+        p50, p99, _ = await measure_latency(system, transport, ids, step, step * (3 if quick else 10))
+        curve.append((step, round(p50, 3), round(p99, 3)))
+    return curve
+
+
 async def measure_throughput(system, transport, ids, count: int, writers: int) -> float:
     material = system.service("material")
     transport.done.clear()
@@ -205,10 +214,7 @@ async def run_db(db: str, quick: bool, rate: int) -> dict[str, Any]:
         offered = min(rate, max(10, int(throughput / 2)))
         count = min(latency_events, offered * (5 if quick else 20))
         await measure_latency(system, transport, ids, offered, min(100, count))  # warm-up
-        curve = []
-        for step in sorted({r for r in CURVE_RATES if r < offered}):
-            step_p50, step_p99, _ = await measure_latency(system, transport, ids, step, step * (3 if quick else 10))
-            curve.append((step, round(step_p50, 3), round(step_p99, 3)))
+        curve = await measure_curve(system, transport, ids, offered, quick)
         p50, p99, achieved = await measure_latency(system, transport, ids, offered, count)
     finally:
         await system.stop()

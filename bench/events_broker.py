@@ -268,7 +268,7 @@ async def _raw_redis(url: str, count: int) -> tuple[float, float]:
 # -- the run ----------------------------------------------------------------------------------------------
 async def run(transport: str, quick: bool) -> dict[str, Any]:
     """Measure ``transport`` ('kafka' or 'redis'); returns the RESULT keys of bench.events."""
-    from bench.events import CURVE_RATES, _drop_pg, measure_baseline, measure_latency, measure_throughput
+    from bench.events import _drop_pg, measure_baseline, measure_curve, measure_latency, measure_throughput
     parts = 200 if quick else 1000
     throughput_events = 2000 if quick else 10000
     relay_events = 2000 if quick else 10000
@@ -306,10 +306,7 @@ async def run(transport: str, quick: bool) -> dict[str, Any]:
             offered = min(1000, max(10, int(throughput / 2)))  # as bench.events: half the durable throughput
             count = min(5000, offered * (5 if quick else 20))
             await measure_latency(system, broker, ids, offered, min(100, count))  # warm-up
-            curve = []
-            for step in sorted({r for r in CURVE_RATES if r < offered}):
-                step_p50, step_p99, _ = await measure_latency(system, broker, ids, step, step * (3 if quick else 10))
-                curve.append((step, round(step_p50, 3), round(step_p99, 3)))
+            curve = await measure_curve(system, broker, ids, offered, quick)
             p50, p99, achieved = await measure_latency(system, broker, ids, offered, count)
         finally:
             await system.stop()

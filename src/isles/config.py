@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -90,30 +90,18 @@ def validate_service_name(name: str) -> None:
         )
 
 
-def _pool_setting(env: Mapping[str, str], name: str, default: int, service: str) -> int:
+def _number_setting(env: Mapping[str, str], name: str, default: int | float, service: str) -> Any:
+    """A setting >= 0, parsed like ``default`` (a whole number for an int default)."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = type(default)(raw)
     except ValueError:
         value = -1
-    if value < 0:
-        raise ConfigurationError(f"{name}={raw!r} is not a whole number >= 0", service=service,
-                                 fix=f"set {name} to a number such as {default}, or unset it")
-    return value
-
-
-def _seconds_setting(env: Mapping[str, str], name: str, default: float, service: str) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise ConfigurationError(f"{name}={raw!r} is not a number of seconds >= 0", service=service,
+    if not value >= 0:  # also refuses nan
+        what = "a whole number" if isinstance(default, int) else "a number of seconds"
+        raise ConfigurationError(f"{name}={raw!r} is not {what} >= 0", service=service,
                                  fix=f"set {name} to a number such as {default}, or unset it")
     return value
 
@@ -163,9 +151,9 @@ def resolve_database(service: str, env: Mapping[str, str] | None = None) -> Data
     """The database a service uses, from ``env`` (default: the process environment)."""
     env = os.environ if env is None else env
     prefix = env_prefix(service)
-    pool = _pool_setting(env, f"{prefix}_DB_POOL_SIZE", 5, service)
-    overflow = _pool_setting(env, f"{prefix}_DB_MAX_OVERFLOW", 5, service)
-    ping_after = _seconds_setting(env, "ISLES_DB_PING_AFTER", 1.0, service)
+    pool = _number_setting(env, f"{prefix}_DB_POOL_SIZE", 5, service)
+    overflow = _number_setting(env, f"{prefix}_DB_MAX_OVERFLOW", 5, service)
+    ping_after = _number_setting(env, "ISLES_DB_PING_AFTER", 1.0, service)
     own = f"{prefix}_DATABASE_URL"
     if env.get(own):
         url, schema = parse_database_url(env[own], service=service, setting=own)

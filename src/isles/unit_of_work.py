@@ -119,14 +119,14 @@ class UnitOfWork:
 
         Each queued statement is sent once with all its parameter sets (an executemany). A
         consumer handling a batch of events thus writes a replica with one round trip, not one
-        per event. Program order is kept where it can matter: a second statement on a table that
-        already has one queued, or pending ORM changes, first send what is queued.
+        per event. Program order is kept where it can matter: pending ORM changes, or a second
+        statement on a table that already has one queued, first send what came before.
         """
-        if statement not in self._queued:
-            table = getattr(statement, "table", None)
-            if any(getattr(queued, "table", None) is table for queued in self._queued) or \
-                    self.session.new or self.session.dirty or self.session.deleted:
-                await self.flush()
+        session = self.session
+        table = getattr(statement, "table", None)
+        if session.new or session.dirty or session.deleted or (
+                statement not in self._queued and any(getattr(q, "table", None) is table for q in self._queued)):
+            await self.flush()
         self._queued.setdefault(statement, []).append(params)
 
     async def _write_queued(self) -> None:
