@@ -198,11 +198,13 @@ def _sample_records(count: int) -> list:
 async def _raw_kafka(bootstrap: str, count: int) -> tuple[float, float]:
     """(producer records/s, end-to-end produce+consume records/s) with plain aiokafka."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from isles.transport.kafka import to_record, _support_init_producer_id_v3
+    from isles.transport.kafka import KafkaSettings, to_record, _support_init_producer_id_v3
     _support_init_producer_id_v3()
     topic = f"raw.{uuid.uuid4().hex[:8]}.events"
     records = [(e.partitionkey.encode(), to_record(e)) for e in _sample_records(count)]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+    tuning = KafkaSettings(brokers=bootstrap)  # the producer settings the transport uses
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+                                linger_ms=tuning.linger_ms, max_batch_size=tuning.max_batch_bytes)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}",
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await producer.start()

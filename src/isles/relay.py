@@ -7,10 +7,14 @@ later rows of its own key; a transport that is down holds back everything and is
 exponential backoff plus jitter. Published rows stay for ``retention`` (the outbox doubles as the
 service's replayable event log) and are then deleted.
 
-On PostgreSQL a batch is marked published in the background while the next one is read and sent
-(its ids are left out of that read). Losing a mark - a crash, a failed mark transaction - only
-means sending those rows again. The first copy already went out in order, before the rows its
-key committed later; the consumers' inboxes drop the second.
+On PostgreSQL the relay works on several batches at once. While one batch is being handed to the
+transport, the next is read (leaving this one's ids out); the transport's acknowledgements and
+the mark that records them are awaited in the background, up to ``BATCHES_IN_FLIGHT`` batches.
+Ids handed over stay out of the reads until their mark commits. A key with a row not yet
+acknowledged waits: its later rows are left for a later batch, so if that row fails, nothing
+later of its key has gone out. Losing a mark - a crash, a failed mark transaction - only means
+sending those rows again. The first copy already went out in order, before the rows its key
+committed later; the consumers' inboxes drop the second.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Iterable
 
 from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -60,8 +64,13 @@ class Relay:
         #: partition key -> when its failed row may be retried; later rows of the key wait too
         self._holds: dict[str, datetime] = {}
         self._holds_for: frozenset[int] | None = None  # the buckets the holds were loaded for
-        self._marking: asyncio.Task | None = None  # the background mark of the last batch sent
-        self._in_flight: set[int] = set()  # ids sent whose mark has not committed yet
+        #: background outcomes (acknowledgements, then the mark) of the last batches, oldest first
+        self._marking: list[asyncio.Task] = []
+        self._in_flight: set[int] = set()  # ids handed over whose mark has not committed yet
+        self._unconfirmed: list[frozenset[str]] = []  # keys of each batch not acknowledged yet
+        #: the next batch, read while the current one is handed over (PostgreSQL, backlog), and
+        #: the buckets it was read for
+        self._prefetch: tuple[asyncio.Task, frozenset[int] | None] | None = None
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows, so latency does not wait for the poll."""
@@ -112,6 +121,7 @@ class Relay:
 
     async def close(self) -> None:
         """Give back this instance's buckets (other instances take them on their next rebalance)."""
+        await self._take_prefetched()
         await self.wait_for_marks()
         if self.claims is not None:
             await self.claims.close()
@@ -121,59 +131,136 @@ class Relay:
             return 0  # other instances hold every bucket; we stand by
         now = utcnow()
         await self._refresh_holds(now)
-        rows = await self._fetch(self._pending_query())
+        rows = await self._next_batch()
         if not rows:
             return 0
-        envelopes, sendable, failed = [], [], []
+        if len(rows) == self.batch_size and self.runtime.database.is_postgres:
+            # A backlog: read the next batch while this one is sent (SQLite has one connection).
+            read = self._fetch(self._pending_query(skip=[row[_ID] for row in rows]))
+            self._prefetch = (asyncio.create_task(read), self._owned())
+        try:
+            return await self._send(rows, now)
+        except BaseException:
+            # This batch was not (all) handed over: the next must not overtake it. Read it again.
+            if self._prefetch is not None:
+                self._prefetch = (self._prefetch[0], None)
+            raise
+
+    async def _next_batch(self) -> list[Any]:
+        """The rows to send now: read ahead or read now, less the keys that must wait.
+
+        A key waits while it has a failed row (``_holds``) or a row on its way that the transport
+        has not acknowledged yet (``_unconfirmed``): should that row fail, nothing later of its
+        key may have gone out.
+        """
+        while True:
+            # An empty read-ahead may predate new commits: only a read made now says nothing is ready.
+            rows = await self._take_prefetched() or await self._fetch(self._pending_query())
+            waiting = self._holds.keys() | set().union(*self._unconfirmed)
+            ready = [row for row in rows if row[_KEY] not in waiting] if waiting else rows
+            if ready or not rows or not self._unconfirmed:
+                return ready
+            await self._wait_for(self._marking[0])  # everything read waits behind a batch on its way
+
+    async def _send(self, rows: list[Any], now: datetime) -> int:
+        """Hand ``rows`` to the transport in order; return how many were handed over.
+
+        On PostgreSQL the outcome - acknowledgements, then the mark - is awaited in the background
+        while the next batches are read and handed over (a bounded number at a time).
+        """
+        envelopes, sendable, unreadable = [], [], []
+        broken: set[str] = set()
         for row in rows:
+            if row[_KEY] in broken:
+                continue  # behind its key's unreadable row
             try:
                 envelopes.append(envelope_from_row(row))
                 sendable.append(row)
             except Exception as exc:  # a row we cannot even read: retry it later, alone
-                failed.append((row, exc))
-        results = await self.transport.publish(self.runtime.topic, envelopes) if envelopes else []
+                unreadable.append((row, exc))
+                broken.add(row[_KEY])
+        failed_marks = self._failed(unreadable, now)
+        background = self.runtime.database.is_postgres
+        if background:
+            while len(self._marking) >= BATCHES_IN_FLIGHT:
+                await self._wait_for(self._marking[0])
+        outcome = await self.transport.submit(self.runtime.topic, envelopes) if envelopes else None
+        keys = frozenset(row[_KEY] for row in sendable)
+        self._in_flight.update(row[_ID] for row in sendable)  # left out of the reads until marked
+        self._unconfirmed.append(keys)
+        record = self._record(sendable, keys, outcome, failed_marks, now)
+        if background:
+            self._marking.append(asyncio.create_task(record))
+        else:  # one connection: nothing to overlap with
+            await record
+        return len(sendable)
+
+    async def _record(self, rows: list[Any], keys: frozenset[str], outcome: Awaitable[list[Any]] | None,
+                      failed_marks: list[dict[str, Any]], now: datetime) -> None:
+        """Wait for the transport's outcome of ``rows``, hold the keys that failed, mark the rows."""
         ok_ids: list[int] = []
-        failed_marks: list[dict[str, Any]] = []
-        failed_keys = {row.partition_key for row, _ in failed}
-        for row, result in zip(sendable, results):
-            if result is None:
-                ok_ids.append(row.id)
-            elif row.partition_key not in failed_keys:
-                failed.append((row, result))
-                failed_keys.add(row.partition_key)
-            # else: held back behind its key's failed row, which alone carries the retry time
-        for row, exc in failed:
+        try:
+            results = await outcome if outcome is not None else []
+            failed, failed_keys = [], set()
+            for row, result in zip(rows, results):
+                if result is None:
+                    ok_ids.append(row[_ID])
+                elif row[_KEY] not in failed_keys:
+                    failed.append((row, result))
+                    failed_keys.add(row[_KEY])
+                # else: held back behind its key's failed row, which alone carries the retry time
+            failed_marks = failed_marks + self._failed(failed, now)
+        except BaseException as exc:  # no outcome at all: every row failed
+            failed_marks = failed_marks + self._failed(_first_of_each_key(rows, exc), now)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            # The holds are in place before the keys stop waiting for this batch.
+            self._unconfirmed.remove(keys)
+            self._in_flight.difference_update({row[_ID] for row in rows}.difference(ok_ids))
+        self.published_total += len(ok_ids)
+        await self._mark(ok_ids, failed_marks, now)
+
+    def _failed(self, failures: list[tuple[Any, BaseException]], now: datetime) -> list[dict[str, Any]]:
+        """Hold the key of each failed row until its retry time; return the rows' failure marks."""
+        marks = []
+        for row, exc in failures:
             attempts = row.attempts + 1
             retry_at = now + timedelta(seconds=backoff_delay(attempts, base=self.base_backoff, cap=self.max_backoff))
             self._holds[row.partition_key] = retry_at
-            failed_marks.append({"b_id": row.id, "b_attempts": attempts, "b_error": _one_line(exc)[:2000],
-                                 "b_retry_at": retry_at})
-        if failed:
+            marks.append({"b_id": row.id, "b_attempts": attempts, "b_error": _one_line(exc)[:2000],
+                          "b_retry_at": retry_at})
+        if failures:
             log.warning("service '%s': %d outbox row(s) failed to publish and will be retried; first: %s",
-                        self.runtime.name, len(failed), _one_line(failed[0][1]))
-        self.published_total += len(ok_ids)
-        if self.runtime.database.is_postgres:
-            # Mark in the background while the next batch is read and sent (one mark in flight at
-            # a time); until it commits, its rows are left out of the reads by id.
-            await self.wait_for_marks()
-            self._in_flight.update(ok_ids)
-            self._marking = asyncio.create_task(self._mark(ok_ids, failed_marks, now))
-        else:  # one connection: nothing to overlap with
-            await self._mark(ok_ids, failed_marks, now)
-        return len(ok_ids)
+                        self.runtime.name, len(failures), _one_line(failures[0][1]))
+        return marks
 
     def _owned(self) -> frozenset[int]:
         return frozenset(self.claims.held) if self.claims is not None else frozenset()
 
-    def _pending_query(self) -> Any:
-        """Ready rows of this relay's buckets, oldest first, without held keys and rows in flight."""
+    async def _take_prefetched(self) -> list[Any]:
+        """The batch read ahead; [] if there is none, or it was set aside."""
+        if self._prefetch is None:
+            return []
+        (task, owned), self._prefetch = self._prefetch, None
+        try:
+            rows = await task
+        except Exception:  # read again now: a real outage shows up there
+            return []
+        if owned != self._owned():
+            return []  # set aside (its batch was not sent), or read for buckets no longer held
+        return rows
+
+    def _pending_query(self, skip: Iterable[int] = ()) -> Any:
+        """Ready rows of this relay's buckets, oldest first, without held keys, rows in flight and ``skip``."""
         outbox = self.runtime.tables.outbox
         query = (select(*(outbox.c[name] for name in _SENT_COLUMNS)).where(outbox.c.published_at.is_(None))
                  .order_by(outbox.c.id).limit(self.batch_size))
         if self._holds:
             query = query.where(outbox.c.partition_key.not_in(list(self._holds)))
-        if self._in_flight:
-            query = query.where(~self._id_among(self._in_flight))
+        leave_out = self._in_flight.union(skip)
+        if leave_out:
+            query = query.where(~self._id_among(leave_out))
         if self.claims is not None and len(self.claims.held) < BUCKETS:
             # The bucket numbers are written into the SQL (they are our own small ints): as a
             # parameter, PostgreSQL's generic plan for the prepared statement sorted the whole
@@ -222,12 +309,14 @@ class Relay:
             self._in_flight.difference_update(ok_ids)
 
     async def wait_for_marks(self) -> None:
-        """Wait for the background mark of the last batch, if one is still running."""
-        marking = self._marking
-        if marking is not None:
-            await asyncio.shield(marking)  # a caller cancelled here leaves it for close() to wait for
-            if self._marking is marking:
-                self._marking = None
+        """Wait for the background marks of the batches sent, if some are still running."""
+        for marking in list(self._marking):
+            await self._wait_for(marking)
+
+    async def _wait_for(self, marking: asyncio.Task) -> None:
+        await asyncio.shield(marking)  # a caller cancelled here leaves it for close() to wait for
+        if marking in self._marking:
+            self._marking.remove(marking)
 
     async def _refresh_holds(self, now: datetime) -> None:
         """Keep ``_holds`` (keys whose failed row waits for its retry time) current.
@@ -279,9 +368,17 @@ async def backlog(runtime: "ServiceRuntime") -> tuple[int, Any]:
     return count, oldest
 
 
-#: what the relay reads of a row: what the envelope needs, plus its id and attempts
+#: Batches handed over whose outcome (acknowledgements, then the mark) is still awaited
+#: (PostgreSQL). With a backlog, acknowledgement and mark take longer than handing over the next
+#: batch; four keep the relay busy with the next while earlier ones settle.
+BATCHES_IN_FLIGHT = 4
+
+#: what the relay reads of a row: what the envelope needs, plus its id and attempts, in table order
+#: (``envelope_from_row`` reads by position)
 _SENT_COLUMNS = ("id", "event_id", "type", "source", "subject", "partition_key", "entity_version", "data_version",
                  "trace_parent", "occurred_at", "data", "attempts")
+#: positions read for every row sent (by name, a SQLAlchemy row costs ten times as much)
+_ID, _KEY = _SENT_COLUMNS.index("id"), _SENT_COLUMNS.index("partition_key")
 
 #: The right plan for the relay's read is always the same: walk the pending index in id order and
 #: stop after a batch. Right after a burst of writes the table's statistics are stale and the
@@ -289,6 +386,13 @@ _SENT_COLUMNS = ("id", "event_id", "type", "source", "subject", "partition_key",
 #: transaction only) leave it the one good plan.
 _WALK_PENDING_IN_ID_ORDER = text("SELECT set_config('enable_bitmapscan', 'off', true), "
                                  "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
+
+
+def _first_of_each_key(rows: list[Any], exc: BaseException) -> list[tuple[Any, BaseException]]:
+    firsts: dict[str, Any] = {}
+    for row in rows:
+        firsts.setdefault(row[_KEY], row)
+    return [(row, exc) for row in firsts.values()]
 
 
 def _one_line(exc: BaseException) -> str:

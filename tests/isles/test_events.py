@@ -1,12 +1,14 @@
 """The CloudEvents envelope, camelCase payloads and the registry of event types."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import orjson
 import pytest
 
 import toy_shop
 from isles.errors import ConfigurationError, InvalidPayload
-from isles.events import Envelope, EventRegistry, decode, new_traceparent
+from isles.events import Envelope, EventRegistry, decode, new_traceparent, rfc3339
 
 
 def test_payloads_are_camel_case_on_the_wire():
@@ -37,6 +39,17 @@ def test_structured_json_is_what_the_cloudevents_package_reads_and_writes():
     assert ours.get_attributes() == reference.get_attributes()
     assert ours.get_data() == reference.get_data() == {"itemId": "i-1", "name": "bolt ü", "price": 3}
     assert orjson.loads(envelope.to_structured())["time"].endswith("Z")
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 11, 29, 23, 52, 32, 123456, tzinfo=timezone.utc),
+    datetime(2026, 11, 29, 23, 52, 32, tzinfo=timezone.utc),  # no microseconds: none written
+    datetime(2026, 11, 29, 23, 52, 32, 1000, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+])
+def test_structured_json_writes_time_as_the_kafka_headers_do(moment):
+    envelope = Envelope(id="e-1", source="/shop/catalog", type="shop.catalog.item.updated", data=b"{}",
+                        partitionkey="i-1", time=moment)
+    assert orjson.loads(envelope.to_structured())["time"] == rfc3339(moment)
 
 
 def test_an_event_without_partition_key_is_refused():
@@ -107,3 +120,13 @@ def test_structured_json_isles_does_not_write_is_read_by_the_package(change):
             Envelope.from_structured(raw)
         return
     assert Envelope.from_structured(raw) == expected
+
+
+def test_the_relay_reads_outbox_columns_in_table_order():
+    """``envelope_from_row`` reads an outbox row by position."""
+    from sqlalchemy import MetaData
+
+    from isles.relay import _SENT_COLUMNS
+    from isles.tables import install
+    columns = [c.name for c in install(MetaData()).outbox.columns]
+    assert columns[:len(_SENT_COLUMNS) - 1] == list(_SENT_COLUMNS[:-1]) and "attempts" in columns

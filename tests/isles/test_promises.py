@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -184,6 +185,7 @@ class FlakyTransport(InMemoryTransport):
         super().__init__()
         self.outages = outages
         self.bad_keys: set[str] = set()
+        self.sent: list[Envelope] = []  # what was accepted, in order
 
     async def publish(self, topic, envelopes):
         if self.outages > 0:
@@ -191,7 +193,12 @@ class FlakyTransport(InMemoryTransport):
             raise ConnectionError("broker unavailable")
         good = [e for e in envelopes if e.partitionkey not in self.bad_keys]
         results = iter(await super().publish(topic, good))
-        return [ConnectionError("rejected") if e.partitionkey in self.bad_keys else next(results) for e in envelopes]
+        results = [ConnectionError("rejected") if e.partitionkey in self.bad_keys else next(results) for e in envelopes]
+        self.sent += [e for e, result in zip(envelopes, results) if result is None]
+        return results
+
+    def versions_sent(self, key: Any) -> list[int | None]:
+        return [e.entityversion for e in self.sent if e.partitionkey == str(key)]
 
 
 async def test_transport_outage_keeps_rows_and_drains_in_order(shop_env):
@@ -262,6 +269,106 @@ async def test_a_relay_that_restarts_still_holds_a_failed_key_back(shop_env):
         assert [a.name for a in await toy_shop.applied(stuck)] == ["stuck"]  # v3 still waits behind v2
         assert [a.name for a in await toy_shop.applied(free)] == ["free", "free-2"]
         assert str(stuck) in relay._holds
+
+
+@asynccontextmanager
+async def relay_of_two(shop_env, transport):
+    """The shop with catalog's relay driven by hand, two rows a batch (a backlog of two rows is a
+    full batch: on PostgreSQL the next one is read while it is sent)."""
+    system = toy_shop.build_system(env=shop_env, transport=transport)
+    await system.start(relays=False)
+    relay = Relay(system.runtime("catalog"), transport, batch_size=2, base_backoff=30, max_backoff=60)
+    try:
+        yield system, relay
+    finally:
+        await relay.close()
+        await system.stop()
+
+
+async def test_the_batch_read_ahead_leaves_out_a_key_that_failed_meanwhile(shop_env):
+    transport = FlakyTransport()
+    async with relay_of_two(shop_env, transport) as (system, relay):
+        stuck, free = await toy_shop.create_item("stuck"), await toy_shop.create_item("free")
+        await relay.drain()
+        transport.bad_keys.add(str(stuck))
+        for n in (2, 3):  # rows: stuck v2, free v2 | stuck v3, free v3
+            await toy_shop.rename(stuck, f"stuck-{n}")
+            await toy_shop.rename(free, f"free-{n}")
+        await relay.publish_pending()  # stuck v2 fails, while the next batch is read with stuck v3 in it
+        if system.runtime("catalog").database.is_postgres:
+            assert relay._prefetch is not None
+        transport.bad_keys.clear()  # the broker would take v3 now; the retry of v2 is due in 30 s
+        await relay.publish_pending()
+        await relay.wait_for_marks()
+        assert transport.versions_sent(stuck) == [1]  # v3 waits behind v2
+        assert transport.versions_sent(free) == [1, 2, 3]
+
+
+async def test_a_batch_that_was_not_sent_is_not_overtaken_by_the_one_read_ahead(shop_env):
+    transport = FlakyTransport()
+    async with relay_of_two(shop_env, transport) as (system, relay):
+        a, b = await toy_shop.create_item("a"), await toy_shop.create_item("b")
+        await relay.drain()
+        for n in (2, 3):  # rows: a v2, b v2 | a v3, b v3
+            await toy_shop.rename(a, f"a-{n}")
+            await toy_shop.rename(b, f"b-{n}")
+        transport.outages = 1
+        with pytest.raises(ConnectionError):
+            await relay.publish_pending()  # the first batch is not sent; the second was being read
+        await relay.drain()
+        assert transport.versions_sent(a) == transport.versions_sent(b) == [1, 2, 3]
+        assert [x.name for x in await toy_shop.applied(a)] == ["a", "a-2", "a-3"]
+
+
+class SlowAckTransport(InMemoryTransport):
+    """Hands batches over at once but acknowledges them only when told (as a broker may, later)."""
+
+    def __init__(self):
+        super().__init__()
+        self.handed: list[Envelope] = []
+        self.unacknowledged: list[tuple[list[Envelope], asyncio.Future]] = []
+        self.hold = False
+
+    async def submit(self, topic, envelopes):
+        self.handed += envelopes
+        if not self.hold:
+            return await super().submit(topic, envelopes)
+        future = asyncio.get_running_loop().create_future()
+        self.unacknowledged.append((list(envelopes), future))
+        return future
+
+    def acknowledge(self, refused_keys: set[str]) -> None:
+        for envelopes, future in self.unacknowledged:
+            future.set_result([ConnectionError("refused") if e.partitionkey in refused_keys else None
+                               for e in envelopes])
+        self.unacknowledged.clear()
+
+    def versions_handed(self, key: Any) -> list[int | None]:
+        return [e.entityversion for e in self.handed if e.partitionkey == str(key)]
+
+
+async def test_a_key_waits_while_its_event_is_unacknowledged(shop_env):
+    """The next batch goes out before the last is acknowledged, but without that batch's keys."""
+    transport = SlowAckTransport()
+    async with relay_of_two(shop_env, transport) as (system, relay):
+        if not system.runtime("catalog").database.is_postgres:
+            pytest.skip("SQLite waits for each batch's acknowledgement before the next")
+        a, b, c = [await toy_shop.create_item(name) for name in "abc"]
+        await relay.drain()
+        transport.hold = True
+        for item, name in ((a, "a-2"), (b, "b-2"), (a, "a-3"), (c, "c-2")):  # batches: a2 b2 | a3 c2
+            await toy_shop.rename(item, name)
+        try:
+            assert await relay.publish_pending() == 2  # a2, b2: handed over, not acknowledged
+            assert await relay.publish_pending() == 1  # c2 goes on; a3 waits behind a2
+            assert transport.versions_handed(a) == [1, 2] and transport.versions_handed(c) == [1, 2]
+        finally:
+            transport.hold = False
+            transport.acknowledge(refused_keys={str(a)})  # a2 fails: its retry is 30 s away
+        await relay.wait_for_marks()
+        assert await relay.publish_pending() == 0
+        assert transport.versions_handed(a) == [1, 2]  # a3 never overtook a2
+        assert str(a) in relay._holds and relay.published_total == 3 + 2  # a1 b1 c1, then b2 c2
 
 
 async def test_published_rows_are_kept_for_the_retention_window(shop):

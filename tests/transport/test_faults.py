@@ -271,3 +271,34 @@ async def test_redis_entry_without_event_is_not_dropped(redis_url):
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_publish_fails_only_what_redis_refused(redis_url):
+    """One reply that is an error fails its entry and holds back the later ones of its key only."""
+    import redis.asyncio as aioredis
+    name = unique_system_name()
+    topic = f"{name}.raw.events"
+    transport = RedisStreamsTransport(RedisStreamsSettings(url=redis_url, shards=2))
+    client = aioredis.from_url(redis_url)
+    try:
+        await transport.start()
+        keys = [f"k{n}" for n in range(20)]
+        refused = [k for k in keys if transport.stream_for(topic, k) == f"{topic}:0"]
+        assert refused and len(refused) < len(keys)
+        await client.set(f"{topic}:0", "not a stream")  # XADD to it: WRONGTYPE
+        sent = [_envelope(topic, k) for k in keys] + [_envelope(topic, refused[0])]
+        results = await transport.publish(topic, sent)
+        for envelope, result in zip(sent, results):
+            if envelope.partitionkey in refused:
+                assert result is not None
+            else:
+                assert result is None
+        assert "WRONGTYPE" in str(results[keys.index(refused[0])]) and "held back" in str(results[-1])
+        assert await client.xlen(f"{topic}:1") == len(keys) - len(refused)
+        assert await transport.publish(topic, [_envelope(topic, keys[0])]) is not None  # the connection still works
+    finally:
+        await transport.stop()
+        await client.delete(f"{topic}:0", f"{topic}:1")
+        await client.aclose()
+

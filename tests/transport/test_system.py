@@ -75,12 +75,16 @@ def test_factory_chooses_by_settings():
     assert isinstance(transport_from_env({"ISLES_TRANSPORT": "memory"}), InMemoryTransport)
     kafka = transport_from_env({"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CLIENT_ID": "mes", "ISLES_KAFKA_PARTITIONS": "3"})
     assert isinstance(kafka, KafkaTransport) and kafka.settings.partitions == 3 and kafka.settings.client_id == "mes"
+    assert kafka.settings.max_batch_bytes == 256 * 1024
+    tuned = transport_from_env({"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_MAX_BATCH_BYTES": "65536"})
+    assert tuned.settings.max_batch_bytes == 65536
     redis = transport_from_env({"ISLES_TRANSPORT": "redis", "REDIS_URL": "redis://:secret@127.0.0.1:6379/0"})
     assert isinstance(redis, RedisStreamsTransport) and "secret" not in redis.describe()
     assert isinstance(transport_from_env({"ISLES_TRANSPORT": "redis://127.0.0.1:6379/1",
                                           "KAFKA_BROKERS": "x:1"}), RedisStreamsTransport)
     for bad in ({"ISLES_TRANSPORT": "rabbit"}, {"ISLES_TRANSPORT": "redis"}, {"ISLES_TRANSPORT": "kafka"},
-                {"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_PARTITIONS": "zero"}):
+                {"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_PARTITIONS": "zero"},
+                {"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_MAX_BATCH_BYTES": "100"}):
         with pytest.raises(ConfigurationError) as info:
             transport_from_env(bad)
         assert info.value.fix

@@ -7,7 +7,7 @@ from aiokafka.structs import ConsumerRecord
 from transport_harness import envelope
 
 from isles.transport.kafka import PoisonMessage, from_record, mask_brokers, to_record
-from isles.transport.redis_streams import PoisonEntry, decode_entry
+from isles.transport.redis_streams import PoisonEntry, decode_entry, xadd_command
 
 
 def _record(headers, key, value) -> ConsumerRecord:
@@ -87,3 +87,12 @@ def test_kafka_records_with_other_attributes_are_read_by_the_binding(monkeypatch
     monkeypatch.setattr(kafka.ce_kafka, "from_binary", lambda *a: calls.append(1) or from_binary(*a))
     assert from_record(_record(message.headers.items(), b"P-9", message.value)) == expected
     assert calls == [1]
+
+
+@pytest.mark.parametrize("event", [b'{"a":1}', "{\"name\":\"bolt \u00fc\"}".encode(), b"x" * 100_000])
+def test_redis_xadd_is_written_as_redis_py_writes_it(event):
+    from redis.asyncio.connection import Connection
+    reference = b"".join(Connection().pack_command("XADD", b"mes.material.events:3", "MAXLEN", "~", 1_000_000, "*",
+                                                   "key", b"P-12", "event", event))
+    assert xadd_command(b"mes.material.events:3", b"1000000", b"P-12", event) == reference
+

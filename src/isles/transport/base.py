@@ -5,6 +5,10 @@ The contract, which the shared contract test suite checks for every transport:
 * ``publish(topic, envelopes)`` returns one result per envelope, in order: ``None`` once the
   envelope is durably accepted, or the exception that stopped it. If an envelope of key K fails,
   no later envelope of key K in the same call may be delivered (per-key order).
+* ``submit(topic, envelopes)`` is ``publish`` in two steps: it returns once the envelopes are
+  handed over, in order, with an awaitable of the same results. A relay hands over its next batch
+  meanwhile (leaving out the keys still waiting). By default it publishes and returns the results
+  at once; a transport overrides it when a batch can be on its way while the next is handed over.
 * ``subscribe(group, topics, deliver)`` registers a consumer group before ``start()``. Each
   envelope reaches exactly one member of each group, envelopes of one key in publish order.
   ``deliver(envelopes)`` takes one or more envelopes of one shard (partition, stream), in order:
@@ -14,6 +18,7 @@ The contract, which the shared contract test suite checks for every transport:
 """
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from typing import Awaitable, Callable, Sequence
 
@@ -39,6 +44,12 @@ class Transport(ABC):
     @abstractmethod
     async def publish(self, topic: str, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
         """Hand envelopes to the transport; see the module docstring for the contract."""
+
+    async def submit(self, topic: str, envelopes: Sequence[Envelope]) -> Awaitable[list[BaseException | None]]:
+        """Hand envelopes over in order; the awaitable returned gives ``publish``'s results."""
+        future: asyncio.Future[list[BaseException | None]] = asyncio.get_running_loop().create_future()
+        future.set_result(await self.publish(topic, envelopes))
+        return future
 
     @abstractmethod
     def subscribe(self, group: str, topics: Sequence[str], deliver: Deliver) -> None:
