@@ -107,7 +107,11 @@ class Relay:
                 pass
 
     async def publish_pending(self) -> int:
-        """One pass: publish up to ``batch_size`` ready rows; return how many were published."""
+        """One pass: hand up to ``batch_size`` ready rows to the transport; return how many.
+
+        On PostgreSQL their acknowledgement and mark may still be on the way when this returns
+        (``wait_for_marks`` waits for them); elsewhere they are done.
+        """
         async with self._pass:
             if self.claims is not None and time.monotonic() - self._last_rebalance >= self.rebalance_interval:
                 await self.wait_for_marks()  # a bucket given away must not carry rows sent but unmarked
@@ -309,7 +313,7 @@ class Relay:
             self._in_flight.difference_update(ok_ids)
 
     async def wait_for_marks(self) -> None:
-        """Wait for the background marks of the batches sent, if some are still running."""
+        """Wait for the outcome (acknowledgements, then the mark) of every batch handed over."""
         for marking in list(self._marking):
             await self._wait_for(marking)
 

@@ -35,11 +35,15 @@ if TYPE_CHECKING:
 
 def coerce_key(column: Any, key: str) -> Any:
     """An event's partition key (text) as the Python value ``column`` stores (UUID, int, str)."""
-    try:
-        kind = column.type.python_type
-    except NotImplementedError:
-        return key
+    kind = _python_type(column)
     return key if kind is str else kind(key)
+
+
+def _python_type(column: Any) -> Any:
+    try:
+        return column.type.python_type
+    except NotImplementedError:
+        return str
 
 
 def _table_of(target: Any) -> Table:
@@ -71,6 +75,9 @@ class Replica:
     table: Table = field(init=False)
     #: built statements by (dialect, columns written): building one costs more than running it
     _statements: dict[tuple[str, tuple[str, ...]], Any] = field(init=False, default_factory=dict, repr=False)
+    #: per column, the names its field may have in an event (as declared, camelCase)
+    _names: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict, repr=False)
+    _key_type: Any = field(init=False, default=str, repr=False)  # the key column's Python type
 
     def __post_init__(self) -> None:
         self.table = _table_of(self.target)
@@ -82,6 +89,9 @@ class Replica:
             raise ConfigurationError(
                 f"replica on table {self.table.name!r} names columns it does not have: {', '.join(missing)}",
                 fix=f"add them to the model (the version column {self.version!r} stores the source entityversion)")
+        # Worked out once: every event copied needs them.
+        self._names = {column: tuple(dict.fromkeys((name, to_camel(name)))) for column, name in self.fields.items()}
+        self._key_type = _python_type(self.table.c[self.key])
         if self.on_deleted not in ("keep", "delete") or (self.on_deleted == "delete" and not self.upsert):
             raise ConfigurationError(f"replica on {self.table.name!r}: on_deleted={self.on_deleted!r}",
                                      fix="use 'keep', or 'delete' together with upsert=True")
@@ -99,8 +109,8 @@ class Replica:
 
     def values_from(self, data: Mapping[str, Any]) -> dict[str, Any]:
         values = {}
-        for column, name in self.fields.items():
-            for candidate in (name, to_camel(name)):
+        for column, names in self._names.items():
+            for candidate in names:
                 if candidate in data:
                     values[column] = data[candidate]
                     break
@@ -124,7 +134,7 @@ class Replica:
     def _write(self, uow: "UnitOfWork", key: str, version: int, data: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         values = self.values_from(data)
         params = {f"r_{column}": value for column, value in values.items()}
-        params["r_key"] = coerce_key(self.table.c[self.key], key)
+        params["r_key"] = key if self._key_type is str else self._key_type(key)
         params["r_version"] = version
         dialect = "postgresql" if uow.runtime.database.is_postgres else "sqlite"
         return self._statement(dialect, tuple(values)), params
