@@ -6,10 +6,12 @@ Why it is built this way:
   headers, ``content-type``, JSON data as the value) made by the ``cloudevents`` package's Kafka
   binding. The record key is the envelope's ``partitionkey`` (the entity id), so all events of an
   entity land in one partition and Kafka keeps them in order.
-* **Producer.** Idempotent (``enable_idempotence=True``, ``acks=all``) with a short linger so a
-  relay batch becomes a few produce requests. ``publish`` returns once every record is acknowledged
-  by the in-sync replicas; only then does the relay mark outbox rows published. aiokafka keeps at
-  most one batch in flight per partition, so retries cannot reorder a key.
+* **Producer.** Idempotent (``enable_idempotence=True``, ``acks=all``). ``submit`` puts a relay
+  batch's records into one Kafka batch per partition (up to ``ISLES_KAFKA_MAX_BATCH_BYTES``) and
+  hands them to aiokafka; the awaitable it returns resolves once every record is acknowledged by
+  the in-sync replicas, and only then does the relay mark outbox rows published. aiokafka keeps at
+  most one batch in flight per partition, so neither retries nor the next relay batch can reorder
+  a key.
 * **Consumer.** One ``AIOKafkaConsumer`` per consuming service (group id = service name), manual
   commits only. Records of one partition are delivered in offset order (those of one fetch in one
   ``deliver`` call, which the consumer commits in one transaction); partitions of
@@ -41,7 +43,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import ConsumerRecord
 from cloudevents.core.bindings import kafka as ce_kafka
@@ -332,11 +334,10 @@ class KafkaTransport(Transport):
         """Put ``envelopes`` into Kafka batches and send them; the awaitable gives each one's outcome.
 
         Records are put into batches here, one open batch per partition, instead of one ``send()``
-        each: a record then costs a murmur2 hash and an append (the producer's per-record path, with
-        its future and metadata checks, cost about twice as much). The partition is the one
-        aiokafka's default partitioner picks, so other producers of the same keys agree. A
-        partition has one produce request in flight at a time, so batches handed over later cannot
-        overtake these.
+        each: a record then costs its partition (aiokafka's default partitioner, as ``send()``
+        uses) and an append; the per-record path, with its future and metadata checks, cost about
+        twice as much. A partition has one produce request in flight at a time, so batches handed
+        over later cannot overtake these.
         """
         producer = self._producer
         if producer is None:
@@ -345,12 +346,13 @@ class KafkaTransport(Transport):
         if not envelopes:
             return asyncio.ensure_future(_no_outcomes())
         partitions = sorted(await producer.partitions_for(topic))
+        partition_of = DefaultPartitioner()  # as send() would pick: other producers of a key agree
         open_batches: dict[int, BatchBuilder] = {}
         submitted: list[tuple[BatchBuilder, asyncio.Future]] = []
         placed: list[BatchBuilder | BaseException] = []
         failed_keys: set[str] = set()
 
-        async def submit(partition: int) -> None:
+        async def send_batch(partition: int) -> None:
             batch = open_batches.pop(partition)
             batch.close()  # complete: no linger waiting for more
             submitted.append((batch, await producer.send_batch(batch, topic, partition=partition)))
@@ -363,12 +365,12 @@ class KafkaTransport(Transport):
                     continue
                 message = to_record(envelope)
                 key_bytes, headers = key.encode(), list(message.headers.items())
-                partition = partitions[(murmur2(key_bytes) & 0x7FFFFFFF) % len(partitions)]
+                partition = partition_of(key_bytes, partitions, partitions)
                 batch = open_batches.get(partition)
                 if batch is None or batch.append(key=key_bytes, value=message.value, timestamp=None,
                                                  headers=headers) is None:
                     if batch is not None:  # full: send it, start the next
-                        await submit(partition)
+                        await send_batch(partition)
                     batch = open_batches[partition] = producer.create_batch()
                     if batch.append(key=key_bytes, value=message.value, timestamp=None, headers=headers) is None:
                         del open_batches[partition]
@@ -379,7 +381,7 @@ class KafkaTransport(Transport):
                         continue
                 placed.append(batch)
             for partition in list(open_batches):
-                await submit(partition)
+                await send_batch(partition)
         except BaseException:
             for _, future in submitted:  # still delivered; nobody waits for the outcome
                 future.add_done_callback(_consume_outcome)
