@@ -320,6 +320,31 @@ async def test_a_batch_that_was_not_sent_is_not_overtaken_by_the_one_read_ahead(
         assert [x.name for x in await toy_shop.applied(a)] == ["a", "a-2", "a-3"]
 
 
+async def test_a_row_that_cannot_be_read_holds_back_the_later_rows_of_its_key(shop_env, monkeypatch):
+    import isles.relay
+    transport = FlakyTransport()
+    async with relay_of_two(shop_env, transport) as (system, relay):
+        bad, good = await toy_shop.create_item("bad"), await toy_shop.create_item("good")
+        await relay.drain()
+        relay.batch_size = 10
+        for n in (2, 3):
+            await toy_shop.rename(bad, f"bad-{n}")
+            await toy_shop.rename(good, f"good-{n}")
+        real = isles.relay.envelope_from_row
+
+        def unreadable_v2(row):
+            if row.partition_key == str(bad) and row.entity_version == 2:
+                raise ValueError("corrupt row")
+            return real(row)
+
+        monkeypatch.setattr(isles.relay, "envelope_from_row", unreadable_v2)
+        await relay.drain()
+        assert transport.versions_sent(bad) == [1]  # v3 waits behind the unreadable v2
+        assert transport.versions_sent(good) == [1, 2, 3]
+        rows = {r.entity_version: r for r in await outbox_rows(system) if r.partition_key == str(bad)}
+        assert "corrupt row" in rows[2].last_error and rows[3].attempts == 0
+
+
 class SlowAckTransport(InMemoryTransport):
     """Hands batches over at once but acknowledges them only when told (as a broker may, later)."""
 
