@@ -46,14 +46,27 @@ class TimedTransport(InMemoryTransport):
         self.expect = 0
 
     def subscribe(self, group, topics, deliver):
-        async def timed(envelopes):
-            await deliver(envelopes)
-            now = time.perf_counter()
-            for envelope in envelopes:
-                self.done[envelope.id] = now
-            if len(self.done) >= self.expect:
-                self.arrived.set()
-        super().subscribe(group, topics, timed)
+        super().subscribe(group, topics, timed(self, deliver))
+
+
+def timed(transport: Any, deliver: Any) -> Any:
+    """``deliver``, noting in ``transport.done`` when each envelope's handling committed, and
+    setting ``transport.arrived`` once ``transport.expect`` envelopes have."""
+    async def timed_deliver(envelopes):
+        await deliver(envelopes)
+        now = time.perf_counter()
+        for envelope in envelopes:
+            transport.done[envelope.id] = now
+        if len(transport.done) >= transport.expect:
+            transport.arrived.set()
+    return timed_deliver
+
+
+def expect(transport: Any, count: int) -> None:
+    """Start a measurement: forget what arrived before, wait for ``count`` envelopes."""
+    transport.done.clear()
+    transport.arrived.clear()
+    transport.expect = count
 
 
 async def _pg_databases(names: list[str]) -> dict[str, str]:
@@ -121,9 +134,7 @@ async def _rename(service, part_id, name: str):
 
 async def measure_latency(system, transport, ids, rate: int, count: int) -> tuple[float, float, float]:
     material = system.service("material")
-    transport.done.clear()
-    transport.arrived.clear()
-    transport.expect = count
+    expect(transport, count)
     committed: dict[str, float] = {}
 
     async def rename(n: int) -> None:
@@ -158,17 +169,14 @@ async def measure_curve(system, transport, ids, offered: int, quick: bool) -> li
 
 async def measure_throughput(system, transport, ids, count: int, writers: int) -> float:
     material = system.service("material")
-    transport.done.clear()
-    transport.arrived.clear()
-    transport.expect = count
     per_writer = count // writers
 
     async def writer(w: int) -> None:
         for n in range(per_writer):
             await _rename(material, ids[(w + n * writers) % len(ids)], f"throughput {w}-{n}")
 
+    expect(transport, per_writer * writers)
     started = time.perf_counter()
-    transport.expect = per_writer * writers
     await asyncio.gather(*(writer(w) for w in range(writers)))
     await asyncio.wait_for(transport.arrived.wait(), 300)
     return per_writer * writers / (time.perf_counter() - started)

@@ -38,6 +38,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.events import expect, timed
+
 console = Console()
 WRITERS = 8
 
@@ -81,23 +83,12 @@ def _instrument(transport: Any) -> None:
     subscribe = transport.subscribe
 
     def timed_subscribe(group, topics, deliver):
-        async def timed(envelopes):
+        async def when_flowing(envelopes):
             await transport.flowing.wait()
             await deliver(envelopes)
-            now = time.perf_counter()
-            for envelope in envelopes:
-                transport.done[envelope.id] = now
-            if len(transport.done) >= transport.expect:
-                transport.arrived.set()
-        subscribe(group, topics, timed)
+        subscribe(group, topics, timed(transport, when_flowing))
 
     transport.subscribe = timed_subscribe
-
-
-def _reset(transport: Any, expect: int) -> None:
-    transport.done.clear()
-    transport.arrived.clear()
-    transport.expect = expect
 
 
 # -- the MES system over the broker ---------------------------------------------------------------------
@@ -116,7 +107,7 @@ async def _setup(transport: Any, parts: int):
                     transport=transport, relay_options={"batch_size": 500, "poll_interval": 0.2})
     await system.start()
     ids = []
-    _reset(transport, parts)
+    expect(transport, parts)
     for start in range(0, parts, 200):
         async with material.service.unit_of_work() as uow:
             for n in range(start, min(start + 200, parts)):
@@ -162,7 +153,7 @@ async def _relay_rate(system: Any, transport: Any, ids: list, count: int) -> flo
     rate = 0.0
     for label, n in (("relay warm-up", count // 10), ("relay", count)):  # the raw clients warm up too
         await _backlog(system, ids, n, label)
-        _reset(transport, n)
+        expect(transport, n)
         transport.flowing.clear()
         started = time.perf_counter()
         await relay.drain(120)
@@ -180,7 +171,7 @@ async def _pipeline_rate(system: Any, transport: Any, ids: list, count: int) -> 
     application's own writes (measured by the 8-writer run) are left out of both.
     """
     await _backlog(system, ids, count, "pipeline")
-    _reset(transport, count)
+    expect(transport, count)
     started = time.perf_counter()
     _restart_relays(system)
     await asyncio.wait_for(transport.arrived.wait(), 300)

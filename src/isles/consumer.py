@@ -114,6 +114,24 @@ class _Delivery:
     outcome: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+def _inbox_row(envelope: Envelope) -> dict[str, Any]:
+    return dict(event_id=envelope.id, type=envelope.type, source=envelope.source,
+                partition_key=envelope.partitionkey, processed_at=utcnow())
+
+
+async def _run_handlers(uow: UnitOfWork, envelope: Envelope, subs: list[Subscription], payloads: list[Any]) -> None:
+    """Run ``envelope``'s handlers in ``uow``: ``uow.incoming`` is the envelope meanwhile, and the
+    events they publish continue its trace."""
+    token = current_traceparent.set(envelope.traceparent)
+    uow.incoming = envelope
+    try:
+        for sub, payload in zip(subs, payloads):
+            await sub.fn(payload, uow)
+    finally:
+        uow.incoming = None
+        current_traceparent.reset(token)
+
+
 @dataclass
 class RetryReport:
     resolved: int = 0
@@ -213,32 +231,24 @@ class Consumer:
     async def _handle(self, envelope: Envelope, subs: list[Subscription], payloads: list[Any],
                       replaying: int | None) -> bool:
         """One try in one transaction. Returns False when it was a duplicate or was parked."""
-        token = current_traceparent.set(envelope.traceparent)
-        try:
-            async with UnitOfWork(self.runtime) as uow:
-                uow.incoming = envelope
-                if replaying is not None:
-                    await self._lock_key(uow, envelope)  # serialise with deliveries parking this key
-                elif await self._park_if_needed(uow, envelope):
-                    return False
-                inserted = await uow.execute(self._inbox_insert, dict(
-                    event_id=envelope.id, type=envelope.type, source=envelope.source,
-                    partition_key=envelope.partitionkey, processed_at=utcnow()))
-                if inserted.rowcount == 0:
-                    self.duplicates += 1
-                    if replaying is not None:
-                        await self._resolve(uow, replaying)
-                        return True
-                    await uow.rollback()
-                    return False
-                for sub, payload in zip(subs, payloads):
-                    await sub.fn(payload, uow)
+        async with UnitOfWork(self.runtime) as uow:
+            if replaying is not None:
+                await self._lock_key(uow, envelope)  # serialise with deliveries parking this key
+            elif await self._park_if_needed(uow, envelope):
+                return False
+            inserted = await uow.execute(self._inbox_insert, _inbox_row(envelope))
+            if inserted.rowcount == 0:
+                self.duplicates += 1
                 if replaying is not None:
                     await self._resolve(uow, replaying)
-            self.handled += 1
-            return True
-        finally:
-            current_traceparent.reset(token)
+                    return True
+                await uow.rollback()
+                return False
+            await _run_handlers(uow, envelope, subs, payloads)
+            if replaying is not None:
+                await self._resolve(uow, replaying)
+        self.handled += 1
+        return True
 
     # -- group commit ------------------------------------------------------------------------------
     async def _deliver_together(self, chunk: list["_Delivery"]) -> None:
@@ -286,15 +296,8 @@ class Consumer:
                 if envelope.id not in new:
                     continue  # handled before (or a second copy in this batch)
                 new.discard(envelope.id)
-                token = current_traceparent.set(envelope.traceparent)
-                try:
-                    uow.incoming = envelope
-                    for sub, payload in zip(delivery.subs, delivery.payloads):
-                        await sub.fn(payload, uow)
-                finally:
-                    current_traceparent.reset(token)
+                await _run_handlers(uow, envelope, delivery.subs, delivery.payloads)
                 handled += 1
-            uow.incoming = None
         self.batches += 1
         self.handled += handled
         self.duplicates += len(todo) - handled
@@ -323,8 +326,7 @@ class Consumer:
         todo = [d for d in batch if (d.envelope.source, d.envelope.partitionkey) not in parked]
         if not todo:
             return set(), []
-        rows = [dict(event_id=d.envelope.id, type=d.envelope.type, source=d.envelope.source,
-                     partition_key=d.envelope.partitionkey, processed_at=utcnow()) for d in todo]
+        rows = [_inbox_row(d.envelope) for d in todo]
         new = set(await uow.scalars(self._inbox_insert.values(rows).returning(self.runtime.tables.inbox.c.event_id)))
         return new, todo
 

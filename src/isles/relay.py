@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from isles.backoff import backoff_delay
 from isles.relay_claims import BUCKETS, BucketClaims, bucket_sql
 from isles.orm import as_utc, utcnow
+from isles.transport.base import settled
 from isles.unit_of_work import envelope_from_row
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ class Relay:
         #: background outcomes (acknowledgements, then the mark) of the last batches, oldest first
         self._marking: list[asyncio.Task] = []
         self._in_flight: set[int] = set()  # ids handed over whose mark has not committed yet
-        self._unconfirmed: list[frozenset[str]] = []  # keys of each batch not acknowledged yet
+        #: per batch not acknowledged yet (oldest first): its keys, by the event set once it is
+        self._unconfirmed: dict[asyncio.Event, frozenset[str]] = {}
         #: the next batch, read while the current one is handed over (PostgreSQL, backlog), and
         #: the buckets it was read for
         self._prefetch: tuple[asyncio.Task, frozenset[int] | None] | None = None
@@ -160,11 +162,13 @@ class Relay:
         while True:
             # An empty read-ahead may predate new commits: only a read made now says nothing is ready.
             rows = await self._take_prefetched() or await self._fetch(self._pending_query())
-            waiting = self._holds.keys() | set().union(*self._unconfirmed)
+            waiting = self._holds.keys() | set().union(*self._unconfirmed.values())
             ready = [row for row in rows if row[_KEY] not in waiting] if waiting else rows
             if ready or not rows or not self._unconfirmed:
                 return ready
-            await self._wait_for(self._marking[0])  # everything read waits behind a batch on its way
+            # Everything read waits behind a batch on its way: wait for its acknowledgement (not
+            # its mark; the ids stay out of the reads until that commits).
+            await next(iter(self._unconfirmed)).wait()
 
     async def _send(self, rows: list[Any], now: datetime) -> int:
         """Hand ``rows`` to the transport in order; return how many were handed over.
@@ -188,23 +192,23 @@ class Relay:
         if background:
             while len(self._marking) >= BATCHES_IN_FLIGHT:
                 await self._wait_for(self._marking[0])
-        outcome = await self.transport.submit(self.runtime.topic, envelopes) if envelopes else None
-        keys = frozenset(row[_KEY] for row in sendable)
+        outcome = await self.transport.submit(self.runtime.topic, envelopes) if envelopes else settled([])
         self._in_flight.update(row[_ID] for row in sendable)  # left out of the reads until marked
-        self._unconfirmed.append(keys)
-        record = self._record(sendable, keys, outcome, failed_marks, now)
+        acknowledged = asyncio.Event()
+        self._unconfirmed[acknowledged] = frozenset(row[_KEY] for row in sendable)
+        record = self._record(sendable, acknowledged, outcome, failed_marks, now)
         if background:
             self._marking.append(asyncio.create_task(record))
         else:  # one connection: nothing to overlap with
             await record
         return len(sendable)
 
-    async def _record(self, rows: list[Any], keys: frozenset[str], outcome: Awaitable[list[Any]] | None,
+    async def _record(self, rows: list[Any], acknowledged: asyncio.Event, outcome: Awaitable[list[Any]],
                       failed_marks: list[dict[str, Any]], now: datetime) -> None:
         """Wait for the transport's outcome of ``rows``, hold the keys that failed, mark the rows."""
         ok_ids: list[int] = []
         try:
-            results = await outcome if outcome is not None else []
+            results = await outcome
             failed, failed_keys = [], set()
             for row, result in zip(rows, results):
                 if result is None:
@@ -220,7 +224,8 @@ class Relay:
                 raise
         finally:
             # The holds are in place before the keys stop waiting for this batch.
-            self._unconfirmed.remove(keys)
+            del self._unconfirmed[acknowledged]
+            acknowledged.set()
             self._in_flight.difference_update({row[_ID] for row in rows}.difference(ok_ids))
         self.published_total += len(ok_ids)
         await self._mark(ok_ids, failed_marks, now)

@@ -47,9 +47,7 @@ class Transport(ABC):
 
     async def submit(self, topic: str, envelopes: Sequence[Envelope]) -> Awaitable[list[BaseException | None]]:
         """Hand envelopes over in order; the awaitable returned gives ``publish``'s results."""
-        future: asyncio.Future[list[BaseException | None]] = asyncio.get_running_loop().create_future()
-        future.set_result(await self.publish(topic, envelopes))
-        return future
+        return settled(await self.publish(topic, envelopes))
 
     @abstractmethod
     def subscribe(self, group: str, topics: Sequence[str], deliver: Deliver) -> None:
@@ -57,3 +55,10 @@ class Transport(ABC):
 
     def describe(self) -> str:
         return self.name
+
+
+def settled(results: list[BaseException | None]) -> "asyncio.Future[list[BaseException | None]]":
+    """An awaitable of results already known (``submit`` with nothing left on its way)."""
+    future: asyncio.Future[list[BaseException | None]] = asyncio.get_running_loop().create_future()
+    future.set_result(results)
+    return future

@@ -53,7 +53,7 @@ from isles.backoff import backoff_delay
 from isles.errors import ConfigurationError, EventError, IslesError
 from isles.events import Envelope, rfc3339
 from isles.tasks import cancel_and_wait
-from isles.transport.base import Deliver, Transport
+from isles.transport.base import Deliver, Transport, settled
 
 log = logging.getLogger("isles.transport.kafka")
 
@@ -344,7 +344,7 @@ class KafkaTransport(Transport):
             raise TransportNotRunning("the Kafka transport is not started")
         await self._ensure_topics([topic])
         if not envelopes:
-            return asyncio.ensure_future(_no_outcomes())
+            return settled([])
         partitions = sorted(await producer.partitions_for(topic))
         partition_of = DefaultPartitioner()  # as send() would pick: other producers of a key agree
         open_batches: dict[int, BatchBuilder] = {}
@@ -395,10 +395,6 @@ async def _outcomes(submitted: list[tuple[BatchBuilder, asyncio.Future]],
     outcomes = await asyncio.gather(*(future for _, future in submitted), return_exceptions=True)
     outcome_of = {id(batch): outcome for (batch, _), outcome in zip(submitted, outcomes)}
     return [item if isinstance(item, BaseException) else _failure(outcome_of[id(item)]) for item in placed]
-
-
-async def _no_outcomes() -> list[BaseException | None]:
-    return []
 
 
 def _failure(outcome: Any) -> BaseException | None:
