@@ -138,9 +138,8 @@ async def _backlog(system: Any, ids: list, count: int, label: str) -> None:
 
 
 def _restart_relays(system: Any) -> None:
-    for runtime in system.runtimes.values():
-        if runtime.relay is not None:
-            system._tasks.append(asyncio.create_task(runtime.relay.run(), name=f"isles-relay-{runtime.name}"))
+    for name, relay in system.relays.items():
+        system._tasks.append(asyncio.create_task(relay.run(), name=f"isles-relay-{name}"))
 
 
 async def _relay_rate(system: Any, transport: Any, ids: list, count: int) -> float:

@@ -4,13 +4,14 @@ Each service owns its database; events carried through an outbox keep other serv
 copies current, exactly once and in order. See README.md for a tour.
 """
 from isles.cache import CacheKeyPrefix, ReferenceDataCache
-from isles.consumer import Handlers, RetryReport, Subscription
+from isles.consumer import RetryReport
 from isles.errors import (ConfigurationError, DatabaseUnavailable, EventError, InvalidPayload, IslesError,
                           UnknownEventType)
 from isles.events import Envelope, Event, EventRegistry, Payload
 from isles.orm import Entity, HasUuid, Timestamped, Versioned
 from isles.replication import Replica, Snapshot
 from isles.service import Service
+from isles.subscriptions import Handlers, Subscription
 from isles.system import System
 from isles.unit_of_work import UnitOfWork
 

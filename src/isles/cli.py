@@ -179,9 +179,8 @@ def dlq_retry(dead_letter_id: Optional[int] = typer.Argument(None, help="A dead 
     async def go() -> list:
         reports = []
         async with system.running(services=[service] if service else True, relays=False, consumers=True):
-            for name, runtime in system.runtimes.items():
-                if runtime.consumer is not None:
-                    reports.append((name, await runtime.consumer.retry(dead_letter_id)))
+            for name, consumer in system.consumers.items():
+                reports.append((name, await consumer.retry(dead_letter_id)))
         return reports
 
     failed = False

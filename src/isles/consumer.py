@@ -21,87 +21,25 @@ its envelopes is delivered alone as above, so retries, dead letters and parking 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import traceback
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import Any, Sequence
 
-from pydantic import BaseModel
-from sqlalchemy import ARRAY, Text, bindparam, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select, update
 
 from isles.backoff import backoff_delay
 from isles.database import is_connection_error
 from isles.errors import ConfigurationError, EventError, UnknownEventType
-from isles.events import Envelope, Payload, current_traceparent, decode
-from isles.tables import DEAD, RESOLVED, WAITING
+from isles.events import Envelope, current_traceparent
 from isles.orm import utcnow
+from isles.runtime import ServiceRuntime
+from isles.subscriptions import Subscription
+from isles.tables import DEAD, RESOLVED, WAITING
 from isles.unit_of_work import UnitOfWork
 
-if TYPE_CHECKING:
-    from isles.runtime import ServiceRuntime
-
 log = logging.getLogger("isles.consumer")
-
-HandlerFn = Callable[[Any, UnitOfWork], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """``fn(payload, uow)`` runs for events of ``type``, with the data validated into ``model``."""
-
-    type: str
-    model: type[BaseModel] | None
-    fn: HandlerFn
-    name: str = ""
-    #: an optional subscription is dropped (not refused) when no service of the system publishes its type
-    optional: bool = False
-
-    def parse(self, envelope: Envelope, service: str) -> Any:
-        return envelope if self.model is None else decode(self.model, envelope, service=service)
-
-
-class Handlers:
-    """A service's event handlers, declared with a decorator::
-
-        handlers = Handlers()
-
-        @handlers.on("mes.material.part.deleted")
-        async def part_deleted(event: PartDeleted, uow: UnitOfWork) -> None: ...
-
-    The payload model is taken from the first parameter's annotation (a Pydantic model);
-    annotate it ``Envelope`` to receive the raw envelope.
-    """
-
-    def __init__(self) -> None:
-        self.subscriptions: list[Subscription] = []
-
-    def include(self, subscriptions: "list[Subscription]") -> None:
-        """Add ready-made subscriptions (e.g. a cache that follows an owner's events)."""
-        self.subscriptions.extend(subscriptions)
-
-    def on(self, type_name: str, *, model: type[BaseModel] | None = None) -> Callable[[HandlerFn], HandlerFn]:
-        def register(fn: HandlerFn) -> HandlerFn:
-            if not inspect.iscoroutinefunction(fn):
-                raise ConfigurationError(f"handler {fn.__qualname__} for {type_name!r} is not `async def`",
-                                         fix="declare it as `async def handler(event, uow)`")
-            chosen = model if model is not None else _annotated_model(fn)
-            self.subscriptions.append(Subscription(type_name, chosen, fn, fn.__qualname__))
-            return fn
-        return register
-
-
-def _annotated_model(fn: HandlerFn) -> type[BaseModel] | None:
-    params = list(inspect.signature(fn, eval_str=True).parameters.values())
-    annotation = params[0].annotation if params else inspect.Parameter.empty
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if annotation is Envelope or annotation is inspect.Parameter.empty:
-        return None
-    raise ConfigurationError(f"handler {fn.__qualname__}: first parameter is annotated {annotation!r}",
-                             fix="annotate it with a Pydantic model (isles.Payload subclass) or isles.Envelope")
 
 
 @dataclass(slots=True)
@@ -112,11 +50,6 @@ class _Delivery:
     taken: bool = False  # a shared transaction has it
     #: True: handled (or a duplicate), committed. False: deliver it alone.
     outcome: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-def _inbox_row(envelope: Envelope) -> dict[str, Any]:
-    return dict(event_id=envelope.id, type=envelope.type, source=envelope.source,
-                partition_key=envelope.partitionkey, processed_at=utcnow())
 
 
 async def _run_handlers(uow: UnitOfWork, envelope: Envelope, subs: list[Subscription], payloads: list[Any]) -> None:
@@ -142,7 +75,7 @@ class RetryReport:
 class Consumer:
     """Delivers envelopes to one service's handlers with inbox de-duplication."""
 
-    def __init__(self, runtime: "ServiceRuntime", subscriptions: list[Subscription], *, max_attempts: int = 5,
+    def __init__(self, runtime: ServiceRuntime, subscriptions: list[Subscription], *, max_attempts: int = 5,
                  base_backoff: float = 0.02, max_backoff: float = 2.0, batch_size: int = 100):
         self.runtime = runtime
         self.by_type: dict[str, list[Subscription]] = {}
@@ -158,8 +91,7 @@ class Consumer:
         self._waiting: list[list[_Delivery]] = []  # chunks waiting for the next shared transaction
         # Shared transactions run at most this many at a time; the next one gathers meanwhile.
         # SQLite has one connection; on PostgreSQL a few overlap their round trips.
-        lanes = 1 if not runtime.database.is_postgres else max(1, min(4, runtime.database.config.pool_size // 2))
-        self._turn = asyncio.Semaphore(lanes)
+        self._turn = asyncio.Semaphore(runtime.dialect.consumer_lanes(runtime.database.config.pool_size))
         self.batches = 0
         self.handled = 0
         self.duplicates = 0
@@ -236,7 +168,7 @@ class Consumer:
                 await self._lock_key(uow, envelope)  # serialise with deliveries parking this key
             elif await self._park_if_needed(uow, envelope):
                 return False
-            inserted = await uow.execute(self._inbox_insert, _inbox_row(envelope))
+            inserted = await uow.execute(self._inbox_insert, self.runtime.dialect.inbox_row(envelope))
             if inserted.rowcount == 0:
                 self.duplicates += 1
                 if replaying is not None:
@@ -309,53 +241,18 @@ class Consumer:
         """Insert the batch's event ids into the inbox, but none of a parked key.
 
         Returns the ids inserted (the events to handle now) and the deliveries that are not
-        parked (handled now, or duplicates). On PostgreSQL this is one statement; the parked keys
-        are looked up only when some id was not inserted.
+        parked (handled now, or duplicates).
         """
-        envelopes = [d.envelope for d in batch]
-        if self.runtime.database.is_postgres:
-            new = set(await uow.scalars(self._inbox_insert_unless_parked, {
-                "ids": [e.id for e in envelopes], "types": [e.type for e in envelopes],
-                "sources": [e.source for e in envelopes], "keys": [e.partitionkey for e in envelopes],
-                "now": utcnow()}))
-            if len(new) == len(batch):
-                return new, batch
-            parked = await self._parked_keys(uow, sorted({e.partitionkey for e in envelopes if e.id not in new}))
-            return new, [d for d in batch if (d.envelope.source, d.envelope.partitionkey) not in parked]
-        parked = await self._parked_keys(uow, sorted({e.partitionkey for e in envelopes}))
-        todo = [d for d in batch if (d.envelope.source, d.envelope.partitionkey) not in parked]
-        if not todo:
-            return set(), []
-        rows = [_inbox_row(d.envelope) for d in todo]
-        new = set(await uow.scalars(self._inbox_insert.values(rows).returning(self.runtime.tables.inbox.c.event_id)))
-        return new, todo
-
-    @cached_property
-    def _inbox_insert_unless_parked(self) -> Any:
-        """PostgreSQL: insert ``ids`` (with ``types``, ``sources``, ``keys``) unless their key is parked."""
-        inbox, dl = self.runtime.tables.inbox, self.runtime.tables.dead_letters
-        arrays = [bindparam(name, type_=ARRAY(Text)) for name in ("ids", "types", "sources", "keys")]
-        v = func.unnest(*arrays).table_valued("event_id", "type", "source", "partition_key").render_derived(name="v")
-        parked = (select(dl.c.id).where(dl.c.source == v.c.source, dl.c.partition_key == v.c.partition_key,
-                                        dl.c.status.in_((DEAD, WAITING))).exists())
-        rows = select(v.c.event_id, v.c.type, v.c.source, v.c.partition_key,
-                      bindparam("now", type_=inbox.c.processed_at.type)).where(~parked)
-        return (postgresql.insert(inbox)
-                .from_select(["event_id", "type", "source", "partition_key", "processed_at"], rows)
-                .on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id))
-
-    async def _parked_keys(self, uow: UnitOfWork, keys: list[str]) -> set[tuple[str, str]]:
-        dl = self.runtime.tables.dead_letters
-        rows = await uow.execute(select(dl.c.source, dl.c.partition_key).distinct().where(
-            dl.c.partition_key.in_(keys), dl.c.status.in_((DEAD, WAITING))))
-        return {(source, key) for source, key in rows}
+        new, parked = await self.runtime.dialect.record_in_inbox(uow, self.runtime.tables,
+                                                                 [d.envelope for d in batch])
+        if not parked:
+            return new, batch
+        return new, [d for d in batch if (d.envelope.source, d.envelope.partitionkey) not in parked]
 
     # The two statements every delivery runs, built once: building costs more than running them.
     @cached_property
     def _inbox_insert(self) -> Any:
-        inbox = self.runtime.tables.inbox
-        dialect = postgresql if self.runtime.database.is_postgres else sqlite
-        return dialect.insert(inbox).on_conflict_do_nothing(index_elements=["event_id"])
+        return self.runtime.dialect.insert(self.runtime.tables.inbox).on_conflict_do_nothing(index_elements=["event_id"])
 
     @cached_property
     def _parked_query(self) -> Any:
@@ -364,9 +261,7 @@ class Consumer:
                                       dl.c.status.in_((DEAD, WAITING))).limit(1))
 
     async def _lock_key(self, uow: UnitOfWork, envelope: Envelope) -> None:
-        if self.runtime.database.is_postgres:  # SQLite transactions are already serial
-            await uow.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7303))"),
-                              {"k": f"{envelope.source}|{envelope.partitionkey}"})
+        await self.runtime.dialect.lock_key(uow, f"{envelope.source}|{envelope.partitionkey}")
 
     async def _parked(self, uow: UnitOfWork, envelope: Envelope) -> bool:
         hit = await uow.scalar(self._parked_query, {"source": envelope.source, "key": envelope.partitionkey})
@@ -471,4 +366,4 @@ def _describe(exc: BaseException) -> str:
     return (str(exc) if isinstance(exc, EventError) else _summary(exc) + "\n" + "".join(frames))[:4000]
 
 
-__all__ = ["Consumer", "Handlers", "Subscription", "RetryReport", "Payload"]
+__all__ = ["Consumer", "RetryReport"]

@@ -22,26 +22,21 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Awaitable, Iterable
+from typing import Any, Awaitable, Iterable
 
-from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, delete, func, select, update
 
 from isles.backoff import backoff_delay
-from isles.relay_claims import BUCKETS, BucketClaims, bucket_sql
 from isles.orm import as_utc, utcnow
-from isles.transport.base import settled
-from isles.unit_of_work import envelope_from_row
-
-if TYPE_CHECKING:
-    from isles.runtime import ServiceRuntime
-    from isles.transport.base import Transport
+from isles.outbox import ID as _ID, KEY as _KEY, SENT_COLUMNS, envelope_from_row
+from isles.runtime import ServiceRuntime
+from isles.transport.base import Transport, settled
 
 log = logging.getLogger("isles.relay")
 
 
 class Relay:
-    def __init__(self, runtime: "ServiceRuntime", transport: "Transport", *, batch_size: int = 256,
+    def __init__(self, runtime: ServiceRuntime, transport: Transport, *, batch_size: int = 256,
                  poll_interval: float = 1.0, retention: timedelta = timedelta(days=7),
                  purge_interval: float = 60.0, base_backoff: float = 0.05, max_backoff: float = 30.0,
                  rebalance_interval: float = 2.0):
@@ -59,7 +54,9 @@ class Relay:
         # One pass at a time: a drain() beside the background loop must not send rows twice.
         self._pass = asyncio.Lock()
         # On PostgreSQL several relay instances may share the outbox: each owns some key buckets.
-        self.claims = BucketClaims(runtime, self.wake) if runtime.database.is_postgres else None
+        self.claims = runtime.dialect.relay_claims(runtime.database.engine, runtime.topic, self.wake)
+        #: overlap reading, handing over and marking batches (needs more than one connection)
+        self._overlap = runtime.dialect.concurrent_connections
         self.rebalance_interval = rebalance_interval
         self._last_rebalance = -1e9
         #: partition key -> when its failed row may be retried; later rows of the key wait too
@@ -140,7 +137,7 @@ class Relay:
         rows = await self._next_batch()
         if not rows:
             return 0
-        if len(rows) == self.batch_size and self.runtime.database.is_postgres:
+        if len(rows) == self.batch_size and self._overlap:
             # A backlog: read the next batch while this one is sent (SQLite has one connection).
             read = self._fetch(self._pending_query(skip=[row[_ID] for row in rows]))
             self._prefetch = (asyncio.create_task(read), self._owned())
@@ -188,7 +185,7 @@ class Relay:
                 unreadable.append((row, exc))
                 broken.add(row[_KEY])
         failed_marks = self._failed(unreadable, now)
-        background = self.runtime.database.is_postgres
+        background = self._overlap
         if background:
             while len(self._marking) >= BATCHES_IN_FLIGHT:
                 await self._wait_for(self._marking[0])
@@ -263,32 +260,25 @@ class Relay:
     def _pending_query(self, skip: Iterable[int] = ()) -> Any:
         """Ready rows of this relay's buckets, oldest first, without held keys, rows in flight and ``skip``."""
         outbox = self.runtime.tables.outbox
-        query = (select(*(outbox.c[name] for name in _SENT_COLUMNS)).where(outbox.c.published_at.is_(None))
+        query = (select(*(outbox.c[name] for name in SENT_COLUMNS)).where(outbox.c.published_at.is_(None))
                  .order_by(outbox.c.id).limit(self.batch_size))
         if self._holds:
             query = query.where(outbox.c.partition_key.not_in(list(self._holds)))
         leave_out = self._in_flight.union(skip)
         if leave_out:
             query = query.where(~self._id_among(leave_out))
-        if self.claims is not None and len(self.claims.held) < BUCKETS:
-            # The bucket numbers are written into the SQL (they are our own small ints): as a
-            # parameter, PostgreSQL's generic plan for the prepared statement sorted the whole
-            # backlog each pass instead of walking the pending index in id order.
-            buckets = ", ".join(str(int(b)) for b in sorted(self.claims.held))
-            query = query.where(text(f"{bucket_sql('partition_key')} IN ({buckets})"))
+        if self.claims is not None:
+            owned = self.claims.owned("partition_key")
+            if owned is not None:
+                query = query.where(owned)
         return query
 
     def _id_among(self, ids: Iterable[int]) -> Any:
-        """``outbox.id IN ids``: on PostgreSQL one array parameter (a batch is hundreds of ids)."""
-        column = self.runtime.tables.outbox.c.id
-        if self.runtime.database.is_postgres:
-            return column == any_(bindparam("ids", sorted(ids), type_=ARRAY(BigInteger)))
-        return column.in_(sorted(ids))
+        return self.runtime.dialect.id_among(self.runtime.tables.outbox.c.id, ids)
 
     async def _fetch(self, query: Any) -> list[Any]:
         async with self.runtime.database.engine.connect() as conn:
-            if self.runtime.database.is_postgres:
-                await conn.execute(_WALK_PENDING_IN_ID_ORDER)
+            await self.runtime.dialect.begin_pending_read(conn)
             rows = (await conn.execute(query)).all()
             await conn.rollback()
         return rows
@@ -298,10 +288,7 @@ class Relay:
         outbox = self.runtime.tables.outbox
         try:
             async with self.runtime.database.engine.begin() as conn:
-                if self.runtime.database.is_postgres:
-                    # Losing this mark in a crash only means publishing the rows again, which the
-                    # consumers' inboxes absorb: no need to wait for the WAL flush.
-                    await conn.execute(text("SET LOCAL synchronous_commit = off"))
+                await self.runtime.dialect.begin_mark(conn)
                 if ok_ids:
                     await conn.execute(update(outbox).where(self._id_among(ok_ids)).values(published_at=now))
                 if failed:
@@ -309,7 +296,7 @@ class Relay:
                         attempts=bindparam("b_attempts"), last_error=bindparam("b_error"),
                         next_attempt_at=bindparam("b_retry_at")), failed)
         except Exception as exc:
-            if not self.runtime.database.is_postgres:
+            if not self._overlap:  # marked in the foreground: the pass fails and is retried
                 raise
             # The rows stay unpublished in the database and are sent again (inboxes absorb it).
             log.warning("service '%s': could not mark %d published outbox row(s); they will be sent again: %s",
@@ -368,33 +355,10 @@ class Relay:
         return result.rowcount or 0
 
 
-async def backlog(runtime: "ServiceRuntime") -> tuple[int, Any]:
-    """(unpublished rows, oldest unpublished occurred_at) of a service's outbox."""
-    outbox = runtime.tables.outbox
-    async with runtime.database.engine.connect() as conn:
-        count, oldest = (await conn.execute(
-            select(func.count(), func.min(outbox.c.occurred_at)).where(outbox.c.published_at.is_(None)))).one()
-    return count, oldest
-
-
 #: Batches handed over whose outcome (acknowledgements, then the mark) is still awaited
 #: (PostgreSQL). With a backlog, acknowledgement and mark take longer than handing over the next
 #: batch; four keep the relay busy with the next while earlier ones settle.
 BATCHES_IN_FLIGHT = 4
-
-#: what the relay reads of a row: what the envelope needs, plus its id and attempts, in table order
-#: (``envelope_from_row`` reads by position)
-_SENT_COLUMNS = ("id", "event_id", "type", "source", "subject", "partition_key", "entity_version", "data_version",
-                 "trace_parent", "occurred_at", "data", "attempts")
-#: positions read for every row sent (by name, a SQLAlchemy row costs ten times as much)
-_ID, _KEY = _SENT_COLUMNS.index("id"), _SENT_COLUMNS.index("partition_key")
-
-#: The right plan for the relay's read is always the same: walk the pending index in id order and
-#: stop after a batch. Right after a burst of writes the table's statistics are stale and the
-#: planner sorts the whole backlog instead, every pass; these settings (for this read's
-#: transaction only) leave it the one good plan.
-_WALK_PENDING_IN_ID_ORDER = text("SELECT set_config('enable_bitmapscan', 'off', true), "
-                                 "set_config('enable_seqscan', 'off', true), set_config('enable_sort', 'off', true)")
 
 
 def _first_of_each_key(rows: list[Any], exc: BaseException) -> list[tuple[Any, BaseException]]:

@@ -13,20 +13,18 @@ a time through a session-level advisory lock on a dedicated connection:
   keeps its fair share (releasing extras between passes, never during one).
 
 The same connection LISTENs on the service's channel: commits ``NOTIFY`` it (see UnitOfWork), so
-a relay wakes on commit instead of waiting for its poll interval.
+a relay wakes on commit instead of waiting for its poll interval. The module knows only an
+engine and a topic name, so the PostgreSQL dialect and the relay can both use it.
 """
 from __future__ import annotations
 
 import logging
 import math
 import zlib
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-if TYPE_CHECKING:
-    from isles.runtime import ServiceRuntime
+from sqlalchemy import ColumnElement, TextClause, false, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger("isles.relay")
 
@@ -34,13 +32,15 @@ BUCKETS = 32
 PRESENCE = BUCKETS  # every live relay holds this lock in shared mode: counting holders counts relays
 
 
-def lock_class(runtime: "ServiceRuntime") -> int:
-    """The advisory lock class (first int4 key) of a service's buckets: stable across processes."""
-    return zlib.crc32(f"isles-relay:{runtime.topic}".encode()) & 0x7FFFFFFF
+def lock_class(topic: str) -> int:
+    """The advisory lock class (first int4 key) of the buckets of the outbox feeding ``topic``:
+    stable across processes."""
+    return zlib.crc32(f"isles-relay:{topic}".encode()) & 0x7FFFFFFF
 
 
-def notify_channel(runtime: "ServiceRuntime") -> str:
-    return f"isles_outbox_{zlib.crc32(runtime.topic.encode()):08x}"
+def notify_channel(topic: str) -> str:
+    """The LISTEN/NOTIFY channel that commits to the outbox feeding ``topic`` wake its relays on."""
+    return f"isles_outbox_{zlib.crc32(topic.encode()):08x}"
 
 
 def bucket_sql(column: str) -> str:
@@ -51,29 +51,50 @@ def bucket_sql(column: str) -> str:
 class BucketClaims:
     """The buckets one relay instance holds, on its own connection."""
 
-    def __init__(self, runtime: "ServiceRuntime", on_notify: Callable[[], None]):
-        self.runtime = runtime
+    def __init__(self, engine: AsyncEngine, topic: str, on_notify: Callable[[], None]):
+        self.engine = engine
+        self.topic = topic
         self.on_notify = on_notify
         self.held: set[int] = set()
         self._conn: AsyncConnection | None = None
-        self._class = lock_class(runtime)
+        self._class = lock_class(topic)
+
+    def owned(self, column: str) -> ColumnElement[bool] | TextClause | None:
+        """SQL keeping the rows whose ``column`` (partition key) falls in a bucket held here; None
+        when every bucket is.
+
+        The bucket numbers are written into the SQL (they are our own small ints): as a parameter,
+        PostgreSQL's generic plan for the prepared statement sorted the whole backlog each pass
+        instead of walking the pending index in id order.
+        """
+        if len(self.held) >= BUCKETS:
+            return None
+        if not self.held:
+            return false()
+        buckets = ", ".join(str(int(b)) for b in sorted(self.held))
+        return text(f"{bucket_sql(column)} IN ({buckets})")
 
     async def open(self) -> None:
-        self._conn = await self.runtime.database.engine.connect()
+        self._conn = await self.engine.connect()
         await self._conn.execution_options(isolation_level="AUTOCOMMIT")
         await self._conn.execute(text("SELECT pg_advisory_lock_shared(:cls, :presence)"),
                                  {"cls": self._class, "presence": PRESENCE})
         raw = await self._conn.get_raw_connection()
-        await raw.driver_connection.add_listener(notify_channel(self.runtime), lambda *_: self.on_notify())
+        await raw.driver_connection.add_listener(notify_channel(self.topic), lambda *_: self.on_notify())
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         self.held.clear()
-        if conn is not None:
-            try:
-                await conn.close()  # ends the session: PostgreSQL releases every bucket lock
-            except Exception as exc:  # already broken: the server released them anyway
-                log.debug("closing relay claim connection: %s", exc)
+        if conn is None:
+            return
+        try:
+            # Closing returns the connection to the pool, and session-level advisory locks outlive
+            # that (the pool only rolls back): drop the session instead, which releases them all.
+            await conn.invalidate()
+        except Exception as exc:  # already broken: the server released them anyway
+            log.debug("closing relay claim connection: %s", exc)
+        finally:
+            await conn.close()
 
     async def rebalance(self) -> set[int]:
         """Take or give back buckets so each live relay of the service holds a fair share."""

@@ -18,19 +18,17 @@ copies from its current state (through the same version guard).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping
 
 import orjson
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Table, and_, bindparam, delete, inspect as sa_inspect, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, and_, bindparam, delete, func, inspect as sa_inspect, or_, select, update
 
-from isles.consumer import Subscription
+from isles.dialects.base import Dialect
 from isles.errors import ConfigurationError, InvalidPayload
 from isles.events import Envelope, Event
-
-if TYPE_CHECKING:
-    from isles.unit_of_work import UnitOfWork
+from isles.subscriptions import Subscription
+from isles.unit_of_work import UnitOfWork
 
 
 def coerce_key(column: Any, key: str) -> Any:
@@ -116,7 +114,7 @@ class Replica:
                     break
         return values
 
-    async def _handle(self, envelope: Envelope, uow: "UnitOfWork") -> None:
+    async def _handle(self, envelope: Envelope, uow: UnitOfWork) -> None:
         if envelope.entityversion is None:
             raise InvalidPayload(f"event {envelope.id} ({envelope.type}) has no entityversion",
                                  service=uow.service,
@@ -126,22 +124,21 @@ class Replica:
         else:  # nobody reads the row count here: let a batch of events share one executemany
             await uow.write_later(*self._write(uow, envelope.partitionkey, envelope.entityversion, envelope.json()))
 
-    async def apply(self, uow: "UnitOfWork", key: str, version: int, data: Mapping[str, Any]) -> int:
+    async def apply(self, uow: UnitOfWork, key: str, version: int, data: Mapping[str, Any]) -> int:
         """Write the values if ``version`` is newer than the stored one; return rows changed."""
         result = await uow.execute(*self._write(uow, key, version, data))
         return result.rowcount or 0
 
-    def _write(self, uow: "UnitOfWork", key: str, version: int, data: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _write(self, uow: UnitOfWork, key: str, version: int, data: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         values = self.values_from(data)
         params = {f"r_{column}": value for column, value in values.items()}
         params["r_key"] = key if self._key_type is str else self._key_type(key)
         params["r_version"] = version
-        dialect = "postgresql" if uow.runtime.database.is_postgres else "sqlite"
-        return self._statement(dialect, tuple(values)), params
+        return self._statement(uow.runtime.dialect, tuple(values)), params
 
-    def _statement(self, dialect: str, columns: tuple[str, ...]) -> Any:
+    def _statement(self, dialect: Dialect, columns: tuple[str, ...]) -> Any:
         """The guarded write of ``columns``, with bound parameters ``r_key``, ``r_version``, ``r_<column>``."""
-        stmt = self._statements.get((dialect, columns))
+        stmt = self._statements.get((dialect.name, columns))
         if stmt is not None:
             return stmt
         t, vcol = self.table, self.table.c[self.version]
@@ -150,15 +147,14 @@ class Replica:
         values = {self.version: version, **{c: bindparam(f"r_{c}", type_=t.c[c].type) for c in columns}}
         key = bindparam("r_key", type_=t.c[self.key].type)
         if self.upsert:
-            insert = (postgresql if dialect == "postgresql" else sqlite).insert
-            stmt = (insert(t).values({self.key: key, **values})
+            stmt = (dialect.insert(t).values({self.key: key, **values})
                     .on_conflict_do_update(index_elements=[self.key], set_=values, where=newer))
         else:
             stmt = update(t).where(t.c[self.key] == key, newer).values(values)
-        self._statements[(dialect, columns)] = stmt
+        self._statements[(dialect.name, columns)] = stmt
         return stmt
 
-    async def delete(self, uow: "UnitOfWork", key: str, version: int) -> int:
+    async def delete(self, uow: UnitOfWork, key: str, version: int) -> int:
         t, vcol = self.table, self.table.c[self.version]
         key = coerce_key(t.c[self.key], key)
         result = await uow.execute(delete(t).where(and_(t.c[self.key] == key, or_(vcol.is_(None), vcol <= version))))
@@ -177,7 +173,7 @@ class Snapshot:
     model: Any
     to_event: Callable[[Any], Event]
 
-    async def pages(self, uow: "UnitOfWork", page_size: int = 500) -> AsyncIterator[list[tuple[str, int, dict]]]:
+    async def pages(self, uow: UnitOfWork, page_size: int = 500) -> AsyncIterator[list[tuple[str, int, dict]]]:
         mapper = sa_inspect(self.model)
         pk = mapper.primary_key[0]
         last = None
@@ -195,6 +191,5 @@ class Snapshot:
             last = getattr(rows[-1], pk.key)
             yield page
 
-    async def count(self, uow: "UnitOfWork") -> int:
-        from sqlalchemy import func
+    async def count(self, uow: UnitOfWork) -> int:
         return int(await uow.scalar(select(func.count()).select_from(self.model)) or 0)

@@ -1,39 +1,39 @@
-"""What a running service has: its database, tables, relay and consumer, bound by a System."""
+"""What one running service has: its database, dialect, framework tables, names and event types.
+
+A leaf record: it knows nothing of Service, Relay or Consumer. The :class:`isles.System` builds
+one per started service and wires the moving parts to it (``on_commit`` wakes the relay).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from isles.database import Database
+from isles.dialects.base import Dialect
 from isles.events import EventRegistry
 from isles.tables import FrameworkTables
 
-if TYPE_CHECKING:
-    from isles.consumer import Consumer
-    from isles.relay import Relay
-    from isles.service import Service
+
+def _nobody_listens(events: int) -> None:
+    """The default ``on_commit``: no relay runs in this process for the service."""
 
 
 @dataclass
 class ServiceRuntime:
-    service: "Service"
+    name: str
     database: Database
+    dialect: Dialect
+    tables: FrameworkTables
     registry: EventRegistry
+    #: the CloudEvents ``source`` of its events, e.g. ``/mes/material``
     source: str
+    #: the topic its events are published on, e.g. ``mes.material.events``
     topic: str
-    relay: "Relay | None" = None
-    consumer: "Consumer | None" = None
+    #: the event types it declares it publishes
     publishes: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def name(self) -> str:
-        return self.service.name
-
-    @property
-    def tables(self) -> FrameworkTables:
-        return self.service.tables
+    #: called after a unit of work committed that many outbox rows (the System wakes the relay)
+    on_commit: Callable[[int], None] = _nobody_listens
 
     def committed(self, events: int) -> None:
-        """A unit of work committed ``events`` outbox rows: wake the relay."""
-        if self.relay is not None:
-            self.relay.wake()
+        """A unit of work committed ``events`` outbox rows."""
+        self.on_commit(events)

@@ -7,17 +7,16 @@ from typing import TYPE_CHECKING, Any, Iterable
 from sqlalchemy import MetaData
 
 from isles.config import validate_service_name
-from isles.consumer import Handlers, Subscription
 from isles.errors import ConfigurationError
 from isles.events import Event
 from isles.replication import Replica, Snapshot
+from isles.runtime import ServiceRuntime
+from isles.subscriptions import Handlers, Subscription
 from isles.tables import install
 from isles.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
-
-    from isles.runtime import ServiceRuntime
 
 
 def _caller_package() -> str:
@@ -68,7 +67,7 @@ class Service:
         return subs
 
     @property
-    def runtime(self) -> "ServiceRuntime":
+    def runtime(self) -> ServiceRuntime:
         if self._runtime is None:
             raise ConfigurationError("is not running", service=self.name,
                                      fix="add it to a System and `await system.start()` (or use `isles run`)")

@@ -23,9 +23,12 @@ from sqlalchemy import func, select
 from isles.config import resolve_database
 from isles.consumer import Consumer
 from isles.database import Database, Health
+from isles.dialects import dialect_for
 from isles.errors import ConfigurationError, UnknownEventType
 from isles.events import EventRegistry
-from isles.relay import Relay, backlog
+from isles.outbox import backlog
+from isles.relay import Relay
+from isles.replication import Snapshot
 from isles.runtime import ServiceRuntime
 from isles.service import Service
 from isles.tables import DEAD, WAITING
@@ -73,6 +76,13 @@ def _freeze_heap() -> None:
 _heap_frozen = False
 
 
+def _waker(relay: Relay) -> Any:
+    """A runtime's ``on_commit``: a commit that wrote outbox rows wakes the relay at once."""
+    def wake(events: int) -> None:
+        relay.wake()
+    return wake
+
+
 class System:
     def __init__(self, name: str, services: Iterable[Service], *, transport: Transport | None = None,
                  env: Mapping[str, str] | None = None, relay_options: dict[str, Any] | None = None,
@@ -98,6 +108,8 @@ class System:
         self.consumer_options = consumer_options or {}
         self.freeze_heap = freeze_heap
         self.runtimes: dict[str, ServiceRuntime] = {}
+        self.relays: dict[str, Relay] = {}
+        self.consumers: dict[str, Consumer] = {}
         self._tasks: list[asyncio.Task] = []
         self.transport: Transport | None = None
 
@@ -159,52 +171,54 @@ class System:
                 await database.dispose()
                 await self._dispose()
                 raise
-            runtime = ServiceRuntime(service, database, self.registry, self.source(name), self.topic(name),
+            runtime = ServiceRuntime(name, database, dialect_for(database), service.tables, self.registry,
+                                     self.source(name), self.topic(name),
                                      publishes=frozenset(m.event_type for m in service.publishes))
             service._runtime = runtime
             self.runtimes[name] = runtime
         for name in self._selected(relays, names):
             runtime = self.runtimes[name]
-            runtime.relay = Relay(runtime, self.transport, **self.relay_options)
+            relay = self.relays[name] = Relay(runtime, self.transport, **self.relay_options)
+            runtime.on_commit = _waker(relay)
         for name in self._selected(consumers, names):
-            runtime = self.runtimes[name]
-            subs = [s for s in runtime.service.subscriptions if s.type in self.registry or not s.optional]
+            subs = [s for s in self.services[name].subscriptions if s.type in self.registry or not s.optional]
             if not subs:
                 continue
-            runtime.consumer = Consumer(runtime, subs, **self.consumer_options)
+            consumer = self.consumers[name] = Consumer(self.runtimes[name], subs, **self.consumer_options)
             topics = sorted({self.topic(self.registry.require(s.type, service=name).service) for s in subs})
-            self.transport.subscribe(name, topics, runtime.consumer.deliver)
+            self.transport.subscribe(name, topics, consumer.deliver)
         await self.transport.start()
-        for runtime in self.runtimes.values():
-            if runtime.relay is not None:
-                self._tasks.append(asyncio.create_task(runtime.relay.run(), name=f"isles-relay-{runtime.name}"))
+        for name, relay in self.relays.items():
+            self._tasks.append(asyncio.create_task(relay.run(), name=f"isles-relay-{name}"))
         if self.freeze_heap:
             _freeze_heap()
         return self
 
     async def stop(self, *, drain_timeout: float = 5.0) -> None:
         """Graceful shutdown: publish what is committed (bounded), stop relays, consumers, pools."""
-        for runtime in self.runtimes.values():
-            if runtime.relay is not None and self.transport is not None:
+        for name, relay in self.relays.items():
+            if self.transport is not None:
                 try:
-                    await asyncio.wait_for(runtime.relay.drain(drain_timeout), drain_timeout)
+                    await asyncio.wait_for(relay.drain(drain_timeout), drain_timeout)
                 except Exception as exc:  # the rows stay in the outbox for the next start
-                    log.warning("service '%s': outbox not drained at shutdown: %s", runtime.name, exc)
+                    log.warning("service '%s': outbox not drained at shutdown: %s", name, exc)
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
-        for runtime in self.runtimes.values():
-            if runtime.relay is not None:
-                await runtime.relay.close()
+        for relay in self.relays.values():
+            await relay.close()
         if self.transport is not None:
             await self.transport.stop()
         await self._dispose()
 
     async def _dispose(self) -> None:
-        for runtime in self.runtimes.values():
+        for name, runtime in self.runtimes.items():
             await runtime.database.dispose()
-            if runtime.service._runtime is runtime:
-                runtime.service._runtime = None
+            service = self.services[name]
+            if service._runtime is runtime:
+                service._runtime = None
         self.runtimes.clear()
+        self.relays.clear()
+        self.consumers.clear()
 
     @asynccontextmanager
     async def running(self, **selection: Any) -> AsyncIterator["System"]:
@@ -232,11 +246,20 @@ class System:
             raise ConfigurationError("is not started in this process", service=name,
                                      fix="start the system with this service selected") from None
 
+    def relay(self, name: str) -> Relay | None:
+        """The relay of service ``name`` in this process (None if it was started without one)."""
+        self.runtime(name)
+        return self.relays.get(name)
+
+    def consumer(self, name: str) -> Consumer | None:
+        """The consumer of service ``name`` in this process (None if it consumes nothing here)."""
+        self.runtime(name)
+        return self.consumers.get(name)
+
     async def drain(self, timeout: float = 30.0) -> None:
         """Publish every committed event and wait until consumers handled it (tests, demos)."""
-        for runtime in self.runtimes.values():
-            if runtime.relay is not None:
-                await runtime.relay.drain(timeout)
+        for relay in self.relays.values():
+            await relay.drain(timeout)
 
     async def health(self) -> list[Health]:
         return list(await asyncio.gather(*(r.database.health() for r in self.runtimes.values())))
@@ -268,28 +291,28 @@ class System:
         Returns rows changed per replica, or - for a replica that cannot be backfilled (its owner
         declares no Snapshot) - the error saying how to fix it; the other replicas still run.
         """
-        from isles.replication import Snapshot
-        target = self.runtime(service)
+        self.runtime(service)  # started here, or a clear error
         changed: dict[str, int | ConfigurationError] = {}
-        for replica in target.service.replicas:
+        for replica in self.services[service].replicas:
             label = f"{replica.table.name}.{replica.key}"
             spec = self.registry.get(replica.event_types[0])
             if spec is None and replica.optional:
                 continue  # its source is not part of this system
             owner_name = self.registry.require(replica.event_types[0], service=service).service
-            owner = self.runtime(owner_name)
-            snapshot: Snapshot | None = next((s for s in owner.service.snapshots if s.source == replica.source), None)
+            self.runtime(owner_name)
+            owner_service = self.services[owner_name]
+            snapshot: Snapshot | None = next((s for s in owner_service.snapshots if s.source == replica.source), None)
             if snapshot is None:
                 changed[label] = ConfigurationError(
                     f"declares no Snapshot for {replica.source!r}, so {service}'s {label} cannot be backfilled",
                     service=owner_name, fix=f"add Snapshot('{replica.source}', Model, to_event) to its snapshots=[...]")
                 continue
             changed[label] = 0
-            async with owner.service.unit_of_work() as read:
+            async with owner_service.unit_of_work() as read:
                 total = await snapshot.count(read)
                 task = progress.add_task(f"{service}: {label} <- {replica.source}", total=total) if progress else None
                 async for page in snapshot.pages(read):
-                    async with target.service.unit_of_work() as write:
+                    async with self.services[service].unit_of_work() as write:
                         for key, version, data in page:
                             changed[label] += await replica.apply(write, key, version, data)
                     if progress:

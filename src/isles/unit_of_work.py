@@ -8,18 +8,15 @@ from __future__ import annotations
 import asyncio
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from isles.errors import ConfigurationError, EventError
 from isles.events import Envelope, Event, current_traceparent, new_traceparent
-from isles.orm import as_utc
-from isles.relay_claims import notify_channel
-
-if TYPE_CHECKING:
-    from isles.runtime import ServiceRuntime
+from isles.outbox import outbox_row
+from isles.runtime import ServiceRuntime
 
 
 @dataclass(slots=True)
@@ -42,7 +39,7 @@ class UnitOfWork:
     While a handler runs, ``uow.incoming`` is the envelope being handled.
     """
 
-    def __init__(self, runtime: "ServiceRuntime"):
+    def __init__(self, runtime: ServiceRuntime):
         self.runtime = runtime
         self.service = runtime.name
         self.session = AsyncSession(bind=runtime.database.engine, expire_on_commit=False)
@@ -54,7 +51,7 @@ class UnitOfWork:
         self._task: asyncio.Task | None = None  # set while open on SQLite (see _claim_sqlite)
 
     async def __aenter__(self) -> "UnitOfWork":
-        if not self.runtime.database.is_postgres:
+        if not self.runtime.dialect.concurrent_connections:
             self._claim_sqlite()
         return self
 
@@ -184,17 +181,10 @@ class UnitOfWork:
         if self._pending:
             await self.session.flush()  # bumps entity versions before we read them
             published = self._envelopes()
-            if self.runtime.database.is_postgres:
-                # Same-key transactions queue here until commit, so outbox ids are assigned in
-                # per-key commit order (ids otherwise follow insert order, not commit order).
-                # The NOTIFY is delivered at commit and wakes the relays at once.
-                keys = sorted({e.partitionkey for e in published})
-                await self.session.execute(
-                    text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 7302))), "
-                         "pg_notify(:channel, '') "
-                         "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"),
-                    {"keys": keys, "channel": notify_channel(self.runtime)})
-            await self.session.execute(insert(self.runtime.tables.outbox), [_outbox_row(e) for e in published])
+            # Outbox ids must follow per-key commit order (they otherwise follow insert order).
+            await self.runtime.dialect.order_outbox_keys(self, [e.partitionkey for e in published],
+                                                         self.runtime.topic)
+            await self.session.execute(insert(self.runtime.tables.outbox), [outbox_row(e) for e in published])
         await self.session.commit()
         self._finished = True
         self._pending.clear()
@@ -208,27 +198,4 @@ class UnitOfWork:
         self._queued.clear()
         self._finished = True
         await self.session.rollback()
-
-
-def _outbox_row(envelope: Envelope) -> dict[str, Any]:
-    return {
-        "event_id": envelope.id, "type": envelope.type, "source": envelope.source,
-        "subject": envelope.subject, "partition_key": envelope.partitionkey,
-        "entity_version": envelope.entityversion, "data_version": envelope.dataversion,
-        "trace_parent": envelope.traceparent, "occurred_at": envelope.time,
-        "data": envelope.data.decode(),
-    }
-
-
-def envelope_from_row(row: Sequence[Any]) -> Envelope:
-    """The envelope of an outbox row whose columns come in table order, ``id`` to ``data`` at least.
-
-    Read by position: the relay does this for every row it sends, and reading a SQLAlchemy row
-    by name costs ten times as much.
-    """
-    (_, event_id, type_, source, subject, key, entity_version, data_version, trace_parent, occurred_at,
-     data) = row[:11]
-    return Envelope(id=event_id, source=source, type=type_, data=data.encode(), partitionkey=key,
-                    entityversion=entity_version, time=as_utc(occurred_at), subject=subject,
-                    traceparent=trace_parent, dataversion=data_version)
 

@@ -44,7 +44,7 @@ async def test_an_optional_replica_of_an_absent_source_is_dropped_not_refused(en
     system = System("shop", [toy_shop.catalog, optional], env=env)
     await system.start()
     try:
-        assert system.runtime("mirror").consumer is None  # nothing left to consume
+        assert system.consumer("mirror") is None  # nothing left to consume
     finally:
         await system.stop()
 

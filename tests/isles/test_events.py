@@ -126,7 +126,7 @@ def test_the_relay_reads_outbox_columns_in_table_order():
     """``envelope_from_row`` reads an outbox row by position."""
     from sqlalchemy import MetaData
 
-    from isles.relay import _SENT_COLUMNS
+    from isles.outbox import SENT_COLUMNS as _SENT_COLUMNS
     from isles.tables import install
     columns = [c.name for c in install(MetaData()).outbox.columns]
     assert columns[:len(_SENT_COLUMNS) - 1] == list(_SENT_COLUMNS[:-1]) and "attempts" in columns

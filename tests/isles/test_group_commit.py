@@ -37,7 +37,7 @@ async def dead_letters(shop) -> list:
 
 
 async def test_envelopes_handed_over_together_commit_in_one_transaction(shop):
-    consumer = shop.runtime("orders").consumer
+    consumer = shop.consumer("orders")
     a, b = keys(2)
     batches, handled = consumer.batches, consumer.handled
     await consumer.deliver([updated(a, 1), updated(b, 1), updated(a, 2), updated(b, 2), updated(a, 3)])
@@ -48,7 +48,7 @@ async def test_envelopes_handed_over_together_commit_in_one_transaction(shop):
 
 
 async def test_a_failing_event_is_retried_alone_and_the_others_still_commit_once(shop):
-    consumer = shop.runtime("orders").consumer
+    consumer = shop.consumer("orders")
     a, b, bad = keys(3)
     toy_shop.FAIL_KEYS.add(bad)
     await consumer.deliver([updated(a, 1), updated(bad, 1), updated(b, 1), updated(bad, 2), updated(a, 2)])
@@ -61,7 +61,7 @@ async def test_a_failing_event_is_retried_alone_and_the_others_still_commit_once
 
 
 async def test_a_parked_key_waits_while_the_rest_of_the_call_commits_together(shop):
-    consumer = shop.runtime("orders").consumer
+    consumer = shop.consumer("orders")
     a, b, parked = keys(3)
     toy_shop.FAIL_KEYS.add(parked)
     await consumer.deliver([updated(parked, 1)])
@@ -76,7 +76,7 @@ async def test_a_parked_key_waits_while_the_rest_of_the_call_commits_together(sh
 
 
 async def test_a_copy_of_an_event_in_the_same_call_has_no_second_effect(shop):
-    consumer = shop.runtime("orders").consumer
+    consumer = shop.consumer("orders")
     (a,) = keys(1)
     first = updated(a, 1)
     duplicates = consumer.duplicates
@@ -87,8 +87,8 @@ async def test_a_copy_of_an_event_in_the_same_call_has_no_second_effect(shop):
 
 
 async def test_a_backlog_is_consumed_in_shared_transactions(shop):
-    consumer = shop.runtime("orders").consumer
-    relay = shop.runtime("catalog").relay
+    consumer = shop.consumer("orders")
+    relay = shop.relay("catalog")
     await shop.drain()
     batches, handled = consumer.batches, consumer.handled
     for task in shop._tasks:  # hold the relay back so a backlog builds up
@@ -102,7 +102,7 @@ async def test_a_backlog_is_consumed_in_shared_transactions(shop):
 
 
 async def test_one_key_several_times_in_a_call_ends_at_its_newest_version(shop):
-    consumer = shop.runtime("orders").consumer
+    consumer = shop.consumer("orders")
     (a,) = keys(1)
     line_id = await toy_shop.add_order_line(uuid.UUID(a))
     batches = consumer.batches

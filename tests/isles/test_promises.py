@@ -16,7 +16,7 @@ from isles.events import Envelope
 from isles.relay import Relay
 from isles.tables import DEAD, RESOLVED, WAITING
 from isles.transport import InMemoryTransport
-from isles.unit_of_work import _outbox_row
+from isles.outbox import outbox_row as _outbox_row
 
 pytestmark = pytest.mark.parametrize("shop_env", TOPOLOGIES, indirect=True)
 
@@ -65,7 +65,7 @@ async def test_redelivered_event_has_no_second_effect(shop):
     item_id = await toy_shop.create_item("nut")
     await shop.drain()
     envelope = Envelope.from_structured((await _dead_letter_envelope(shop, item_id)))
-    consumer = shop.runtime("orders").consumer
+    consumer = shop.consumer("orders")
     for _ in range(3):
         await consumer.deliver([envelope])
     assert [a.event_id for a in await toy_shop.applied(item_id)] == [envelope.id]
@@ -74,7 +74,7 @@ async def test_redelivered_event_has_no_second_effect(shop):
 
 async def _dead_letter_envelope(shop, item_id) -> bytes:
     """The CloudEvents JSON of the item's first outbox row (what a broker would redeliver)."""
-    from isles.unit_of_work import envelope_from_row
+    from isles.outbox import envelope_from_row
     row = next(r for r in await outbox_rows(shop) if r.partition_key == str(item_id))
     return envelope_from_row(row).to_structured()
 
@@ -138,7 +138,7 @@ async def test_a_failing_key_parks_only_itself_and_retry_replays_in_order(shop):
     assert [(d.status, d.partition_key) for d in dead_letters] == [(DEAD, str(bad)), (WAITING, str(bad))]
     assert "injected failure" in dead_letters[0].error and dead_letters[0].attempts == 3
 
-    consumer = shop.runtime("orders").consumer
+    consumer = shop.consumer("orders")
     report = await consumer.retry(dead_letters[0].id)  # still failing: stays parked
     assert report.resolved == 0 and len(report.failed) == 1
 
@@ -160,20 +160,18 @@ async def _dead_letters(shop):
 
 
 async def test_invalid_payload_is_dead_lettered_with_a_clear_error(shop):
-    runtime = shop.runtime("orders")
     bad = Envelope(id=str(uuid.uuid4()), source="/shop/catalog", type="shop.catalog.item.updated",
                    data=b'{"itemId": "x"}', partitionkey="x", entityversion=1)
-    await runtime.consumer.deliver([bad])
+    await shop.consumer("orders").deliver([bad])
     [dead] = await _dead_letters(shop)
     assert dead.status == DEAD and dead.event_id == bad.id
     assert "service 'orders'" in dead.error and "name" in dead.error and "fix:" in dead.error
 
 
 async def test_unknown_event_type_is_dead_lettered(shop):
-    runtime = shop.runtime("orders")
     odd = Envelope(id=str(uuid.uuid4()), source="/shop/catalog", type="shop.catalog.item.exploded",
                    data=b"{}", partitionkey="k", entityversion=1)
-    await runtime.consumer.deliver([odd])
+    await shop.consumer("orders").deliver([odd])
     [dead] = await _dead_letters(shop)
     assert "shop.catalog.item.exploded" in dead.error and dead.attempts == 1
 
@@ -239,7 +237,7 @@ async def test_one_bad_row_does_not_block_other_keys(shop_env):
         await toy_shop.rename(stuck, "stuck-2")
         await toy_shop.rename(free, "free-2")
         await toy_shop.rename(stuck, "stuck-3")
-        relay = system.runtime("catalog").relay
+        relay = system.relay("catalog")
         await relay.publish_pending()
         assert [a.name for a in await toy_shop.applied(free)] == ["free", "free-2"]
         assert [a.name for a in await toy_shop.applied(stuck)] == ["stuck"]
@@ -258,7 +256,7 @@ async def test_a_relay_that_restarts_still_holds_a_failed_key_back(shop_env):
     async with system:
         stuck, free = await stuck_and_free(system, transport)
         await toy_shop.rename(stuck, "stuck-2")
-        relay = system.runtime("catalog").relay
+        relay = system.relay("catalog")
         await relay.publish_pending()  # v2 fails: its key waits ~30 s for the retry
         transport.bad_keys.clear()
         await toy_shop.rename(stuck, "stuck-3")

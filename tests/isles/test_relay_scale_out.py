@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 
 import pytest
@@ -10,8 +11,9 @@ from sqlalchemy import text
 import toy_shop
 from isles.config import resolve_database
 from isles.database import Database
-from isles.relay import Relay, backlog
-from isles.runtime import ServiceRuntime
+from isles.dialects import dialect_for
+from isles.outbox import backlog
+from isles.relay import Relay
 
 pytestmark = [pytest.mark.postgres,
               pytest.mark.parametrize("shop_env", ["pg-database", "pg-schema"], indirect=True)]
@@ -29,8 +31,8 @@ async def test_two_relays_share_the_outbox_and_one_takes_over_when_the_other_die
     system = toy_shop.build_system(env=shop_env)
     await system.start(relays=False)  # the two relays below are the only ones
     first = system.runtime("catalog")
-    twin = ServiceRuntime(first.service, Database(resolve_database("catalog", shop_env)), system.registry,
-                          first.source, first.topic, publishes=first.publishes)
+    database = Database(resolve_database("catalog", shop_env))
+    twin = dataclasses.replace(first, database=database, dialect=dialect_for(database))
     options = {"poll_interval": 0.02, "rebalance_interval": 0.05, "batch_size": 20}
     relay_a, relay_b = Relay(first, system.transport, **options), Relay(twin, system.transport, **options)
     tasks = [asyncio.create_task(relay_a.run()), asyncio.create_task(relay_b.run())]
@@ -88,10 +90,10 @@ async def test_a_lost_mark_sends_the_rows_again_and_the_inbox_absorbs_them(shop_
                                     "FOR EACH ROW EXECUTE FUNCTION refuse_mark()"))
         await toy_shop.rename(item, "v2")
         for _ in range(200):  # sent, mark lost, sent again: the second copy is a duplicate
-            if orders.consumer.duplicates >= 1:
+            if system.consumer("orders").duplicates >= 1:
                 break
             await asyncio.sleep(0.02)
-        assert orders.consumer.duplicates >= 1
+        assert system.consumer("orders").duplicates >= 1
         async with catalog.database.engine.begin() as conn:
             await conn.execute(text("DROP TRIGGER refuse_mark ON isles_outbox"))
         await system.drain()

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from isles.cache.keys import Prefix, check_prefix
-from isles.consumer import Subscription
+from isles.subscriptions import Subscription
 from isles.errors import ConfigurationError
 from isles.events import Envelope
 from isles.unit_of_work import UnitOfWork

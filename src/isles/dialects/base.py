@@ -1,0 +1,92 @@
+"""What a database must offer isles, and the parts every dialect words alike.
+
+A :class:`Dialect` is stateless: it is handed the session, connection or tables it works on.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
+
+from sqlalchemy import ColumnElement, Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from isles.events import Envelope
+from isles.orm import utcnow
+from isles.tables import DEAD, WAITING, FrameworkTables
+
+if TYPE_CHECKING:
+    from isles.relay_claims import BucketClaims
+
+class Executor(Protocol):
+    """Where a dialect runs its statements: a unit of work (which sends its queued writes first)."""
+
+    async def execute(self, statement: Any, params: Any = None) -> Any: ...
+
+    async def scalars(self, statement: Any, params: Any = None) -> Any: ...
+
+
+#: (source, partition key) of a parked key: an earlier event of it is a dead letter
+ParkedKey = tuple[str, str]
+
+
+class Dialect(ABC):
+    #: the SQLAlchemy dialect name
+    name: str
+    #: the pool holds several connections, so a relay may overlap batches and a consumer its
+    #: shared transactions (SQLite has one connection: everything on it is serial)
+    concurrent_connections: bool
+
+    @abstractmethod
+    def insert(self, table: Table) -> Any:
+        """An INSERT of ``table`` that offers ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+
+    @abstractmethod
+    async def order_outbox_keys(self, uow: Executor, keys: Sequence[str], topic: str) -> None:
+        """Before a transaction writes outbox rows of ``keys``: make same-key transactions assign
+        their outbox ids in commit order, and wake the relays of ``topic`` when it commits."""
+
+    @abstractmethod
+    def relay_claims(self, engine: AsyncEngine, topic: str, on_notify: Callable[[], None]) -> "BucketClaims | None":
+        """How relay instances of one outbox share it (None: there is only ever one)."""
+
+    @abstractmethod
+    async def begin_pending_read(self, conn: AsyncConnection) -> None:
+        """Settings for the relay's read of pending outbox rows, in its transaction."""
+
+    @abstractmethod
+    def id_among(self, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
+        """``column IN ids`` for the few hundred ids of a relay batch."""
+
+    @abstractmethod
+    async def begin_mark(self, conn: AsyncConnection) -> None:
+        """Settings for the transaction that marks outbox rows as sent (losing it only resends them)."""
+
+    @abstractmethod
+    async def record_in_inbox(self, uow: Executor, tables: FrameworkTables,
+                              envelopes: Sequence[Envelope]) -> tuple[set[str], set[ParkedKey]]:
+        """Insert the envelopes' ids into the inbox, except those of a parked key.
+
+        Returns the ids inserted (the events to handle now) and the parked keys found among them
+        (their events must be delivered alone, to wait behind the dead letter).
+        """
+
+    @abstractmethod
+    async def lock_key(self, uow: Executor, key: str) -> None:
+        """Serialise transactions that park, replay or dead-letter one key, until commit."""
+
+    @abstractmethod
+    def consumer_lanes(self, pool_size: int) -> int:
+        """How many shared consumer transactions may run at once."""
+
+    # -- worded alike everywhere ---------------------------------------------------------------
+    @staticmethod
+    def inbox_row(envelope: Envelope) -> dict[str, Any]:
+        return dict(event_id=envelope.id, type=envelope.type, source=envelope.source,
+                    partition_key=envelope.partitionkey, processed_at=utcnow())
+
+    @staticmethod
+    async def parked_keys(uow: Executor, tables: FrameworkTables, keys: Sequence[str]) -> set[ParkedKey]:
+        dl = tables.dead_letters
+        rows = await uow.execute(select(dl.c.source, dl.c.partition_key).distinct().where(
+            dl.c.partition_key.in_(keys), dl.c.status.in_((DEAD, WAITING))))
+        return {(source, key) for source, key in rows}
