@@ -68,3 +68,19 @@ def test_help_teaches(env):
     assert result.returncode == 0
     for command in ("run", "demo", "status", "dlq", "resync"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", [["run"], ["serve", "--service", "material"]])
+def test_a_busy_port_is_one_line_before_anything_starts(env, command):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = isles(*command, "--port", str(port), env=env, system="mes.system:system")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "PORT=9000 make run" in result.stderr and "--port" in result.stderr
+    assert "running" not in result.stdout and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import os
+import socket
 import sys
 import tomllib
 from pathlib import Path
@@ -85,9 +87,28 @@ def run(coro: Awaitable[T]) -> T:
         raise typer.Exit(130) from None
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Exit with code 2 and one line if ``host:port`` cannot be listened on.
+
+    Checked before the system starts: otherwise a second `isles run` migrates, prints its banner
+    and only then dies with uvicorn's bare "address already in use". The test bind mirrors
+    uvicorn's own (SO_REUSEADDR, so sockets in TIME_WAIT do not count as busy).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        how = "choose another with PORT=9000 make run, or --port 9000"
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"port {port} on {host} is already in use (another `isles run`?); {how}", 2)
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); {how}, or another --host", 2)
+
+
 def fail(message: str, code: int = 1) -> None:
     err_console.print(f"[bold red]error[/]: {message}", highlight=False)
     raise typer.Exit(code)
 
 
-__all__ = ["console", "err_console", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]
+__all__ = ["console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]
