@@ -90,7 +90,7 @@ def demo_command(system_path: Optional[str] = SystemOpt,
 
     Uses a throw-away data folder unless database URLs are set. Exits 0 only if the copy changed.
     """
-    if not any(k.endswith("DATABASE_URL") for k in os.environ):
+    if not any(k.endswith(("DATABASE_URL", "_DB_URL")) and v for k, v in os.environ.items()):
         os.environ["ISLES_DATA_DIR"] = tempfile.mkdtemp(prefix="isles-demo-")
     system = load_system(system_path)
     scenario = _system_hook(system_path, "demo")
