@@ -246,7 +246,7 @@ def _parse_database_url(raw: str, *, service: str, setting: str) -> tuple[URL, s
     if driver in _POSTGRES_DRIVERS:
         if not url.database:
             raise ConfigurationError(f"{setting} names no database: {mask_url(url)!r}", service=service,
-                                     fix="add the database name after the host, e.g. .../mes_material")
+                                     fix="add the database name after the host, e.g. .../orders")
         if "sslmode" in query:  # libpq spelling -> asyncpg spelling
             query["ssl"] = query.pop("sslmode")
         unknown = sorted(set(query) - {"ssl", "application_name"})

@@ -31,7 +31,7 @@ class KeySpace:
     def __init__(self, namespace: str):
         if not namespace or any(c in namespace for c in "*?[]"):
             raise ConfigurationError(f"cache namespace {namespace!r} is empty or contains glob characters",
-                                     fix="use a plain name such as 'isles:cache' or 'mes:cache'")
+                                     fix="use a plain name such as 'isles:cache' or 'shop:cache'")
         self.namespace = namespace
         self.entries = f"{namespace}:e:"  # + "<prefix>:<id>"
         self.seq = f"{namespace}:seq"
