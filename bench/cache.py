@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from isles.cache import CacheKeyPrefix, ReferenceDataCache, Versioned
+from isles.cache import ReferenceDataCache, Versioned
 from isles.events import Envelope
 
-PART = CacheKeyPrefix.PART
+PART = "part"
 
 
 def part(i: int, version: int = 1) -> dict[str, Any]:

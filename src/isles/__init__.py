@@ -3,7 +3,7 @@
 Each service owns its database; events carried through an outbox keep other services'
 copies current, exactly once and in order. See README.md for a tour.
 """
-from isles.cache import CacheKeyPrefix, ReferenceDataCache
+from isles.cache import ReferenceDataCache
 from isles.consumer import RetryReport
 from isles.errors import (ConfigurationError, DatabaseUnavailable, EventError, InvalidPayload, IslesError,
                           UnknownEventType)
@@ -18,7 +18,7 @@ from isles.unit_of_work import UnitOfWork
 __version__ = "0.1.0"
 
 __all__ = [
-    "CacheKeyPrefix", "ReferenceDataCache", "ConfigurationError", "DatabaseUnavailable", "Entity", "Envelope", "Event", "EventError", "EventRegistry",
+    "ReferenceDataCache", "ConfigurationError", "DatabaseUnavailable", "Entity", "Envelope", "Event", "EventError", "EventRegistry",
     "Handlers", "HasUuid", "InvalidPayload", "IslesError", "Payload", "Replica", "RetryReport", "Service",
     "Snapshot", "Subscription", "System", "Timestamped", "UnitOfWork", "UnknownEventType", "Versioned",
 ]

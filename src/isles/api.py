@@ -2,6 +2,10 @@
 
 Each service's router is mounted under ``/api/<service>`` (``work_order`` -> ``/api/work-order``)
 and tagged with its name, so ``/docs`` groups the endpoints by the service that owns them.
+
+``/docs`` (Swagger UI) and ``/redoc`` load their scripts and styles from ``/docs/static``, files
+the ``fastapi-offline`` package ships: FastAPI's defaults come from a CDN, and a plant network
+often has no way out, so the pages stayed blank there.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -45,6 +50,10 @@ Quantity = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6, allow
                      PlainSerializer(float, return_type=float, when_used="json")]
 
 
+#: Where Swagger UI's and ReDoc's scripts, styles and icon are served from (no CDN).
+DOCS_STATIC = "/docs/static"
+
+
 def service_prefix(name: str) -> str:
     return f"/api/{name.replace('_', '-')}"
 
@@ -66,8 +75,8 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
         finally:
             await system.stop()
 
-    app = FastAPI(title=title or f"{system.name} (isles)", lifespan=lifespan,
-                  description=f"Services of the '{system.name}' system; each owns its database.")
+    app = FastAPIOffline(title=title or f"{system.name} (isles)", lifespan=lifespan, static_url=DOCS_STATIC,
+                         description=f"Services of the '{system.name}' system; each owns its database.")
     _answer_database_errors(app)
     for name, service in system.services.items():
         if services is not None and name not in services:

@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from isles.commands.common import SYSTEM_HELP, console, fail, load_system, run, system_spec
+from isles.commands.common import SYSTEM_HELP, console, ensure_port_free, fail, load_system, run, system_spec
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich", add_completion=False)
 dlq_app = typer.Typer(help="Inspect and replay dead letters (events a handler could not apply).",
@@ -46,6 +46,7 @@ def run_command(system_path: Optional[str] = SystemOpt,
 
     from isles.api import create_app, service_prefix
 
+    ensure_port_free(host, port)
     system = load_system(system_path)
     seeder = _system_hook(system_path, "seed") if seed else None
 
@@ -89,7 +90,7 @@ def demo_command(system_path: Optional[str] = SystemOpt,
 
     Uses a throw-away data folder unless database URLs are set. Exits 0 only if the copy changed.
     """
-    if not any(k.endswith("DATABASE_URL") for k in os.environ):
+    if not any(k.endswith(("DATABASE_URL", "_DB_URL")) and v for k, v in os.environ.items()):
         os.environ["ISLES_DATA_DIR"] = tempfile.mkdtemp(prefix="isles-demo-")
     system = load_system(system_path)
     scenario = _system_hook(system_path, "demo")

@@ -38,11 +38,11 @@ class _InlineSqliteConnection(aiosqlite.Connection):
     """aiosqlite, minus the thread hop on every call.
 
     aiosqlite sends each call to a worker thread; on a small VM that round trip (~0.1 ms) costs
-    far more than the SQLite call itself (a few microseconds in WAL mode with synchronous=NORMAL,
-    which does not fsync on commit). We run calls inline on the event loop instead. That is safe
-    because each SQLite database gets exactly one pooled connection: transactions queue on the
-    pool asynchronously instead of blocking the loop on SQLite's lock. (Another *process* holding
-    the write lock still makes us wait in SQLite's busy handler, briefly.)
+    far more than the SQLite call itself (a few microseconds in WAL mode with synchronous=NORMAL;
+    one fsync with the default synchronous=FULL). We run calls inline on the event loop instead.
+    That is safe because each SQLite database gets exactly one pooled connection: transactions
+    queue on the pool asynchronously instead of blocking the loop on SQLite's lock. (Another
+    *process* holding the write lock still makes us wait in SQLite's busy handler, briefly.)
     """
 
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -121,7 +121,9 @@ def _sqlite_engine(config: DatabaseConfig, checkpoints: _WalCheckpoints | None) 
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-        cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints, safe in WAL mode
+        # FULL (the default) fsyncs each commit: with NORMAL a power loss can undo a commit other
+        # services already acted on, e.g. a consumer's inbox row for an event the relay marked sent.
+        cursor.execute(f"PRAGMA synchronous={config.sqlite_synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         if checkpoints is not None:
@@ -147,8 +149,11 @@ def _postgres_engine(config: DatabaseConfig) -> AsyncEngine:
         options["schema_translate_map"] = {None: config.schema}
     engine = create_async_engine(
         config.url,
-        pool_size=max(config.pool_size, 1),
-        max_overflow=config.max_overflow,
+        # The pool's min is the connections kept open, its max - min those opened under load
+        # (SQLAlchemy has no pool minimum that it opens up front; see isles.config.PoolSettings).
+        pool_size=max(config.pool.min, 1),
+        max_overflow=config.pool.max - max(config.pool.min, 1),
+        pool_timeout=config.pool.timeout,
         connect_args={"server_settings": server_settings, "timeout": 10},
         execution_options=options,
     )

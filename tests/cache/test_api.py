@@ -6,24 +6,18 @@ import datetime as dt
 
 import pytest
 
-from isles.cache import CacheKeyPrefix, ReferenceDataCache, Versioned
+from isles.cache import ReferenceDataCache, Versioned
 from isles.errors import ConfigurationError
 
-PART = CacheKeyPrefix.PART
+PART = "part"
 STRUT = {"partNumber": "P-12345", "partName": "Landing Gear Strut", "revision": "C", "unitOfMeasure": "EA"}
-
-
-def test_prefixes_are_the_seeds():
-    assert [p.value for p in CacheKeyPrefix] == ["user", "part", "work_center", "site", "area", "product",
-                                                 "routing", "operation", "skill", "tool"]
 
 
 async def test_set_get_round_trip(cache):
     assert await cache.get(PART, "P-12345") is None
     assert await cache.set(PART, "P-12345", STRUT, ttl=300)
     assert await cache.get(PART, "P-12345") == STRUT
-    assert await cache.get("part", "P-12345") == STRUT  # a plain string prefix is the same prefix
-    assert await cache.get(CacheKeyPrefix.USER, "P-12345") is None
+    assert await cache.get("user", "P-12345") is None
 
 
 async def test_returned_values_are_copies(cache):
@@ -61,10 +55,10 @@ async def test_invalidate(cache):
 
 async def test_invalidate_all_retires_only_that_prefix(cache):
     await cache.set_many(PART, {str(i): i for i in range(50)})
-    await cache.set(CacheKeyPrefix.SITE, "s1", "Plant 1")
+    await cache.set("site", "s1", "Plant 1")
     await cache.invalidate_all(PART)
     assert await cache.get_many(PART, [str(i) for i in range(50)]) == {}
-    assert await cache.get(CacheKeyPrefix.SITE, "s1") == "Plant 1"
+    assert await cache.get("site", "s1") == "Plant 1"
     await cache.set(PART, "new", "after")  # written after the generation bump: visible
     assert await cache.get(PART, "new") == "after"
     stats = await cache.get_stats(PART)
@@ -136,7 +130,7 @@ async def test_health_and_stats(cache, backend_kind):
     health = await cache.health_check()
     assert health and health.ok and health.backend == backend_kind
     await cache.set_many(PART, {"a": 1, "b": 2})
-    await cache.set(CacheKeyPrefix.TOOL, "t", 3)
+    await cache.set("tool", "t", 3)
     await cache.get(PART, "a")
     await cache.get(PART, "zzz")
     stats = await cache.get_stats()

@@ -7,11 +7,11 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from isles.cache import CacheKeyPrefix, ReferenceDataCache
+from isles.cache import ReferenceDataCache
 
 from .conftest import purge
 
-PART = CacheKeyPrefix.PART
+PART = "part"
 
 
 async def until(predicate, timeout=3.0):

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import MetaData
 
 from isles import Handlers, Service
-from isles.cache import CacheKeyPrefix, ReferenceDataCache
+from isles.cache import ReferenceDataCache
 
 from .conftest import purge
 
-PART = CacheKeyPrefix.PART
+PART = "part"
 
 
 @pytest.fixture

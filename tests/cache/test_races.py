@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from isles.cache import CacheKeyPrefix, MemoryBackend, Versioned, Write
+from isles.cache import MemoryBackend, Versioned, Write
 from isles.cache.base import NEGATIVE, NO_START, TOMBSTONE, VALUE, VALUE_SWR
 from isles.cache.keys import KeySpace
 
-PART = CacheKeyPrefix.PART
+PART = "part"
 OLD, NEW = {"partNumber": "P-12345"}, {"partNumber": "P-99999"}
 
 

@@ -5,9 +5,9 @@ import asyncio
 
 import pytest
 
-from isles.cache import CacheKeyPrefix, Versioned
+from isles.cache import Versioned
 
-PART = CacheKeyPrefix.PART
+PART = "part"
 
 
 async def test_get_or_load_loads_once_then_hits(cache):

@@ -12,8 +12,10 @@ ROOT = Path(__file__).parent.parent.parent
 ISLES = [sys.executable, "-m", "isles.cli"]
 
 
-def isles(*args: str, env: dict[str, str], system: str | None = None) -> subprocess.CompletedProcess:
+def isles(*args: str, env: dict[str, str], system: str | None = "mes.system:system") -> subprocess.CompletedProcess:
+    """Run ``isles`` in a folder with no pyproject.toml, on ``system`` (given as ISLES_SYSTEM)."""
     full_env = {**os.environ, **env, "COLUMNS": "200", "PYTHONPATH": f"{Path(__file__).parent}{os.pathsep}{ROOT / 'src'}"}
+    full_env.pop("ISLES_SYSTEM", None)
     if system:
         full_env["ISLES_SYSTEM"] = system
     return subprocess.run([*ISLES, *args], env=full_env, capture_output=True, text=True, timeout=120,
@@ -68,3 +70,35 @@ def test_help_teaches(env):
     assert result.returncode == 0
     for command in ("run", "demo", "status", "dlq", "resync"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", [["run"], ["serve", "--service", "material"]])
+def test_a_busy_port_is_one_line_before_anything_starts(env, command):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = isles(*command, "--port", str(port), env=env, system="mes.system:system")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "PORT=9000 make run" in result.stderr and "--port" in result.stderr
+    assert "running" not in result.stdout and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_with_no_system_named_the_error_names_the_three_ways_to_name_one(env):
+    result = isles("status", env=env, system=None)
+    assert result.returncode == 2, result.stdout + result.stderr
+    for way in ("--system", "ISLES_SYSTEM", "[tool.isles]", "pyproject.toml"):
+        assert way in result.stderr
+    assert "Traceback" not in result.stderr and "mes" not in result.stderr
+
+
+def test_the_system_named_in_pyproject_is_the_default(env):
+    folder = Path(env["ISLES_DATA_DIR"]).parent
+    (folder / "pyproject.toml").write_text('[tool.isles]\nsystem = "mes.system:system"\n')
+    result = isles("status", env=env, system=None)
+    assert result.returncode == 0, result.stderr
+    assert "work_order" in result.stdout

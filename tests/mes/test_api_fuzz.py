@@ -41,7 +41,8 @@ def mes_server(tmp_path):
     port = free_port()
     env = {**os.environ, "ISLES_DATA_DIR": str(tmp_path / "data"), "MES_ADMIN_PASSWORD": ADMIN_PASSWORD,
            "MES_DEMO_PASSWORD": "Demo-users-Secret-77", "MES_AUTH_ARGON2_TIME_COST": "1",
-           "MES_AUTH_ARGON2_MEMORY_KIB": "8", "MES_AUTH_ARGON2_PARALLELISM": "1", "PORT": str(port)}
+           "MES_AUTH_ARGON2_MEMORY_KIB": "8", "MES_AUTH_ARGON2_PARALLELISM": "1", "PORT": str(port),
+           "ISLES_SYSTEM": "mes.system:system"}
     for key in [k for k in env if k.endswith("DATABASE_URL") or k in ("KAFKA_BROKERS", "REDIS_URL", "ISLES_TRANSPORT")]:
         del env[key]
     log = (tmp_path / "server.log").open("w")

@@ -7,9 +7,8 @@ invalidate_all, invalidate_by_pattern, warm_cache, health_check, get_stats) plus
 """
 from isles.cache.base import Backend, CacheUnavailable, Write
 from isles.cache.cache import BulkLoader, CacheHealth, Loader, ReferenceDataCache, Versioned, WarmLoader
-from isles.cache.keys import CacheKeyPrefix
 from isles.cache.memory import MemoryBackend
 from isles.cache.metrics import CacheStats
 
-__all__ = ["Backend", "BulkLoader", "CacheHealth", "CacheKeyPrefix", "CacheStats", "CacheUnavailable", "Loader",
+__all__ = ["Backend", "BulkLoader", "CacheHealth", "CacheStats", "CacheUnavailable", "Loader",
            "MemoryBackend", "ReferenceDataCache", "Versioned", "WarmLoader", "Write"]

@@ -4,8 +4,8 @@ A service caches what another service owns (parts, users, work centers) and foll
 events to drop or refresh it::
 
     cache = ReferenceDataCache()                      # in-process; REDIS_URL or url= for Redis
-    part = await cache.get_or_load(CacheKeyPrefix.PART, part_id, material_client.get_part)
-    handlers.include(cache.follow(CacheKeyPrefix.PART, source="mes.material.part"))
+    part = await cache.get_or_load("part", part_id, material_client.get_part)
+    handlers.include(cache.follow("part", source="mes.material.part"))
 
 Guarantees (see ``base.py`` for the write rule):
 

@@ -2,7 +2,7 @@
 
 ::
 
-    handlers.include(cache.follow(CacheKeyPrefix.PART, source="mes.material.part"))
+    handlers.include(cache.follow("part", source="mes.material.part"))
 
 subscribes to ``mes.material.part.created``, ``.updated`` and ``.deleted``. Each event's
 ``partitionkey`` is the cached id and its ``entityversion`` the version:
@@ -18,10 +18,13 @@ too); in refresh mode the value is written under the first and the others are in
 
 The handlers never raise for an unreachable cache: the owner's events keep flowing, and what was
 invalidated during the outage is retired when the cache is back.
+
+This module knows the cache only as :class:`Followable` (what the handlers call), so it does not
+import :mod:`isles.cache.cache`, which imports it.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from isles.cache.keys import Prefix, check_prefix
 from isles.subscriptions import Subscription
@@ -29,10 +32,17 @@ from isles.errors import ConfigurationError
 from isles.events import Envelope
 from isles.unit_of_work import UnitOfWork
 
-if TYPE_CHECKING:
-    from isles.cache.cache import ReferenceDataCache
-
 MODES = ("invalidate", "refresh")
+
+
+class Followable(Protocol):
+    """What following needs of a cache (``ReferenceDataCache`` is one): its name and two writes."""
+
+    name: str
+
+    async def set(self, prefix: Prefix, id: str, value: Any, *, version: int | None = None) -> bool: ...
+
+    async def invalidate(self, prefix: Prefix, id: str, *, version: int | None = None) -> bool: ...
 
 
 def _projector(fields: Mapping[str, str] | Sequence[str] | None,
@@ -45,7 +55,7 @@ def _projector(fields: Mapping[str, str] | Sequence[str] | None,
     return lambda payload: {target: payload.get(source) for target, source in mapping.items()}
 
 
-def follow(cache: "ReferenceDataCache", prefix: Prefix, source: str, *, mode: str = "invalidate",
+def follow(cache: Followable, prefix: Prefix, source: str, *, mode: str = "invalidate",
            fields: Mapping[str, str] | Sequence[str] | None = None,
            transform: Callable[[dict[str, Any]], Any] | None = None,
            actions: Sequence[str] = ("created", "updated", "deleted"),

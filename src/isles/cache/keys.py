@@ -1,33 +1,19 @@
-"""Cache key prefixes (seed 001's ``CacheKeyPrefix``) and the key layout of one cache namespace.
+"""Cache key prefixes and the key layout of one cache namespace.
 
-Every cached entity is addressed as ``<prefix>:<id>``; a backend stores it under
-``<namespace>:e:<prefix>:<id>``. The namespace keeps caches that share one Redis apart
-(one per system, or one per test), and the ``e:`` infix keeps entries apart from the
-bookkeeping keys (the write sequence and the per-prefix generations).
+Every cached entity is addressed as ``<prefix>:<id>``. The prefixes are the system's to choose
+(plain names such as ``"part"``, or the members of its own ``StrEnum``); isles only checks that a
+prefix is usable in a key. A backend stores an entry under ``<namespace>:e:<prefix>:<id>``. The
+namespace keeps caches that share one Redis apart (one per system, or one per test), and the
+``e:`` infix keeps entries apart from the bookkeeping keys (the write sequence and the
+per-prefix generations).
 """
 from __future__ import annotations
-
-from enum import StrEnum
 
 from isles.errors import ConfigurationError
 
 
-class CacheKeyPrefix(StrEnum):
-    """The kinds of reference data the seed's services cache (values as in seed 001)."""
-
-    USER = "user"
-    PART = "part"
-    WORK_CENTER = "work_center"
-    SITE = "site"
-    AREA = "area"
-    PRODUCT = "product"
-    ROUTING = "routing"
-    OPERATION = "operation"
-    SKILL = "skill"
-    TOOL = "tool"
-
-
-Prefix = CacheKeyPrefix | str
+#: A cache key prefix: any string (a ``StrEnum`` member is one) that :func:`check_prefix` accepts.
+Prefix = str
 
 
 def check_prefix(prefix: Prefix) -> str:
@@ -35,7 +21,7 @@ def check_prefix(prefix: Prefix) -> str:
     text = str(prefix)
     if not text or any(c in text for c in ":*?[]"):
         raise ConfigurationError(f"cache prefix {text!r} is empty or contains ':', '*', '?', '[' or ']'",
-                                 fix="use a plain name such as 'part' or a CacheKeyPrefix member")
+                                 fix="use a plain name such as 'part' or 'work_center'")
     return text
 
 
@@ -45,7 +31,7 @@ class KeySpace:
     def __init__(self, namespace: str):
         if not namespace or any(c in namespace for c in "*?[]"):
             raise ConfigurationError(f"cache namespace {namespace!r} is empty or contains glob characters",
-                                     fix="use a plain name such as 'isles:cache' or 'mes:cache'")
+                                     fix="use a plain name such as 'isles:cache' or 'shop:cache'")
         self.namespace = namespace
         self.entries = f"{namespace}:e:"  # + "<prefix>:<id>"
         self.seq = f"{namespace}:seq"

@@ -5,20 +5,20 @@ increment; Prometheus reads the integers when it scrapes, through a custom colle
 caches are exported by one collector in the default registry, labelled by cache name, so
 creating many caches (tests, several services in one process) never registers a metric twice.
 A cache can also be given its own ``CollectorRegistry``.
+
+This module knows a cache only as :class:`Counted` (what the collector reads), so it does not
+import :mod:`isles.cache.cache`, which imports it.
 """
 from __future__ import annotations
 
 import threading
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-if TYPE_CHECKING:
-    from isles.cache.cache import ReferenceDataCache
 
 
 class Counters:
@@ -31,6 +31,26 @@ class Counters:
     def __init__(self) -> None:
         self.hits = self.misses = self.stale_served = self.loads = 0
         self.rejected_fills = self.errors = self.l1_hits = 0
+
+
+class _Named(Protocol):
+    name: str
+
+
+class Counted(Protocol):
+    """What the collector reads of a cache (``ReferenceDataCache`` is one)."""
+
+    name: str
+    counters: Counters
+
+    @property
+    def backend(self) -> _Named: ...
+
+    @property
+    def l1_size(self) -> int: ...
+
+    @property
+    def l1_flushes(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -70,9 +90,9 @@ class CacheCollector(Collector):
     """Exports the counters of a set of caches, labelled ``cache`` and ``backend``."""
 
     def __init__(self) -> None:
-        self._caches: "weakref.WeakSet[ReferenceDataCache]" = weakref.WeakSet()
+        self._caches: "weakref.WeakSet[Counted]" = weakref.WeakSet()
 
-    def add(self, cache: "ReferenceDataCache") -> None:
+    def add(self, cache: Counted) -> None:
         self._caches.add(cache)
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
@@ -100,7 +120,7 @@ _default: CacheCollector | None = None
 _lock = threading.Lock()
 
 
-def register(cache: "ReferenceDataCache", registry: CollectorRegistry | None) -> None:
+def register(cache: Counted, registry: CollectorRegistry | None) -> None:
     """Export ``cache`` in ``registry`` (its own) or, by default, in the process-wide registry."""
     global _default
     if registry is not None:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import os
+import socket
 import sys
 import tomllib
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any, Awaitable, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from isles.errors import ConfigurationError, IslesError
 from isles.system import System
@@ -22,28 +25,39 @@ _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
 console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH)
 
-SYSTEM_HELP = ("The System to act on, as module:attribute (e.g. mes.system:system). "
+SYSTEM_HELP = ("The System to act on, as module:attribute (e.g. shop.system:system). "
                "Default: $ISLES_SYSTEM, else the tool.isles system setting in ./pyproject.toml.")
+_HOW_TO_NAME_A_SYSTEM = ("pass --system package.module:system, set ISLES_SYSTEM=package.module:system, "
+                         "or add `[tool.isles]` with `system = \"package.module:system\"` to ./pyproject.toml")
 
 
 def system_spec(explicit: str | None = None) -> str:
+    """The System to act on: ``--system``, else ``$ISLES_SYSTEM``, else ``[tool.isles] system`` in
+    ./pyproject.toml. There is no built-in default: isles serves any system, so guessing one
+    would run the wrong code, or fail on an import that says nothing about the missing setting."""
     if explicit:
         return explicit
     if os.environ.get("ISLES_SYSTEM"):
         return os.environ["ISLES_SYSTEM"]
     pyproject = Path("pyproject.toml")
     if pyproject.exists():
-        spec = tomllib.loads(pyproject.read_text()).get("tool", {}).get("isles", {}).get("system")
+        try:
+            settings = tomllib.loads(pyproject.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"./pyproject.toml is not valid TOML ({exc})",
+                                     fix="correct it, or pass --system / set ISLES_SYSTEM") from None
+        spec = settings.get("tool", {}).get("isles", {}).get("system")
         if spec:
-            return spec
-    return "mes.system:system"
+            return str(spec)
+    raise ConfigurationError("no System is named, so isles does not know what to run",
+                             fix=_HOW_TO_NAME_A_SYSTEM)
 
 
 def load_object(spec: str) -> Any:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ConfigurationError(f"{spec!r} is not of the form module:attribute",
-                                 fix="write it like mes.system:system")
+                                 fix="write it like package.module:system")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -61,8 +75,13 @@ def load_system(spec: str | None = None) -> System:
     try:
         return _load_system(spec)
     except IslesError as exc:
-        err_console.print(f"[bold red]error[/]: {exc}", highlight=False)
+        _print_error(str(exc))
         raise typer.Exit(2) from None
+
+
+def _print_error(message: str) -> None:
+    """``error: <message>``; the message is text, not Rich markup (``[tool.isles]``, ``[::1]``)."""
+    err_console.print(f"[bold red]error[/]: {escape(message)}", highlight=False)
 
 
 def _load_system(spec: str | None) -> System:
@@ -79,15 +98,34 @@ def run(coro: Awaitable[T]) -> T:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except IslesError as exc:
-        err_console.print(f"[bold red]error[/]: {exc}", highlight=False)
+        _print_error(str(exc))
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Exit with code 2 and one line if ``host:port`` cannot be listened on.
+
+    Checked before the system starts: otherwise a second `isles run` migrates, prints its banner
+    and only then dies with uvicorn's bare "address already in use". The test bind mirrors
+    uvicorn's own (SO_REUSEADDR, so sockets in TIME_WAIT do not count as busy).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        how = "choose another with PORT=9000 make run, or --port 9000"
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"port {port} on {host} is already in use (another `isles run`?); {how}", 2)
+        fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); {how}, or another --host", 2)
+
+
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error[/]: {message}", highlight=False)
+    _print_error(message)
     raise typer.Exit(code)
 
 
-__all__ = ["console", "err_console", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]
+__all__ = ["console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from isles.commands.common import SYSTEM_HELP, console, fail, load_system, run
+from isles.commands.common import SYSTEM_HELP, console, ensure_port_free, fail, load_system, run
 
 app = typer.Typer()
 
@@ -32,6 +32,7 @@ def serve_command(service: str = typer.Option(..., "--service", help="The servic
     from isles.api import create_app, service_prefix
     from isles.transport.factory import transport_from_env
 
+    ensure_port_free(host, port)
     system = load_system(system_path)
     if service not in system.services:
         fail(f"system '{system.name}' has no service {service!r}; services: {', '.join(system.services)}", 2)

@@ -13,8 +13,9 @@ from typing import Any, Iterable
 
 from sqlalchemy import select
 
-from isles import CacheKeyPrefix, Handlers, ReferenceDataCache, UnitOfWork
+from isles import Handlers, ReferenceDataCache, UnitOfWork
 from isles.cache import Versioned
+from mes.cache_keys import CacheKeyPrefix
 
 cache = ReferenceDataCache(namespace="mes:work_order", name="work_order", default_ttl=300)
 
