@@ -27,12 +27,14 @@ but events and errors.
 """
 from __future__ import annotations
 
+import builtins
 import datetime
 import decimal
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from pydantic import AliasChoices, BaseModel
 from pydantic.alias_generators import to_camel
@@ -50,7 +52,7 @@ class SubscriptionLike(Protocol):
     @property
     def type(self) -> str: ...
     @property
-    def model(self) -> type[BaseModel] | None: ...
+    def model(self) -> builtins.type[BaseModel] | None: ...  # `type` is the property above
     @property
     def name(self) -> str: ...
 
@@ -263,7 +265,7 @@ class _Wire:
 
     @staticmethod
     @cache
-    def of(model: type[BaseModel]) -> "_Wire":
+    def of(model: type[BaseModel]) -> _Wire:
         schema = _schema(model, "serialization")
         properties = schema.get("properties", {})
         names = {info.serialization_alias or info.alias or name: name for name, info in model.model_fields.items()}
@@ -400,4 +402,4 @@ def _describe(schema: Schema, defs: Schema) -> str:
     return " or ".join(dict.fromkeys(words))
 
 
-__all__ = ["check_contracts", "find_mismatches", "Mismatch", "ServiceLike", "SubscriptionLike", "ReplicaLike"]
+__all__ = ["Mismatch", "ReplicaLike", "ServiceLike", "SubscriptionLike", "check_contracts", "find_mismatches"]

@@ -35,6 +35,7 @@ of the next version; :meth:`EventRegistry.upcast` chains them (v1 -> v2 -> v3).
 """
 from __future__ import annotations
 
+import builtins
 import contextvars
 import re
 import secrets
@@ -290,7 +291,7 @@ class Envelope:
 class EventSpec:
     type: str
     version: int
-    model: type[Event]
+    model: builtins.type[Event]  # `type` is the field above here
     service: str
 
 
@@ -368,7 +369,7 @@ def _upcast(spec: EventSpec, envelope: Envelope, service: str | None) -> Envelop
                                  fix="fix the producer; then `isles dlq retry` the dead letter")
         try:
             data = fn(data)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure of producer code becomes a dead letter
             raise InvalidPayload(f"{label}; upcaster {model.__name__}.{fn.__name__} (version {step} -> {step + 1}) "
                                  f"failed: {type(exc).__name__}: {exc}", service=service,
                                  fix="fix the upcaster; then `isles dlq retry` the dead letter") from None

@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, String, Table, Uuid
 
-from isles import ConfigurationError, Envelope, Event, Handlers, Payload, Replica, Service, System, UnitOfWork
+from isles import (
+    ConfigurationError,
+    Envelope,
+    Event,
+    Handlers,
+    Payload,
+    Replica,
+    Service,
+    System,
+    UnitOfWork,
+)
 from isles.contracts import find_mismatches
 
 

@@ -1,14 +1,26 @@
 """Event versions: consumers see every event in the current shape, whatever version it was written in."""
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import BigInteger, Integer, MetaData, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from isles import ConfigurationError, Envelope, Event, EventRegistry, Handlers, InvalidPayload, Payload, Replica, \
-    Service, System, UnitOfWork
+from isles import (
+    ConfigurationError,
+    Envelope,
+    Event,
+    EventRegistry,
+    Handlers,
+    InvalidPayload,
+    Payload,
+    Replica,
+    Service,
+    System,
+    UnitOfWork,
+)
 from isles.events import upcaster
 from isles.tables import DEAD, RESOLVED
 
