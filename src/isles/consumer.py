@@ -120,7 +120,8 @@ class Consumer:
                     fix="deploy the producer's declaration of this type (or stop publishing it), then `isles dlq retry`")
             else:
                 try:
-                    run.append(_Delivery(envelope, subs, [sub.parse(envelope, self.runtime.name) for sub in subs]))
+                    current = self.runtime.registry.upcast(envelope, service=self.runtime.name)  # h-contracts
+                    run.append(_Delivery(envelope, subs, [sub.parse(current, self.runtime.name) for sub in subs]))
                     continue
                 except EventError as exc:
                     error = exc
@@ -344,7 +345,8 @@ class Consumer:
                     payloads: list[Any] = []
                     subs = []
                 else:
-                    payloads = [sub.parse(envelope, self.runtime.name) for sub in subs]
+                    current = self.runtime.registry.upcast(envelope, service=self.runtime.name)  # h-contracts
+                    payloads = [sub.parse(current, self.runtime.name) for sub in subs]
                 await self._handle(envelope, subs, payloads, replaying=row.id)
                 report.resolved += 1
             except Exception as exc:

@@ -16,16 +16,33 @@ ignored), because a service's code never imports another service's::
 On the wire the payload is camelCase JSON (``partId``) like the seeds', wrapped in a CloudEvents
 envelope whose extensions carry ``partitionkey`` (entity id), ``entityversion`` (monotonic per
 entity), ``traceparent`` (W3C trace context) and ``dataversion`` (the type's schema version).
+
+When a type's shape changes, the producer declares a new version with an upcaster from the one
+before, so events already written (the retained outbox, dead letters, a producer not yet
+upgraded) still reach every consumer in the current shape::
+
+    class PartUpdated(Event, type="mes.material.part.updated", key="part_id", version=2):
+        part_id: str
+        part_number: str
+
+        @upcaster(from_version=1)
+        def _number_renamed(data: dict[str, Any]) -> dict[str, Any]:
+            data["partNumber"] = data.pop("number")  # v1 called it "number"
+            return data
+
+An upcaster works on the JSON data as it is on the wire (camelCase keys) and returns the data
+of the next version; :meth:`EventRegistry.upcast` chains them (v1 -> v2 -> v3).
 """
 from __future__ import annotations
 
+import builtins
 import contextvars
 import re
 import secrets
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import orjson
 from cloudevents.core.formats.json import JSONFormat
@@ -57,6 +74,50 @@ class Payload(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore")
 
 
+Upcast = Callable[[dict[str, Any]], dict[str, Any]]
+_UPCAST_FROM = "__isles_upcast_from__"
+
+
+def upcaster(*, from_version: int) -> Callable[[Upcast], Upcast]:
+    """Mark a function in an :class:`Event` body as the step from ``from_version`` to the next.
+
+    The function takes the event's JSON data (a dict, camelCase keys) of ``from_version`` and
+    returns the data of ``from_version + 1``; it may change the dict it is given. It is a plain
+    function of the data (no ``self``): the event it upcasts is not valid for the model yet.
+    """
+    if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 1:
+        raise ConfigurationError(f"@upcaster(from_version={from_version!r})",
+                                 fix="name the version it reads as a whole number from 1")
+
+    def mark(fn: Upcast) -> Upcast:
+        setattr(fn, _UPCAST_FROM, from_version)
+        return staticmethod(fn)  # type: ignore[return-value]  # callable on the class, ignored by Pydantic
+    return mark
+
+
+def _declared_upcasters(cls: type, version: int) -> dict[int, Upcast]:
+    """The upcasters in ``cls``'s body (and its bases'), by the version each reads."""
+    inherited: Mapping[int, Upcast] = getattr(cls, "event_upcasters", {})
+    found = {step: fn for step, fn in inherited.items() if step < version}
+    own: set[int] = set()
+    for name, member in vars(cls).items():
+        fn = member.__func__ if isinstance(member, staticmethod) else member
+        step = getattr(fn, _UPCAST_FROM, None)
+        if step is None:
+            continue
+        if step >= version:
+            raise ConfigurationError(
+                f"event {cls.__name__} (version {version}) declares an upcaster {name} from version {step}",
+                fix=f"an upcaster reads an older version: declare version={step + 1} or more, "
+                    f"or correct from_version (1 to {version - 1})")
+        if step in own:
+            raise ConfigurationError(f"event {cls.__name__} declares two upcasters from version {step}",
+                                     fix="keep one function per step (v1 -> v2, v2 -> v3, ...)")
+        own.add(step)
+        found[step] = fn
+    return found
+
+
 class Event(BaseModel):
     """A published event's data. Subclasses declare ``type``, ``key`` and ``version``."""
 
@@ -65,6 +126,8 @@ class Event(BaseModel):
     event_type: ClassVar[str] = ""
     event_version: ClassVar[int] = 1
     key_field: ClassVar[str | None] = None
+    #: version -> function giving the data of the next version (see :func:`upcaster`)
+    event_upcasters: ClassVar[Mapping[int, Upcast]] = {}
 
     def __init_subclass__(cls, *, type: str | None = None, version: int = 1, key: str | None = None,
                           **kwargs: Any) -> None:
@@ -75,7 +138,11 @@ class Event(BaseModel):
                     f"event {cls.__name__} has type {type!r}, which is not of the form system.service.entity.action",
                     fix="name it like 'mes.material.part.updated' (lower case, dot separated)")
             cls.event_type = type
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ConfigurationError(f"event {cls.__name__} has version={version!r}",
+                                     fix="versions are whole numbers from 1, raised by one per change of shape")
         cls.event_version = version
+        cls.event_upcasters = _declared_upcasters(cls, version)
         if key is not None:
             cls.key_field = key
 
@@ -224,7 +291,7 @@ class Envelope:
 class EventSpec:
     type: str
     version: int
-    model: type[Event]
+    model: builtins.type[Event]  # `type` is the field above here
     service: str
 
 
@@ -261,8 +328,64 @@ class EventRegistry:
     def types(self) -> Iterable[str]:
         return self._specs.keys()
 
+    def upcast(self, envelope: Envelope, *, service: str | None = None) -> Envelope:
+        """``envelope`` with its data in the current version of its type, for a consumer.
+
+        Consumers call this once per delivered event, so handlers and replicas only ever see the
+        current shape. An event of a type not known here, or already current, is returned as
+        is (the common case costs one dict lookup). An older one goes through the type's
+        upcasters; one newer than this system knows, or that cannot be upcast, is an
+        :class:`InvalidPayload` (the consumer dead-letters it with the message).
+        """
+        spec = self._specs.get(envelope.type)
+        if spec is None or envelope.dataversion == spec.version:
+            return envelope
+        return _upcast(spec, envelope, service)
+
     def __contains__(self, type_name: str) -> bool:
         return type_name in self._specs
+
+
+def _upcast(spec: EventSpec, envelope: Envelope, service: str | None) -> Envelope:
+    """Chain ``spec``'s upcasters from the envelope's data version to the current one."""
+    model, have, want = spec.model, envelope.dataversion, spec.version
+    label = f"event {envelope.id} ({envelope.type}) has data version {have}"
+    if have > want:
+        raise InvalidPayload(
+            f"{label}, newer than version {want} that this system knows ({model.__name__} of service "
+            f"'{spec.service}')", service=service,
+            fix=f"deploy this service with {model.__name__} at version {have} (the producer's new declaration and "
+                "its upcasters), then `isles dlq retry` the dead letter")
+    data = envelope.json()
+    for step in range(max(have, 1), want):
+        fn = model.event_upcasters.get(step)
+        if fn is None:
+            raise InvalidPayload(f"{label}, and {model.__name__} (version {want}) has no upcaster from version {step}",
+                                 service=service,
+                                 fix=f"add `@upcaster(from_version={step})` to {model.__name__} in service "
+                                     f"'{spec.service}', then `isles dlq retry` the dead letter")
+        if not isinstance(data, dict):
+            raise InvalidPayload(f"{label} whose data is not a JSON object", service=service,
+                                 fix="fix the producer; then `isles dlq retry` the dead letter")
+        try:
+            data = fn(data)
+        except Exception as exc:  # noqa: BLE001 - any failure of producer code becomes a dead letter
+            raise InvalidPayload(f"{label}; upcaster {model.__name__}.{fn.__name__} (version {step} -> {step + 1}) "
+                                 f"failed: {type(exc).__name__}: {exc}", service=service,
+                                 fix="fix the upcaster; then `isles dlq retry` the dead letter") from None
+    try:
+        current = model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidPayload(f"{label}; upcast to version {want} it does not match {model.__name__}: "
+                             f"{_problems(exc)}", service=service,
+                             fix=f"make {model.__name__}'s upcasters return valid version {want} data "
+                                 "(camelCase keys, every required field); then `isles dlq retry` the dead letter"
+                             ) from None
+    return replace(envelope, data=current.to_json(), dataversion=want)
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
 
 
 def rfc3339(moment: datetime) -> str:
@@ -276,9 +399,8 @@ def decode(model: type[BaseModel], envelope: Envelope, *, service: str) -> BaseM
     try:
         return model.model_validate_json(envelope.data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
         raise InvalidPayload(
-            f"event {envelope.id} ({envelope.type}) has data that does not match {model.__name__}: {problems}",
+            f"event {envelope.id} ({envelope.type}) has data that does not match {model.__name__}: {_problems(exc)}",
             service=service,
             fix="fix the producer, or widen the consumer's model; then `isles dlq retry` the dead letter",
         ) from None
