@@ -7,7 +7,7 @@ from isles.cache import ReferenceDataCache
 from isles.consumer import RetryReport
 from isles.errors import (ConfigurationError, DatabaseUnavailable, EventError, InvalidPayload, IslesError,
                           UnknownEventType)
-from isles.events import Envelope, Event, EventRegistry, Payload
+from isles.events import Envelope, Event, EventRegistry, Payload, upcaster
 from isles.orm import Entity, HasUuid, Timestamped, Versioned
 from isles.replication import Replica, Snapshot
 from isles.service import Service
@@ -20,5 +20,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ReferenceDataCache", "ConfigurationError", "DatabaseUnavailable", "Entity", "Envelope", "Event", "EventError", "EventRegistry",
     "Handlers", "HasUuid", "InvalidPayload", "IslesError", "Payload", "Replica", "RetryReport", "Service",
-    "Snapshot", "Subscription", "System", "Timestamped", "UnitOfWork", "UnknownEventType", "Versioned",
+    "Snapshot", "Subscription", "System", "Timestamped", "UnitOfWork", "UnknownEventType", "Versioned", "upcaster",
 ]

@@ -120,7 +120,7 @@ class Consumer:
                     fix="deploy the producer's declaration of this type (or stop publishing it), then `isles dlq retry`")
             else:
                 try:
-                    current = self.runtime.registry.upcast(envelope, service=self.runtime.name)  # h-contracts
+                    current = self.runtime.registry.upcast(envelope, service=self.runtime.name)
                     run.append(_Delivery(envelope, subs, [sub.parse(current, self.runtime.name) for sub in subs]))
                     continue
                 except EventError as exc:
@@ -345,7 +345,7 @@ class Consumer:
                     payloads: list[Any] = []
                     subs = []
                 else:
-                    current = self.runtime.registry.upcast(envelope, service=self.runtime.name)  # h-contracts
+                    current = self.runtime.registry.upcast(envelope, service=self.runtime.name)
                     payloads = [sub.parse(current, self.runtime.name) for sub in subs]
                 await self._handle(envelope, subs, payloads, replaying=row.id)
                 report.resolved += 1

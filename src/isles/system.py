@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from isles.config import resolve_database
 from isles.consumer import Consumer
-from isles.contracts import check_contracts  # h-contracts
+from isles.contracts import check_contracts
 from isles.database import Database, Health
 from isles.dialects import dialect_for
 from isles.errors import ConfigurationError, UnknownEventType
@@ -103,7 +103,7 @@ class System:
             for model in service.publishes:
                 self.registry.register(service.name, model)
         self._check_subscriptions()
-        check_contracts(self.services.values(), self.registry)  # h-contracts: consumers vs published events
+        check_contracts(self.services.values(), self.registry)
         self._env = env
         self._transport = transport
         self.relay_options = relay_options or {}
