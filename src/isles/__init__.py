@@ -8,7 +8,7 @@ from isles.consumer import Handlers, RetryReport, Subscription
 from isles.errors import (ConfigurationError, DatabaseUnavailable, EventError, InvalidPayload, IslesError,
                           UnknownEventType)
 from isles.events import Envelope, Event, EventRegistry, Payload
-from isles.orm import Entity, HasUuid, Timestamped, Versioned
+from isles.orm import Entity, HasUuid, ReadModel, Timestamped, Versioned
 from isles.replication import Replica, Snapshot
 from isles.service import Service
 from isles.system import System
@@ -17,7 +17,7 @@ from isles.unit_of_work import UnitOfWork
 __version__ = "0.1.0"
 
 __all__ = [
-    "CacheKeyPrefix", "ReferenceDataCache", "ConfigurationError", "DatabaseUnavailable", "Entity", "Envelope", "Event", "EventError", "EventRegistry",
+    "CacheKeyPrefix", "ReferenceDataCache", "ConfigurationError", "DatabaseUnavailable", "Entity", "Envelope", "ReadModel", "Event", "EventError", "EventRegistry",
     "Handlers", "HasUuid", "InvalidPayload", "IslesError", "Payload", "Replica", "RetryReport", "Service",
     "Snapshot", "Subscription", "System", "Timestamped", "UnitOfWork", "UnknownEventType", "Versioned",
 ]
