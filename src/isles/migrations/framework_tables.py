@@ -289,6 +289,7 @@ def downgrade(op: Any) -> None:
     """Undo every recorded isles step (newest first) and drop the version table: the service's
     first revision calls it at the end of its downgrade."""
     metadata, schema, offline = _context_facts(op)
+    done: dict[str, set[int]] | None
     if offline:
         done = {c: {s.number for s in _steps([c])} for c in components_of(metadata)}
     else:

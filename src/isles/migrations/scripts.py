@@ -4,7 +4,8 @@ Every service keeps its revisions in ``<service package>/migrations/`` (a plain 
 ships with the code). isles builds the Alembic :class:`ScriptDirectory` from that folder itself:
 there is no ``alembic.ini`` and no ``env.py`` to copy between services and let drift apart.
 
-A revision may declare ``irreversible = "why"``; its downgrade is then refused (and skipped by
+A service's first revision calls ``framework_tables.upgrade(op)`` / ``.downgrade(op)`` for
+isles' own tables instead of carrying their DDL. A revision may declare ``irreversible = "why"``; its downgrade is then refused (and skipped by
 ``isles migrate verify``) instead of silently doing nothing.
 """
 from __future__ import annotations
