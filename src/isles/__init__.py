@@ -8,7 +8,7 @@ from isles.consumer import RetryReport
 from isles.errors import (ConfigurationError, DatabaseUnavailable, EventError, InvalidPayload, IslesError,
                           UnknownEventType)
 from isles.events import Envelope, Event, EventRegistry, Payload, upcaster
-from isles.orm import Entity, HasUuid, Timestamped, Versioned
+from isles.orm import Entity, HasUuid, ReadModel, Timestamped, Versioned
 from isles.replication import Replica, Snapshot
 from isles.service import Service
 from isles.subscriptions import Handlers, Subscription
@@ -18,7 +18,8 @@ from isles.unit_of_work import UnitOfWork
 __version__ = "0.1.0"
 
 __all__ = [
-    "ReferenceDataCache", "ConfigurationError", "DatabaseUnavailable", "Entity", "Envelope", "Event", "EventError", "EventRegistry",
+    "ReferenceDataCache", "ConfigurationError", "DatabaseUnavailable", "Entity", "Envelope", "ReadModel", "Event",
+    "EventError", "EventRegistry",
     "Handlers", "HasUuid", "InvalidPayload", "IslesError", "Payload", "Replica", "RetryReport", "Service",
     "Snapshot", "Subscription", "System", "Timestamped", "UnitOfWork", "UnknownEventType", "Versioned", "upcaster",
 ]

@@ -3,6 +3,9 @@
 ``Versioned`` gives the monotonic ``version`` every event carries as ``entityversion``; it is
 also SQLAlchemy's optimistic-lock column, so two writers cannot both move an entity from
 version n to n+1 (the second gets ``StaleDataError``).
+
+``ReadModel`` is for the other kind of table: a copy of another service's rows kept from its
+events (a :class:`isles.Replica` target).
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import BigInteger, DateTime, Uuid
+from sqlalchemy import BigInteger, DateTime, Table, Uuid
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 
@@ -56,3 +59,33 @@ class Versioned:
 
 class Entity(HasUuid, Timestamped, Versioned):
     """UUID primary key, created_at/updated_at (with time zone) and a version."""
+
+
+class ReadModel:
+    """A table that copies another service's data, fed by that service's events.
+
+    Its ``id`` is the owning service's id (no default: the event brings it) and its ``version``
+    is the owner's entity version, which the replica's version guard compares so that a copy
+    never goes backwards. It is not an optimistic-lock column: only the owner's events write here.
+    A read model has no local ``created_at``/``updated_at``: the version, not the moment this
+    service happened to receive an event, says how fresh a row is - so ``isles lint`` does not
+    ask for timestamps (ISL106) on it.
+
+    Usage: ``class ReplicatedPart(ReadModel, Base): __tablename__ = "replicated_parts"; ...``.
+    A read model whose version column has another name, or a Core ``Table``, opts in with
+    ``info={"isles_read_model": True}`` on the table instead.
+    """
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, sort_order=-1)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+#: ``Table.info`` key marking a read model declared without the mixin
+READ_MODEL_INFO = "isles_read_model"
+
+
+def is_read_model(table: Table, cls: type | None = None) -> bool:
+    """True for a table that copies another service's data (``ReadModel`` or the info marker)."""
+    if table.info.get(READ_MODEL_INFO):
+        return True
+    return cls is not None and isinstance(cls, type) and issubclass(cls, ReadModel)

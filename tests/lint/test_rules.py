@@ -1,9 +1,15 @@
 """Every rule: its failing fixture is caught, its passing fixture is clean."""
 from __future__ import annotations
 
-import pytest
+import uuid
 
+import pytest
+from sqlalchemy import Column, String, Table, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from isles import ReadModel
 from isles.lint import RULES
+from isles.lint.models import Locator, check
 
 from .conftest import FIXTURES, lint_migration_case, lint_model_file, lint_shop
 
@@ -63,8 +69,28 @@ def test_the_mes_lints_clean(monkeypatch, tmp_path):
     monkeypatch.setenv("ISLES_DATA_DIR", str(tmp_path))
     report = lint_system(system)
     assert report.findings == [], [f"{f.path}:{f.line} {f.code} {f.message}" for f in report.findings]
-    # replicated_parts (ISL106) and personnel (ISL101, already plural) are ignored with a reason
-    assert {f.code for f in report.suppressed} == {"ISL101", "ISL106"}
+    # personnel (ISL101, already plural) is ignored with a reason; read models need no ignore (isles.ReadModel)
+    assert {f.code for f in report.suppressed} == {"ISL101"}
+
+
+def test_read_models_need_no_timestamps():
+    class Base(DeclarativeBase):
+        pass
+
+    class ReplicatedGadget(ReadModel, Base):
+        __tablename__ = "replicated_gadgets"
+        name: Mapped[str | None] = mapped_column(String(64))
+
+    class Gadget(Base):
+        __tablename__ = "gadgets"
+        id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+
+    Table("copied_widgets", Base.metadata, Column("id", Uuid, primary_key=True),
+          Column("widget_version", String(8)), info={"isles_read_model": True})
+    found = {(f.code, f.symbol.split(".")[0]) for f in check("shop", Base.metadata, Locator([]))}
+    assert ("ISL106", "gadgets") in found
+    assert not {t for code, t in found if code == "ISL106"} & {"replicated_gadgets", "copied_widgets"}
+    assert [c.name for c in ReplicatedGadget.__table__.columns] == ["id", "name", "version"]
 
 
 def test_a_revision_that_cannot_be_rendered_is_a_finding_not_a_crash(tmp_path):

@@ -141,3 +141,58 @@ async def test_unprivileged_admin_is_a_clear_error_and_changes_nothing(cluster, 
     roles = await _as(cluster, "postgres", "postgres",
                       f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{cluster.prefix}\\_material%'")
     assert roles == []
+
+
+async def _owners(cluster, database: str, schema: str) -> set[str]:
+    rows = await _as(cluster, database, "postgres",
+                     f"SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = '{schema}'")
+    return {r["tableowner"] for r in rows}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("topology", ["database-per-service", "schema-per-service"])
+async def test_migrate_as_superuser_after_provision_leaves_the_owner_owning(cluster, pg_database, topology):
+    """provision -> migrate up with the superuser's URL (what a first-time user runs) -> audit is
+    clean: the runner acts as the schema's owner role, so default privileges reach the app role."""
+    if topology == "database-per-service":
+        dbs = {s: f"{cluster.prefix}_{s}" for s in ("material", "work_order")}
+        cluster.databases.extend(dbs.values())
+        env = {f"{s.upper()}_DATABASE_URL": cluster.url(d) for s, d in dbs.items()} | PASSWORDS
+        schemas = {s: "public" for s in dbs}
+    else:
+        url = await pg_database()
+        db = make_url(url).database
+        cluster.shared.append(db)
+        env = {"DATABASE_URL": url, **PASSWORDS}
+        dbs = {s: db for s in ("material", "work_order")}
+        schemas = {s: s for s in dbs}
+    system = mes_system(env)
+    await provision(system, prefix=cluster.prefix)
+
+    results = await upgrade(system)  # logged in as postgres
+    assert all(r.ok and r.applied for r in results), results
+    for service in dbs:
+        assert await _owners(cluster, dbs[service], schemas[service]) == {cluster.role(service, "owner")}
+    assert await audit(system, prefix=cluster.prefix) == []
+    app = cluster.role("material", "app")
+    rows = await _as(cluster, dbs["material"], app, f"SELECT count(*) AS n FROM {schemas['material']}.parts")
+    assert rows[0]["n"] == 0  # no "permission denied for table parts"
+
+
+@pytest.mark.postgres
+async def test_migrating_as_the_app_role_says_who_must_migrate(cluster):
+    """`isles serve` migrates by default; with the app role's URL on a fresh database the error must
+    point at `isles migrate up` as migrator/superuser and --no-migrate, not at the revision."""
+    from isles.migrations import MigrationError, ensure_head
+    db = f"{cluster.prefix}_material"
+    cluster.databases.append(db)
+    await provision(mes_system({"MATERIAL_DATABASE_URL": cluster.url(db), **PASSWORDS}), ["material"],
+                    prefix=cluster.prefix)
+    app_url = f"postgresql://{cluster.role('material', 'app')}:{SECRET.replace(chr(39), '%27')}@127.0.0.1:5432/{db}"
+    with pytest.raises(MigrationError) as caught:
+        await ensure_head(mes_system({"MATERIAL_DATABASE_URL": app_url}), ["material"])
+    error = caught.value
+    assert error.service == "material" and "permission denied" in error.problem
+    assert cluster.role("material", "app") in error.problem
+    assert "isles migrate up --service material" in error.fix and "--no-migrate" in error.fix
+    assert "fix the revision" not in error.fix

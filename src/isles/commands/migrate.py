@@ -53,11 +53,15 @@ def _report(results, verb: str) -> None:
             outcome = f"[red]failed, rolled back[/]: {r.error}"
             if r.applied:
                 outcome += f" (committed before it: {', '.join(r.applied)})"
+            if r.fix:
+                outcome += f"\n  fix: {r.fix}"
         elif r.adopted:
             outcome = "[green]adopted[/]: its tables already matched head; stamped"
         else:
-            outcome = f"[green]{verb}[/] in {r.seconds:.2f}s" if r.applied else "up to date"
-        table.add_row(r.service, _short(r.before), _short(r.after), ", ".join(r.applied) or "-", outcome)
+            outcome = f"[green]{verb}[/] in {r.seconds:.2f}s" if r.applied or r.framework else "up to date"
+        # isles' own steps (isles:core:2) follow the service's revisions
+        done = [*r.applied, *r.framework]
+        table.add_row(r.service, _short(r.before), _short(r.after), ", ".join(done) or "-", outcome)
     console.print(table)
     raise typer.Exit(1 if failed else 0)
 

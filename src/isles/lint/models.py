@@ -3,6 +3,7 @@
 Tables are found in the service's metadata; each is traced back to the ORM class (or the
 ``Table(...)`` call) that declares it so findings point at a file and line where an ignore
 comment can go. isles' own tables (``isles_*``) are exempt: the framework owns their shape.
+Read models (:class:`isles.ReadModel`, copies of another service's data) need no timestamps.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy import DateTime, MetaData, Table, Uuid
 from sqlalchemy.orm import mapperlib
 
 from isles.lint.findings import Finding
+from isles.orm import is_read_model
 
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 FRAMEWORK_PREFIX = "isles_"
@@ -194,10 +196,11 @@ def check(service: str, metadata: MetaData, locator: Locator) -> list[Finding]:
             desc = ", ".join(f"{c.name} {c.type}" for c in pk) or "none"
             add("ISL105", f"table {name} has primary key ({desc}); use one UUID column (isles.Entity / HasUuid)",
                 at, f"{name}:pk")
-        for stamp in ("created_at", "updated_at"):
+        cls = class_for(table)
+        for stamp in () if is_read_model(table, cls) else ("created_at", "updated_at"):
             column = table.columns.get(stamp)
             if column is None:
-                add("ISL106", f"table {name} has no {stamp} (use isles.Timestamped)", at, f"{name}.{stamp}")
+                add("ISL106", f"table {name} has no {stamp} (use isles.Timestamped; a copy of another service's data: isles.ReadModel)", at, f"{name}.{stamp}")
             elif not (isinstance(column.type, DateTime) and column.type.timezone):
                 add("ISL106", f"{name}.{stamp} is not a timestamp with time zone (DateTime(timezone=True))",
                     locator.column(table, column), f"{name}.{stamp}")
@@ -213,7 +216,6 @@ def check(service: str, metadata: MetaData, locator: Locator) -> list[Finding]:
                 add("ISL108", f"{name}.{fk.parent.name} has a foreign key to {target}, which this service does "
                               f"not own; keep the id column and replicate what you need through events",
                     locator.column(table, fk.parent), f"{name}.{fk.parent.name}->{target}")
-        cls = class_for(table)
         if cls is not None:
             try:
                 relationships = list(inspect_mapper(cls).relationships)

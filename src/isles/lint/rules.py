@@ -31,7 +31,7 @@ _ALL = [
     Rule("ISL103", "index-name", "error", "index names are idx_<table>_<columns>"),
     Rule("ISL104", "identifier-length", "error", "identifiers fit PostgreSQL's 63-byte limit"),
     Rule("ISL105", "uuid-primary-key", "error", "primary keys are a single UUID column"),
-    Rule("ISL106", "timestamps", "error", "tables have created_at and updated_at with time zone"),
+    Rule("ISL106", "timestamps", "error", "tables have created_at and updated_at with time zone (isles.ReadModel copies are exempt)"),
     Rule("ISL107", "unindexed-reference", "error", "every *_id column leads an index"),
     Rule("ISL108", "cross-service-foreign-key", "error", "no foreign key to a table the service does not own"),
     Rule("ISL109", "cross-service-relationship", "error", "no ORM relationship to another service's model"),

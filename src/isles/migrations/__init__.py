@@ -9,6 +9,10 @@ environment, opening and closing their own engines)::
     await status(system, services=None)               -> list[Status]
     await new_revision(system, "material", "add lots") -> Path | None
     await verify(system, services=None)               -> list[VerifyReport]
+
+isles' own tables (outbox, inbox, dead letters, API tokens) are not copied into a service's
+revisions: its first revision calls ``framework_tables.upgrade(op)``, and ``upgrade`` applies
+isles' later steps to every service (see :mod:`isles.migrations.framework_tables`).
 """
 from isles.migrations.autogen import new_revision
 from isles.migrations.runner import Result, Status, downgrade, ensure_head, status, targets, upgrade

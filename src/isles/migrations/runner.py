@@ -5,6 +5,12 @@ SQLite both have transactional DDL), so a failing revision leaves the service ex
 was. Before anything runs, every selected service is checked (migrations present, database not
 ahead of the code, nothing irreversible in the way): a bad plan changes no database at all.
 A revision declaring ``transactional = False`` (CREATE INDEX CONCURRENTLY) runs on its own.
+
+After a service's own revisions, ``upgrade`` applies the isles steps its database lacks (isles'
+own tables: :mod:`isles.migrations.framework_tables`), in one more transaction. On PostgreSQL
+every connection first acts as the owner of the service's schema
+(:mod:`isles.migrations.acting_role`), so what a migration creates belongs to the owner role
+that ``isles db provision`` made, whoever logs in.
 """
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ from sqlalchemy.schema import CreateSchema
 from isles.config import resolve_database
 from isles.database import Database, is_connection_error
 from isles.errors import IslesError
+from isles.migrations import framework_tables
+from isles.migrations.acting_role import act_as_schema_owner
 from isles.migrations.scripts import (VERSION_TABLE, MigrationError, Target, irreversible_reason,
                                       migrations_dir, script_directory)
 from isles.system import System
@@ -44,6 +52,10 @@ class Result:
     seconds: float = 0.0
     #: the tables existed (created by ``create_all`` before migrations) and matched head: stamped, not run
     adopted: bool = False
+    #: isles steps applied after the revisions (``isles:core:2``; ``(adopted)``: recorded, not run)
+    framework: list[str] = field(default_factory=list)
+    #: how to fix ``error`` when it is not the revision's fault (e.g. a login role without DDL rights)
+    fix: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,14 +88,20 @@ def targets(system: System, services: Iterable[str] | None = None,
     return result
 
 
-def include_object_for(target: Target) -> Callable[..., bool]:
-    """Autogenerate/drift filter: this service's schema and tables only, never another service's."""
+def include_object_for(target: Target, *, framework: bool = True) -> Callable[..., bool]:
+    """Autogenerate/drift filter: this service's schema and tables only, never another service's.
+
+    ``framework=False`` (autogenerate) also leaves out isles' own tables: they are migrated by
+    isles' steps, never copied into a service's revision.
+    """
     own = set(target.service.metadata.tables)
     schema = target.database.schema
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table":
-            if reflected and name == VERSION_TABLE:
+            if reflected and name in (VERSION_TABLE, framework_tables.VERSION_TABLE):
+                return False
+            if not framework and name in framework_tables.OWNED:
                 return False
             if name in target.others and name not in own:
                 return False
@@ -201,6 +219,7 @@ async def _with_connection(target: Target, work: Callable[[Connection], Any]) ->
     database = Database(target.database)
     try:
         async with database.engine.connect() as conn:
+            await conn.run_sync(lambda sync: act_as_schema_owner(sync, target.database.schema))
             return await conn.run_sync(work)
     except IslesError:
         raise
@@ -387,7 +406,7 @@ async def _move(system: System, services: Iterable[str] | None, to: str, env: Ma
     for plan in plans:
         result = Result(plan.target.name, direction, plan.current, plan.current)
         results.append(result)
-        if not plan.steps and not plan.adopt:
+        if not plan.steps and not plan.adopt and (direction != "up" or plan.current is None):
             continue
         started = time.perf_counter()
         try:
@@ -397,12 +416,18 @@ async def _move(system: System, services: Iterable[str] | None, to: str, env: Ma
                 await _with_connection(plan.target, lambda conn: _stamp(conn, plan.target, plan.script,
                                                                          plan.destination or "base"))
                 result.after, result.adopted = plan.destination, True
-            else:
+            elif plan.steps:
                 await _with_connection(plan.target, lambda conn: _apply(conn, plan, direction, result))
+            if direction == "up" and result.after is not None:
+                result.framework = await _with_connection(
+                    plan.target, lambda conn: _framework_up(conn, plan.target, adopt_all=plan.adopt))
         except IslesError as exc:
             result.error = str(exc)
         except Exception as exc:  # the failing transaction rolled back; report and go on
-            result.error = f"{type(exc).__name__}: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}"
+            reason = str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]
+            result.error = f"{type(exc).__name__}: {reason}"
+            if _is_permission_error(exc):
+                result.error, result.fix = _permission_problem(plan.target, reason)
         result.seconds = time.perf_counter() - started
     return results
 
@@ -417,6 +442,33 @@ async def ensure_head(system: System, services: Iterable[str] | None = None,
     for result in results:
         if not result.ok:
             raise MigrationError(f"migrations failed and were rolled back: {result.error}", service=result.service,
-                                 fix=f"fix the revision, then run `isles migrate up --service {result.service}`")
+                                 fix=result.fix or f"fix the revision, then run `isles migrate up --service "
+                                                   f"{result.service}`")
     return results
 
+
+
+def _framework_up(conn: Connection, target: Target, *, adopt_all: bool = False) -> list[str]:
+    """isles' own steps the database lacks, in one transaction (nothing to do: no transaction)."""
+    if conn.in_transaction():
+        conn.rollback()
+    with conn.begin():
+        return framework_tables.bring_up(conn, target.service.metadata, target.database.schema,
+                                         adopt_all=adopt_all)
+
+
+def _is_permission_error(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code == "42501" or "permission denied" in str(orig).lower()
+
+
+def _permission_problem(target: Target, reason: str) -> tuple[str, str]:
+    """The error and fix for a login role that may not change the service's schema (the app role)."""
+    user = target.database.url.username or "the login user"
+    problem = (f"{reason} (logged in as {user}, which may not create or change {target.name}'s tables: "
+               f"the app role has no DDL rights, by design)")
+    fix = (f"run `isles migrate up --service {target.name}` first with {target.database.source} set to the "
+           f"migrator's URL (<prefix>_{target.name}_migrator, made by `isles db provision`) or a superuser's; "
+           f"then start the service with the app role's URL and --no-migrate (`isles serve --no-migrate`)")
+    return problem, fix

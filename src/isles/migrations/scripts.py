@@ -4,7 +4,8 @@ Every service keeps its revisions in ``<service package>/migrations/`` (a plain 
 ships with the code). isles builds the Alembic :class:`ScriptDirectory` from that folder itself:
 there is no ``alembic.ini`` and no ``env.py`` to copy between services and let drift apart.
 
-A revision may declare ``irreversible = "why"``; its downgrade is then refused (and skipped by
+A service's first revision calls ``framework_tables.upgrade(op)`` / ``.downgrade(op)`` for
+isles' own tables instead of carrying their DDL. A revision may declare ``irreversible = "why"``; its downgrade is then refused (and skipped by
 ``isles migrate verify``) instead of silently doing nothing.
 """
 from __future__ import annotations
@@ -112,7 +113,7 @@ Service: {service}
 from alembic import op
 import sqlalchemy as sa
 
-from isles.migrations import timeouts
+from isles.migrations import {imports}
 
 revision = {rev!r}
 down_revision = {down_rev!r}
@@ -136,7 +137,8 @@ def downgrade() -> None:
 
 
 def write_revision(directory: Path, *, service: str, rev: str, down: str | None, message: str,
-                   upgrade: str, downgrade: str, lock: str = "5s", statement: str = "60s") -> Path:
+                   upgrade: str, downgrade: str, lock: str = "5s", statement: str = "60s",
+                   framework: bool = False) -> Path:
     """Write a revision file from isles' own template (the one place its shape is defined)."""
     directory.mkdir(parents=True, exist_ok=True)
     init = directory / "__init__.py"
@@ -149,5 +151,6 @@ def write_revision(directory: Path, *, service: str, rev: str, down: str | None,
     path.write_text(TEMPLATE.format(
         message=message.replace('"""', "'''"), rev=rev, down=down or "<base>", down_rev=down,
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"), service=service,
-        upgrade=upgrade, downgrade=downgrade, lock=lock, statement=statement))
+        upgrade=upgrade, downgrade=downgrade, lock=lock, statement=statement,
+        imports="framework_tables, timeouts" if framework else "timeouts"))
     return path

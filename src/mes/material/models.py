@@ -10,10 +10,10 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from isles import Entity
+from isles import Entity, ReadModel
 
 Qty = Numeric(18, 6)
 
@@ -170,14 +170,12 @@ class Consumption(Entity, Base):
     consumed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
-class ReplicatedWorkOrder(Base):  # isles: ignore[ISL106] a read model of work_order's orders: the version column, not local timestamps, says how fresh a row is
+class ReplicatedWorkOrder(ReadModel, Base):
     """material's copy of the work orders it may issue material to, fed by work_order's events."""
 
     __tablename__ = "replicated_work_orders"
     __table_args__ = (Index("idx_replicated_work_orders_part_id", "part_id"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     work_order_number: Mapped[str | None] = mapped_column(String(64))
     part_id: Mapped[str | None] = mapped_column(String(36))
     status: Mapped[str | None] = mapped_column(String(16))
-    version: Mapped[int] = mapped_column(BigInteger, nullable=False)

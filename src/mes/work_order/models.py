@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from isles import Entity
+from isles import Entity, ReadModel
 
 Qty = Numeric(18, 6)
 Minutes = Numeric(12, 3)
@@ -203,49 +203,41 @@ class WorkInstruction(Entity, Base):
 
 
 # -- read models of other services' data (fed by their events) -----------------------------------------
-class ReplicatedPart(Base):  # isles: ignore[ISL106] a read model of material's parts: the version column, not local timestamps, says how fresh a row is
+class ReplicatedPart(ReadModel, Base):
     """work_order's read model of the material service's parts, fed by part events."""
 
     __tablename__ = "replicated_parts"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     part_number: Mapped[str | None] = mapped_column(String(64))
     part_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-class ReplicatedWorkCenter(Base):  # isles: ignore[ISL106] a read model of resource's work centers: the version column says how fresh a row is
+class ReplicatedWorkCenter(ReadModel, Base):
     __tablename__ = "replicated_work_centers"
     __table_args__ = (Index("idx_replicated_work_centers_site_id", "site_id"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     code: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(255))
     site_id: Mapped[str | None] = mapped_column(String(36))
     is_active: Mapped[bool | None] = mapped_column(Boolean)
-    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-class ReplicatedSite(Base):  # isles: ignore[ISL106] a read model of resource's sites: the version column says how fresh a row is
+class ReplicatedSite(ReadModel, Base):
     __tablename__ = "replicated_sites"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     code: Mapped[str | None] = mapped_column(String(64))
     site_name: Mapped[str | None] = mapped_column(String(255))
-    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-class ReplicatedUser(Base):  # isles: ignore[ISL106] a read model of auth's users: the version column says how fresh a row is
+class ReplicatedUser(ReadModel, Base):
     __tablename__ = "replicated_users"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     display_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool | None] = mapped_column(Boolean)
-    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-class ReplicatedRouting(Base):  # isles: ignore[ISL106] a read model of resource's routings: the version column says how fresh a row is
+class ReplicatedRouting(ReadModel, Base):
     """A released routing with its operations (JSON: a read model, read whole, never queried inside)."""
 
     __tablename__ = "replicated_routings"
@@ -255,7 +247,6 @@ class ReplicatedRouting(Base):  # isles: ignore[ISL106] a read model of resource
         Index("idx_replicated_routings_site_id", "site_id"),
     )
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     product_id: Mapped[str | None] = mapped_column(String(36))
     part_id: Mapped[str | None] = mapped_column(String(36))
     site_id: Mapped[str | None] = mapped_column(String(36))
@@ -263,4 +254,3 @@ class ReplicatedRouting(Base):  # isles: ignore[ISL106] a read model of resource
     revision: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str | None] = mapped_column(String(16))
     operations: Mapped[Any] = mapped_column(JSON, nullable=False, default=list)
-    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
