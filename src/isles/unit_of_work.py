@@ -10,7 +10,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import NoInspectionAvailable
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from isles.errors import ConfigurationError, EventError
@@ -153,8 +156,9 @@ class UnitOfWork:
                              fix="publish inside the `async with service.unit_of_work()` block")
         self._pending.append(_Pending(event, key, version, entity, current_traceparent.get()))
 
-    def _envelopes(self) -> list[Envelope]:
-        envelopes = []
+    async def _envelopes(self) -> list[Envelope]:
+        """The envelopes of the pending events, each with its key and its own entity version."""
+        resolved: list[tuple[_Pending, str, int]] = []
         for item in self._pending:
             key = item.key or item.event.key()
             if key is None and item.entity is not None:
@@ -168,9 +172,48 @@ class UnitOfWork:
                     f"event {item.event.event_type} has no {missing}", service=self.service,
                     fix="pass entity=<the changed row> (with a version column, e.g. isles.Versioned) "
                         "or key=/version= to uow.publish()")
-            envelopes.append(Envelope.wrap(item.event, source=self.runtime.source, key=key, version=int(version),
-                                           traceparent=new_traceparent(item.parent)))
-        return envelopes
+            resolved.append((item, key, int(version)))
+        await self._one_version_per_event(resolved)
+        return [Envelope.wrap(item.event, source=self.runtime.source, key=key, version=version,
+                              traceparent=new_traceparent(item.parent)) for item, key, version in resolved]
+
+    async def _one_version_per_event(self, resolved: list[tuple[_Pending, str, int]]) -> None:
+        """Give each event of an entity published several times in this transaction its own version.
+
+        The entity's version is read at commit, so without this a create and a release in one
+        transaction would both carry version n, and every copy would keep the first and drop the
+        second as "not newer". Instead the k events of the entity get n, n+1, ..., n+k-1 in the
+        order they were published, and the row moves on to n+k-1: versions stay the entity's
+        positions, the row's version is its last event's, and later transactions continue from it.
+        """
+        by_entity: dict[int, list[int]] = {}
+        for index, (item, _, _) in enumerate(resolved):
+            if item.entity is not None and item.version is None:
+                by_entity.setdefault(id(item.entity), []).append(index)
+        for indexes in by_entity.values():
+            if len(indexes) < 2:
+                continue
+            first, key, base = resolved[indexes[0]]
+            await self._set_version(first.entity, base + len(indexes) - 1)
+            for offset, index in enumerate(indexes):
+                resolved[index] = (resolved[index][0], key, base + offset)
+
+    async def _set_version(self, entity: Any, version: int) -> None:
+        """Move ``entity``'s version column to ``version`` in this transaction, as the ORM's own value."""
+        try:
+            mapper = sa_inspect(entity).mapper
+        except NoInspectionAvailable:
+            raise EventError(f"{entity!r} published several events but is not a mapped row", service=self.service,
+                             fix="pass entity=<an ORM row with a version column>, or key=/version= per event") from None
+        column = mapper.version_id_col if mapper.version_id_col is not None else mapper.local_table.c.get("version")
+        if column is None:
+            raise EventError(f"{type(entity).__name__} published several events but has no version column",
+                             service=self.service, fix="give the model a version column (isles.Versioned)")
+        ids = mapper.primary_key_from_instance(entity)
+        await self.session.execute(update(mapper.local_table)
+                                   .where(*(c == v for c, v in zip(mapper.primary_key, ids, strict=True)))
+                                   .values({column.name: version}))
+        set_committed_value(entity, mapper.get_property_by_column(column).key, version)
 
     async def commit(self) -> Sequence[Envelope]:
         """Flush the changes, write the outbox rows, commit; return the envelopes published."""
@@ -180,7 +223,7 @@ class UnitOfWork:
         await self._write_queued()
         if self._pending:
             await self.session.flush()  # bumps entity versions before we read them
-            published = self._envelopes()
+            published = await self._envelopes()
             # Outbox ids must follow per-key commit order (they otherwise follow insert order).
             await self.runtime.dialect.order_outbox_keys(self, [e.partitionkey for e in published],
                                                          self.runtime.topic)

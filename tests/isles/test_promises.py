@@ -426,3 +426,27 @@ async def test_resync_backfills_copies_without_moving_them_backwards(shop_env):
 async def test_health_reports_each_database(shop):
     checks = await shop.health()
     assert {h.service for h in checks} == {"catalog", "orders"} and all(h.ok for h in checks)
+
+
+async def test_several_events_of_one_entity_in_one_transaction_each_reach_the_copies(shop):
+    """A create and two renames in one transaction: three versions, all applied, the copy ends on the last."""
+    line_for = uuid.uuid4()
+    async with toy_shop.catalog.unit_of_work() as uow:
+        item = toy_shop.Item(id=line_for, name="first", price=1)
+        uow.add(item)
+        uow.publish(toy_shop.ItemCreated(item_id=str(item.id), name="first", price=1), entity=item)
+        item.name = "second"
+        uow.publish(toy_shop.item_updated(item), entity=item)
+        item.name = "third"
+        uow.publish(toy_shop.item_updated(item), entity=item)
+    await toy_shop.add_order_line(item.id)
+    await shop.drain()
+    applied = await toy_shop.applied(item.id)
+    assert [(a.name, a.version) for a in applied] == [("first", 1), ("second", 2), ("third", 3)]
+    assert item.version == 3  # the row's version is its last event's
+    renamed = await toy_shop.rename(item.id, "fourth")  # and later transactions continue from it
+    await shop.drain()
+    assert renamed == 4 and [a.version for a in await toy_shop.applied(item.id)] == [1, 2, 3, 4]
+    async with toy_shop.orders.unit_of_work() as uow:
+        line = (await uow.scalars(select(toy_shop.OrderLine).where(toy_shop.OrderLine.item_id == item.id))).one()
+    assert (line.item_name, line.item_version) == ("fourth", 4)
