@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable, Mapping
@@ -25,6 +26,7 @@ from isles.consumer import Consumer
 from isles.contracts import check_contracts
 from isles.database import Database, Health
 from isles.dialects import dialect_for
+from isles.drain import Watermarks
 from isles.errors import ConfigurationError, UnknownEventType
 from isles.events import EventRegistry
 from isles.outbox import backlog
@@ -112,6 +114,7 @@ class System:
         self.runtimes: dict[str, ServiceRuntime] = {}
         self.relays: dict[str, Relay] = {}
         self.consumers: dict[str, Consumer] = {}
+        self._watermarks = Watermarks()
         self._tasks: list[asyncio.Task] = []
         self.transport: Transport | None = None
 
@@ -219,6 +222,7 @@ class System:
             if service._runtime is runtime:
                 service._runtime = None
         self.runtimes.clear()
+        self._watermarks = Watermarks()
         self.relays.clear()
         self.consumers.clear()
 
@@ -259,9 +263,19 @@ class System:
         return self.consumers.get(name)
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Publish every committed event and wait until consumers handled it (tests, demos)."""
+        """Publish every event committed so far and wait until every consumer has applied it.
+
+        Exact on every transport: the consumers' inboxes are checked against the producers'
+        outboxes (see :mod:`isles.drain`), for the services started in this process. Seeds,
+        demos and tests call it before they read another service's copy.
+        """
+        deadline = time.monotonic() + timeout
         for relay in self.relays.values():
-            await relay.drain(timeout)
+            await relay.drain(max(deadline - time.monotonic(), 0.1))
+        for name, consumer in self.consumers.items():
+            for producer in self.runtimes.values():
+                await self._watermarks.wait(producer, self.runtimes[name], producer.publishes & consumer.types,
+                                            deadline)
 
     async def health(self) -> list[Health]:
         return list(await asyncio.gather(*(r.database.health() for r in self.runtimes.values())))
