@@ -28,7 +28,8 @@ from isles.unit_of_work import UnitOfWork
 if TYPE_CHECKING:
     from isles.service import Service
 
-__all__ = ["Limit", "Offset", "Page", "Uow", "bound_service", "get_or_404", "list_page", "serve", "unit_of_work"]
+__all__ = ["Limit", "Offset", "Page", "Pagination", "Uow", "bound_service", "get_or_404", "list_page", "not_found", "serve",
+           "unit_of_work"]
 
 T = TypeVar("T")
 
