@@ -108,10 +108,10 @@ async def list_page(uow: UnitOfWork, query: Any, page: Pagination | None = None,
 
     The list routes answer a plain JSON array (no total), so this returns the rows only.
     """
-    entity = query.column_descriptions[0]["entity"]
-    for name, value in filters.items():
-        if value is not None:
-            query = query.where(getattr(entity, name) == value)
+    given = {name: value for name, value in filters.items() if value is not None}
+    if given:
+        entity = query.column_descriptions[0]["entity"]
+        query = query.where(*(getattr(entity, name) == value for name, value in given.items()))
     if page is not None:
         query = query.limit(page.limit).offset(page.offset)
     return list(await uow.scalars(query))
