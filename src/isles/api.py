@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from isles.database import is_connection_error
+from isles.http import serve
 from isles.system import System
 
 
@@ -82,7 +83,8 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
         if services is not None and name not in services:
             continue
         if service.router is not None:
-            app.include_router(service.router, prefix=service_prefix(name), tags=[name])
+            app.include_router(service.router, prefix=service_prefix(name), tags=[name],
+                               dependencies=[Depends(serve(service))])
 
     @app.get("/health", tags=["operations"])
     async def health() -> JSONResponse:

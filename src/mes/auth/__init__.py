@@ -8,9 +8,6 @@ import sys
 from typing import Any, Mapping
 
 from mes.auth.service_def import service
-from mes.auth import api as _api
-
-service.router = _api.router
 
 __all__ = ["bootstrap", "seed", "service"]
 
@@ -21,7 +18,7 @@ async def bootstrap(env: Mapping[str, str] | None = None, *, out: Any = None) ->
     The admin's password is ``MES_ADMIN_PASSWORD``; when unset (development) one is generated and
     printed once, here, to ``out`` (stdout) - never logged. Returns the admin's username if created.
     """
-    from mes.auth.accounts import bootstrap_admin
+    from mes.auth.users import bootstrap_admin
     async with service.unit_of_work() as uow:
         user, generated = await bootstrap_admin(uow, os.environ if env is None else env)
     if user is None:
@@ -49,7 +46,7 @@ async def seed(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
     from sqlalchemy import select
 
-    from mes.auth.accounts import create_user, ensure_roles
+    from mes.auth.users import create_user, ensure_roles
     from mes.auth.models import User
     env = os.environ if env is None else env
     await bootstrap(env)

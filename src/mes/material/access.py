@@ -9,18 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends
 
-from isles import UnitOfWork
 from isles.security import Guard, Principal
-from mes.material.service_def import service
 
-guard = Guard(service)
-Uow = Annotated[UnitOfWork, Depends(service.uow)]
+guard = Guard()  # the material service answers; API tokens are checked in its own replica
 Reader = Depends(guard.require_scopes("material:read"))
 Engineer = Annotated[Principal, Depends(guard.require(roles=("engineer", "admin"), scopes=("material:write",)))]
 Handler = Annotated[Principal, Depends(guard.require(roles=("operator", "supervisor", "engineer", "admin"),
                                                      scopes=("material:write",)))]
 Quality = Annotated[Principal, Depends(guard.require(roles=("quality", "admin"), scopes=("material:write",)))]
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
-from mes.material.access import Engineer, Uow
+from isles.http import Uow
+from mes.material.access import Engineer
 from mes.material.models import Bom, BomItem, Part
 from mes.material.parts import get_part
 

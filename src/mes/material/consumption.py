@@ -19,7 +19,8 @@ from sqlalchemy import select
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
-from mes.material.access import Handler, Limit, Offset, Uow
+from isles.http import Page, Uow, list_page
+from mes.material.access import Handler
 from mes.material.boms import released_bom
 from mes.material.events import LotConsumed
 from mes.material.lots import get_lot, is_expired, loose_quantity, lot_state
@@ -132,12 +133,7 @@ async def post_consumption(data: ConsumptionIn, uow: Uow, principal: Handler) ->
 
 
 @router.get("/consumptions", response_model=list[ConsumptionOut])
-async def list_consumptions(uow: Uow, work_order_id: uuid.UUID | None = Query(None, alias="workOrderId"),
-                            lot_id: uuid.UUID | None = Query(None, alias="lotId"), limit: Limit = 100,
-                            offset: Offset = 0) -> list[Consumption]:
-    query = select(Consumption).order_by(Consumption.consumed_at).limit(limit).offset(offset)
-    if work_order_id is not None:
-        query = query.where(Consumption.work_order_id == work_order_id)
-    if lot_id is not None:
-        query = query.where(Consumption.lot_id == lot_id)
-    return list(await uow.scalars(query))
+async def list_consumptions(uow: Uow, page: Page, work_order_id: uuid.UUID | None = Query(None, alias="workOrderId"),
+                            lot_id: uuid.UUID | None = Query(None, alias="lotId")) -> list[Consumption]:
+    return await list_page(uow, select(Consumption).order_by(Consumption.consumed_at), page,
+                           work_order_id=work_order_id, lot_id=lot_id)

@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from isles.api import ApiModel, Quantity
-from mes.material.access import Engineer, Uow
+from isles.http import Uow, get_or_404
+from mes.material.access import Engineer
 from mes.material.lots import ON_HAND
 from mes.material.models import Location, MaterialLot, Part
 
@@ -78,9 +79,7 @@ async def list_locations(uow: Uow) -> list[Location]:
 
 @router.patch("/locations/{location_id}", response_model=LocationOut)
 async def patch_location(location_id: uuid.UUID, data: LocationPatch, uow: Uow, _: Engineer) -> Location:
-    location = await uow.get(Location, location_id)
-    if location is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"location {location_id} not found")
+    location = await get_or_404(uow, Location, location_id, what="location")
     for name, value in data.model_dump(exclude_unset=True, exclude_none=True).items():
         setattr(location, name, value)
     await uow.commit()

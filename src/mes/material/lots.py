@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import as_utc, utcnow
-from mes.material.access import Handler, Limit, Offset, Quality, Uow
+from isles.http import Page, Uow, get_or_404, list_page
+from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
 from mes.material.models import Location, MaterialLot, MaterialSublot, Part
 from mes.material.parts import get_part
@@ -129,10 +130,7 @@ def lot_state(lot: MaterialLot, part: Part) -> dict:
 
 
 async def get_lot(uow: UnitOfWork, lot_id: uuid.UUID) -> MaterialLot:
-    lot = await uow.get(MaterialLot, lot_id)
-    if lot is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"lot {lot_id} not found")
-    return lot
+    return await get_or_404(uow, MaterialLot, lot_id, what="lot")
 
 
 async def loose_quantity(uow: UnitOfWork, lot: MaterialLot) -> Decimal:
@@ -201,16 +199,11 @@ async def post_lot(data: LotIn, uow: Uow, _: Handler) -> MaterialLot:
 
 
 @router.get("/lots", response_model=list[LotOut])
-async def list_lots(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="partId"),
+async def list_lots(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
                     status_: Status | None = Query(None, alias="status"),
-                    location_id: uuid.UUID | None = Query(None, alias="locationId"), limit: Limit = 100,
-                    offset: Offset = 0) -> list[MaterialLot]:
-    query = select(MaterialLot).order_by(MaterialLot.received_at, MaterialLot.lot_number).limit(limit).offset(offset)
-    for column, value in ((MaterialLot.part_id, part_id), (MaterialLot.status, status_),
-                          (MaterialLot.location_id, location_id)):
-        if value is not None:
-            query = query.where(column == value)
-    return list(await uow.scalars(query))
+                    location_id: uuid.UUID | None = Query(None, alias="locationId")) -> list[MaterialLot]:
+    return await list_page(uow, select(MaterialLot).order_by(MaterialLot.received_at, MaterialLot.lot_number), page,
+                           part_id=part_id, status=status_, location_id=location_id)
 
 
 @router.get("/lots/{lot_id}", response_model=LotOut)

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from isles import UnitOfWork
 from isles.api import ApiModel
 from isles.orm import apply_changes, utcnow
-from mes.material.access import Engineer, Limit, Offset, Uow
+from isles.http import Page, Uow, list_page
+from mes.material.access import Engineer
 from mes.material.events import PartCreated, PartDeleted, PartUpdated
 from mes.material.models import Part
 
@@ -106,12 +107,11 @@ async def post_part(data: PartIn, uow: Uow, _: Engineer) -> Part:
 
 
 @router.get("/parts", response_model=list[PartOut])
-async def list_parts(uow: Uow, limit: Limit = 100, offset: Offset = 0,
-                     include_retired: bool = Query(False, alias="includeRetired")) -> list[Part]:
-    query = select(Part).order_by(Part.part_number).limit(limit).offset(offset)
+async def list_parts(uow: Uow, page: Page, include_retired: bool = Query(False, alias="includeRetired")) -> list[Part]:
+    query = select(Part).order_by(Part.part_number)
     if not include_retired:
         query = query.where(Part.is_active.is_(True))
-    return list(await uow.scalars(query))
+    return await list_page(uow, query, page)
 
 
 @router.get("/parts/{part_id}", response_model=PartOut)

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel
-from mes.material.access import Handler, Limit, Offset, Quality, Uow
+from isles.http import Page, Uow, get_or_404, list_page
+from mes.material.access import Handler, Quality
 from mes.material.events import SerialCreated, SerialUpdated
 from mes.material.lots import get_lot
 from mes.material.models import SerializedPart
@@ -59,10 +60,7 @@ def _state(unit: SerializedPart, part_number: str) -> dict:
 
 
 async def _unit(uow: UnitOfWork, serial_id: uuid.UUID) -> SerializedPart:
-    unit = await uow.get(SerializedPart, serial_id)
-    if unit is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"serial {serial_id} not found")
-    return unit
+    return await get_or_404(uow, SerializedPart, serial_id, what="serial")
 
 
 async def _publish_update(uow: UnitOfWork, unit: SerializedPart, changed: dict, previous: dict) -> None:
@@ -103,15 +101,10 @@ async def post_serials(data: SerialIn, uow: Uow, _: Handler) -> list[SerializedP
 
 
 @router.get("/serials", response_model=list[SerialOut])
-async def list_serials(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="partId"),
-                       work_order_id: uuid.UUID | None = Query(None, alias="workOrderId"),
-                       limit: Limit = 100, offset: Offset = 0) -> list[SerializedPart]:
-    query = select(SerializedPart).order_by(SerializedPart.process_serial).limit(limit).offset(offset)
-    if part_id is not None:
-        query = query.where(SerializedPart.part_id == part_id)
-    if work_order_id is not None:
-        query = query.where(SerializedPart.work_order_id == work_order_id)
-    return list(await uow.scalars(query))
+async def list_serials(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
+                       work_order_id: uuid.UUID | None = Query(None, alias="workOrderId")) -> list[SerializedPart]:
+    return await list_page(uow, select(SerializedPart).order_by(SerializedPart.process_serial), page,
+                           part_id=part_id, work_order_id=work_order_id)
 
 
 @router.get("/serials/{serial_id}", response_model=SerialOut)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from isles import Replica, Service, Snapshot
-from isles.security import accept_api_tokens
+from isles.security import api_token_replica
+from mes.material.api import router
 from mes.material.events import PUBLISHES, PartUpdated
 from mes.material.models import Base, Part, ReplicatedWorkOrder
 
@@ -16,15 +17,15 @@ service = Service(
     "material",
     metadata=Base.metadata,
     publishes=PUBLISHES,
+    router=router,
     snapshots=[Snapshot("mes.material.part", Part, _part_snapshot)],
     replicas=[
         # the work orders material may issue lots to (status) and whose BOM applies (part)
         Replica(ReplicatedWorkOrder, key="id", source="mes.work_order.work_order", upsert=True, optional=True,
                 actions=("created", "status_changed", "completed"),
                 fields={"work_order_number": "workOrderNumber", "part_id": "partId", "status": "status"}),
+        # API tokens issued by auth, checked against this service's own copy
+        api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],
     description="Parts, BOMs, locations, lots, sublots, serials and material issues",
 )
-
-# API tokens are checked against this service's own replica of auth's api_token events.
-accept_api_tokens(service, source="mes.auth.api_token")

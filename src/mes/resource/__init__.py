@@ -4,9 +4,6 @@ ordered operations, and tools."""
 from __future__ import annotations
 
 from mes.resource.service_def import service
-from mes.resource import api as _api
-
-service.router = _api.router
 
 __all__ = ["seed", "service"]
 

@@ -17,7 +17,8 @@ from isles import UnitOfWork
 from isles.api import ApiModel
 from isles.orm import utcnow
 from mes.work_order import reference
-from mes.work_order.access import Engineer, Uow
+from isles.http import Uow, get_or_404
+from mes.work_order.access import Engineer
 from mes.work_order.models import WorkInstruction
 
 router = APIRouter()
@@ -49,10 +50,7 @@ class InstructionOut(ApiModel):
 
 
 async def _get(uow: UnitOfWork, instruction_id: uuid.UUID) -> WorkInstruction:
-    row = await uow.get(WorkInstruction, instruction_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"work instruction {instruction_id} not found")
-    return row
+    return await get_or_404(uow, WorkInstruction, instruction_id, what="work instruction")
 
 
 @router.post("/work-instructions", status_code=status.HTTP_201_CREATED, response_model=InstructionOut)

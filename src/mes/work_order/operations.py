@@ -13,7 +13,6 @@ Completing the last operation completes the order.
 from __future__ import annotations
 
 import uuid
-from datetime import timezone
 from decimal import Decimal
 from typing import Annotated
 
@@ -24,11 +23,12 @@ from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
 from isles.security import Principal
-from mes.work_order.access import Operator, Uow
+from isles.http import Uow
+from mes.work_order.access import Operator
 from mes.work_order.events import WorkOrderCompleted
 from mes.work_order.models import PerformanceReport, WorkOrder, WorkOrderOperation
 from mes.work_order.orders import OperationOut, get_order, operations_of
-from mes.work_order.states import ACTIVE, move, state_fields
+from mes.work_order.states import ACTIVE, move, state_fields, stop_clock
 
 router = APIRouter()
 Sequence = Annotated[int, Path(ge=1, le=100_000, description="the operation's sequence number (10, 20, ...)")]
@@ -38,16 +38,6 @@ class ReportIn(ApiModel):
     quantity_good: Quantity = Decimal(0)
     quantity_scrap: Quantity = Decimal(0)
     scrap_reason: str | None = Field(default=None, min_length=1, max_length=500)
-
-
-def stop_clock(op: WorkOrderOperation) -> None:
-    """Add the time since the operation last started running to ``actual_minutes``."""
-    if op.running_since is None:
-        return
-    since = op.running_since if op.running_since.tzinfo else op.running_since.replace(tzinfo=timezone.utc)
-    elapsed = Decimal(str(round((utcnow() - since).total_seconds() / 60, 3)))
-    op.actual_minutes = Decimal(op.actual_minutes or 0) + elapsed
-    op.running_since = None
 
 
 def _label(op: WorkOrderOperation) -> str:

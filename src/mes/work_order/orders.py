@@ -21,11 +21,12 @@ from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
 from isles.security import Principal
-from mes.work_order.access import Limit, Offset, Planner, Supervisor, Uow
+from isles.http import Page, Uow, get_or_404, list_page, not_found
+from mes.work_order.access import Planner, Supervisor
 from mes.work_order.events import WorkOrderCreated
 from mes.work_order.models import (Dispatch, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
                                    WorkInstruction, WorkOrder, WorkOrderOperation)
-from mes.work_order.states import ACTIVE, move, state_fields
+from mes.work_order.states import ACTIVE, move, state_fields, stop_clock
 
 router = APIRouter()
 Status = Literal["Forecast", "Released", "Cancelled", "Ready", "Running", "Completed", "Aborted", "Held", "Paused",
@@ -122,10 +123,12 @@ class ReasonIn(ApiModel):
 
 # -- shared helpers -----------------------------------------------------------------------------------
 async def get_order(uow: UnitOfWork, work_order_id: uuid.UUID, *, lock: bool = False) -> WorkOrder:
-    query = select(WorkOrder).where(WorkOrder.id == work_order_id)
-    order = await uow.scalar(query.with_for_update() if lock else query)
+    """The work order, or 404; ``lock`` takes the row lock that serialises changes of one order."""
+    if not lock:
+        return await get_or_404(uow, WorkOrder, work_order_id, what="work order")
+    order = await uow.scalar(select(WorkOrder).where(WorkOrder.id == work_order_id).with_for_update())
     if order is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"work order {work_order_id} not found")
+        raise not_found("work order", work_order_id)
     return order
 
 
@@ -192,15 +195,10 @@ async def post_work_order(data: WorkOrderIn, uow: Uow, principal: Planner) -> Wo
 
 
 @router.get("/work-orders", response_model=list[WorkOrderOut])
-async def list_work_orders(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="partId"),
-                           status_: Status | None = Query(None, alias="status"), limit: Limit = 100,
-                           offset: Offset = 0) -> list[WorkOrder]:
-    query = select(WorkOrder).order_by(WorkOrder.work_order_number).limit(limit).offset(offset)
-    if part_id is not None:
-        query = query.where(WorkOrder.part_id == part_id)
-    if status_ is not None:
-        query = query.where(WorkOrder.status == status_)
-    return list(await uow.scalars(query))
+async def list_work_orders(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
+                           status_: Status | None = Query(None, alias="status")) -> list[WorkOrder]:
+    return await list_page(uow, select(WorkOrder).order_by(WorkOrder.work_order_number), page,
+                           part_id=part_id, status=status_)
 
 
 @router.get("/work-orders/{work_order_id}", response_model=WorkOrderDetail)
@@ -297,7 +295,6 @@ async def post_dispatch(work_order_id: uuid.UUID, data: DispatchIn, uow: Uow, pr
 
 
 async def _pause_running(uow: UnitOfWork, order: WorkOrder) -> None:
-    from mes.work_order.operations import stop_clock
     for op in await operations_of(uow, order):
         if op.status == "Running":
             stop_clock(op)

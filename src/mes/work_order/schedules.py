@@ -18,7 +18,8 @@ from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
 from mes.work_order import reference
-from mes.work_order.access import Limit, Planner, Supervisor, Uow
+from isles.http import Limit, Uow, get_or_404
+from mes.work_order.access import Planner, Supervisor
 from mes.work_order.models import ProductionSchedule, WorkOrder, WorkOrderOperation
 from mes.work_order.orders import WorkOrderOut, get_order, release
 
@@ -90,10 +91,7 @@ async def _out(uow: UnitOfWork, schedule: ProductionSchedule) -> ScheduleOut:
 
 
 async def _schedule(uow: UnitOfWork, schedule_id: uuid.UUID) -> ProductionSchedule:
-    schedule = await uow.get(ProductionSchedule, schedule_id)
-    if schedule is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"schedule {schedule_id} not found")
-    return schedule
+    return await get_or_404(uow, ProductionSchedule, schedule_id, what="schedule")
 
 
 async def create_schedule(uow: UnitOfWork, data: ScheduleIn) -> ProductionSchedule:

@@ -7,7 +7,8 @@ the read-model row FOR SHARE, so an update applied in that order cannot miss a n
 from __future__ import annotations
 
 from isles import Replica, Service
-from isles.security import accept_api_tokens
+from isles.security import api_token_replica
+from mes.work_order.api import router
 from mes.work_order.events import PUBLISHES
 from mes.work_order.handlers import handlers
 from mes.work_order.models import (Base, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
@@ -21,6 +22,7 @@ service = Service(
     metadata=Base.metadata,
     publishes=PUBLISHES,
     handlers=handlers,
+    router=router,
     replicas=[
         # "WorkOrder.part_number and part_name mirror Part through part_id" (seed 000's headline flow)
         Replica(ReplicatedPart, key="id", source="mes.material.part", fields=PART_FIELDS, upsert=True),
@@ -42,9 +44,8 @@ service = Service(
         Replica(ReplicatedWorkCenter, key="id", source="mes.resource.work_center", upsert=True, optional=True,
                 actions=("updated",), fields={"code": "code", "name": "name", "site_id": "siteId",
                                               "is_active": "isActive"}),
+        # API tokens issued by auth, checked against this service's own copy
+        api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],
     description="Work orders, operations, schedules, dispatch, performance and work instructions",
 )
-
-# API tokens are checked against this service's own replica of auth's api_token events.
-accept_api_tokens(service, source="mes.auth.api_token")

@@ -13,12 +13,15 @@ transaction as the move.
 """
 from __future__ import annotations
 
+from datetime import timezone
+from decimal import Decimal
+
 from fastapi import HTTPException, status
 
 from isles import UnitOfWork
 from isles.orm import utcnow
 from mes.work_order.events import WorkOrderStatusChanged
-from mes.work_order.models import WorkOrder
+from mes.work_order.models import WorkOrder, WorkOrderOperation
 
 TRANSITIONS: dict[str, set[str]] = {
     "Forecast": {"Released", "Cancelled", "Held"},
@@ -69,3 +72,13 @@ async def move(uow: UnitOfWork, order: WorkOrder, new: str, reason: str | None =
     uow.publish(WorkOrderStatusChanged(**state_fields(order), previous_status=previous, new_status=new,
                                        reason=reason), entity=order)
     return order
+
+
+def stop_clock(op: WorkOrderOperation) -> None:
+    """Add the time since the operation last started running to ``actual_minutes``."""
+    if op.running_since is None:
+        return
+    since = op.running_since if op.running_since.tzinfo else op.running_since.replace(tzinfo=timezone.utc)
+    elapsed = Decimal(str(round((utcnow() - since).total_seconds() / 60, 3)))
+    op.actual_minutes = Decimal(op.actual_minutes or 0) + elapsed
+    op.running_since = None

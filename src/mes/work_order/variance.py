@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from isles.api import ApiModel, Quantity
-from mes.work_order.access import Uow
+from isles.http import Uow
 from mes.work_order.models import MaterialActual
 from mes.work_order.orders import get_order, operations_of
 

@@ -123,7 +123,7 @@ async def test_bootstrap_generates_and_prints_a_password_once(mes_env, monkeypat
         assert len(password) >= 20
         second = io.StringIO()
         assert await auth.bootstrap(env, out=second) is None and second.getvalue() == ""
-        from mes.auth.accounts import login
+        from mes.auth.sessions import login
         async with auth.service.unit_of_work() as uow:
             tokens = await login(uow, username="admin", password=password)
         assert tokens.roles == ["admin"]

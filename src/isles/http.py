@@ -1,0 +1,117 @@
+"""What a service's HTTP routes share: the service answering the request and its unit of work,
+pagination, load-or-404, and list queries with filters.
+
+A service's router is declared inside its ``Service(...)`` and its routes need that service (a
+unit of work on its database, its API token replica). Importing the declaration from the route
+modules would make a cycle, so the binding goes the other way: :func:`isles.api.create_app`
+mounts each router with :func:`serve`, which records the service on the request, and the
+routes ask for it through :data:`Uow` or :func:`bound_service`::
+
+    @router.get("/parts", response_model=list[PartOut])
+    async def list_parts(uow: Uow, page: Page) -> list[Part]:
+        return await list_page(uow, select(Part).order_by(Part.part_number), page)
+
+    @router.get("/parts/{part_id}", response_model=PartOut)
+    async def get_part(part_id: uuid.UUID, uow: Uow) -> Part:
+        return await get_or_404(uow, Part, part_id, what="part")
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Callable, TypeVar
+
+from fastapi import Depends, HTTPException, Query, Request, status
+
+from isles.errors import ConfigurationError
+from isles.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from isles.service import Service
+
+__all__ = ["Limit", "Offset", "Page", "Pagination", "Uow", "bound_service", "get_or_404", "list_page", "not_found", "serve",
+           "unit_of_work"]
+
+T = TypeVar("T")
+
+#: ``?limit=``: 1 to 1000 rows (routes choose the default, usually 100).
+Limit = Annotated[int, Query(ge=1, le=1000)]
+#: ``?offset=``: rows to skip, 0 to 10^9.
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
+
+
+# -- the service answering the request -----------------------------------------------------------
+def serve(service: "Service") -> Callable[[Request], None]:
+    """Dependency that marks requests to ``service``'s router as answered by ``service``; the app
+    mounts each router with it (``include_router(service.router, dependencies=[Depends(serve(s))])``),
+    before any of the routes' own dependencies run."""
+
+    def bind(request: Request) -> None:
+        request.state.isles_service = service
+
+    return bind
+
+
+def bound_service(request: Request) -> "Service | None":
+    """The service whose router answers ``request``, or None outside a router mounted by :func:`serve`."""
+    return getattr(request.state, "isles_service", None)
+
+
+async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    """Dependency: a unit of work on the database of the service answering the request."""
+    service = bound_service(request)
+    if service is None:
+        raise ConfigurationError(f"the route {request.url.path} asked for a unit of work but no service serves it",
+                                 fix="mount the service's router with isles.api.create_app(), or add "
+                                     "dependencies=[Depends(isles.http.serve(service))] to include_router()")
+    async with service.unit_of_work() as uow:
+        yield uow
+
+
+#: ``uow: Uow`` in a route: the answering service's unit of work.
+Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+
+
+# -- pagination ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pagination:
+    """``?limit=`` (1-1000, default 100) and ``?offset=`` (default 0) of a list route."""
+
+    limit: int = 100
+    offset: int = 0
+
+
+def _page(limit: Limit = 100, offset: Offset = 0) -> Pagination:
+    return Pagination(limit=limit, offset=offset)
+
+
+#: ``page: Page`` in a list route: its ``limit`` and ``offset`` query parameters.
+Page = Annotated[Pagination, Depends(_page)]
+
+
+# -- loading and listing -------------------------------------------------------------------------
+def not_found(what: str, ident: Any) -> HTTPException:
+    """The 404 every service answers for a missing record: ``{"detail": "<what> <id> not found"}``."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} {ident} not found")
+
+
+async def get_or_404(uow: UnitOfWork, model: type[T], ident: Any, *, what: str) -> T:
+    """The ``model`` row with primary key ``ident``, or a 404 naming ``what`` and the id."""
+    row = await uow.get(model, ident)
+    if row is None:
+        raise not_found(what, ident)
+    return row
+
+
+async def list_page(uow: UnitOfWork, query: Any, page: Pagination | None = None, **filters: Any) -> list[Any]:
+    """The rows of a ``select()`` for one page, with ``column == value`` for every filter that is
+    not None (``filters`` name the query's entity attributes: ``list_page(uow, q, page, part_id=x)``).
+
+    The list routes answer a plain JSON array (no total), so this returns the rows only.
+    """
+    given = {name: value for name, value in filters.items() if value is not None}
+    if given:
+        entity = query.column_descriptions[0]["entity"]
+        query = query.where(*(getattr(entity, name) == value for name, value in given.items()))
+    if page is not None:
+        query = query.limit(page.limit).offset(page.offset)
+    return list(await uow.scalars(query))
