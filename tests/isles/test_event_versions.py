@@ -250,7 +250,7 @@ async def test_a_replayed_dead_letter_of_an_old_version_is_upcast(depot):
         stored = (await conn.execute(select(dead_letters.c.envelope))).scalar_one()
     assert Envelope.from_structured(stored.encode()).dataversion == 1  # kept as it was written
     FAIL.clear()
-    report = await depot.runtime("floor").consumer.retry()
+    report = await depot.consumer("floor").retry()
     assert report.resolved == 1 and not report.failed
     assert await _seen(depot) == [("k4", "pin", "PIN")]
     async with depot.runtime("floor").database.engine.connect() as conn:
