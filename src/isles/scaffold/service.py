@@ -62,19 +62,19 @@ def new_service(name: str, into: Path, *, entity: str = "Item", namespace: str |
     one unless ``force`` (which deletes it first). Raises ConfigurationError naming the fix."""
     names = derive(name, into, entity=entity, namespace=namespace)
     directory = names.directory
-    if directory.exists() or directory.is_symlink():
-        if not force:
-            raise ConfigurationError(f"{directory} already exists; nothing was written", service=name,
-                                     fix="choose another name or --into, or pass --force to replace it "
-                                         "(its files are deleted)")
-        if directory.is_dir() and not directory.is_symlink():
-            shutil.rmtree(directory)
-        else:
-            directory.unlink()
+    if (directory.exists() or directory.is_symlink()) and not force:
+        raise ConfigurationError(f"{directory} already exists; nothing was written", service=name,
+                                 fix="choose another name or --into, or pass --force to replace it "
+                                     "(its files are deleted)")
     values = names.substitutions(auth_source=auth_source,
                                  description=description or f"{names.plural.replace('_', ' ').capitalize()} "
                                                             f"(scaffolded by isles new service)")
+    # rendered before anything is deleted: a template error must not cost the package --force replaces
     rendered = {directory / target: render(template, values) for target, template in _layout(names).items()}
+    if force and directory.is_dir() and not directory.is_symlink():
+        shutil.rmtree(directory)
+    elif force and (directory.exists() or directory.is_symlink()):
+        directory.unlink()
     written: list[Path] = []
     try:
         for path, text in rendered.items():
