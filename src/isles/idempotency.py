@@ -39,10 +39,10 @@ import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol
 
 from fastapi import Depends, Header, HTTPException, Request, status
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import MetaData, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from isles.errors import ConfigurationError
@@ -53,8 +53,6 @@ from isles.unit_of_work import UnitOfWork
 if TYPE_CHECKING:
     from fastapi import APIRouter
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-    from isles.service import Service
 
 __all__ = ["COMMANDS", "DEFAULT_TTL", "ENV_TTL", "HEADER", "Idempotency", "IdempotencyMiddleware",
            "KeyedUnitOfWork", "applies", "keyed_unit_of_work", "parse_ttl", "purge_expired"]
@@ -74,6 +72,18 @@ _KEY = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII, like the IETF draft's
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MIDDLEWARE = "isles.idempotency.middleware"  # scope key: the middleware wraps this request
 _HOLD = "isles.idempotency.hold"  # scope key: the held unit of work of this request
+
+
+class Service(Protocol):
+    """What this module needs of an :class:`isles.Service` (not imported: the Service imports this)."""
+
+    name: str
+    metadata: MetaData
+    router: "APIRouter | None"
+    idempotency: "Idempotency | None"
+
+    @property
+    def runtime(self) -> ServiceRuntime: ...
 
 
 def parse_ttl(text: str) -> timedelta:
@@ -145,11 +155,11 @@ def document(router: "APIRouter") -> None:
     from fastapi.routing import APIRoute
     for route in router.routes:
         if isinstance(route, APIRoute):
-            if route.methods & COMMANDS and not any(getattr(d, "dependency", None) is _header
+            if (route.methods or set()) & COMMANDS and not any(getattr(d, "dependency", None) is _header
                                                     for d in route.dependencies):
                 route.dependencies.append(Depends(_header))
         elif getattr(route, "original_router", None) is not None:  # an included router (FastAPI >= 0.16x)
-            document(route.original_router)
+            document(route.original_router)  # type: ignore[attr-defined]
         elif getattr(route, "routes", None):  # a router-like mount
             document(route)  # type: ignore[arg-type]
 
@@ -273,11 +283,9 @@ async def _claim(uow: KeyedUnitOfWork, table: Table, row: dict[str, Any]) -> Any
     dialect = uow.session.bind.dialect.name  # type: ignore[union-attr]
     for _ in range(3):
         if dialect in ("postgresql", "sqlite"):
-            if dialect == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert as upsert
-            else:
-                from sqlalchemy.dialects.sqlite import insert as upsert
-            result = await uow.execute(upsert(table).values(row).on_conflict_do_nothing(index_elements=["key_id"]))
+            from sqlalchemy.dialects import postgresql, sqlite
+            upsert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+            result = await uow.execute(upsert.values(row).on_conflict_do_nothing(index_elements=["key_id"]))
             if result.rowcount == 1:
                 return None
         elif await uow.scalar(select(table.c.key_id).where(table.c.key_id == row["key_id"])) is None:
@@ -306,7 +314,10 @@ async def keyed_unit_of_work(request: Request, service: "Service") -> AsyncItera
             "so the response could not be stored with the effect", service=service.name,
             fix="serve the service with isles.api.create_app(), or app.add_middleware("
                 "isles.idempotency.IdempotencyMiddleware)")
-    idempotency: Idempotency = service.idempotency  # type: ignore[attr-defined]
+    idempotency = service.idempotency
+    if idempotency is None:
+        raise ConfigurationError("got a keyed unit of work but declares no idempotency", service=service.name,
+                                 fix="declare Service(..., idempotency=Idempotency()), or check applies() first")
     key = request.headers[HEADER.lower()]
     if not _KEY.fullmatch(key):
         raise HTTPException(status.HTTP_400_BAD_REQUEST,
@@ -315,11 +326,11 @@ async def keyed_unit_of_work(request: Request, service: "Service") -> AsyncItera
     body = await request.body()
     fingerprint = _digest(request.method.encode(), request.url.path.encode(),
                           request.scope.get("query_string", b""), identity.encode(), body)
-    table = service.metadata.tables[install_idempotency_keys(service.metadata).name]
+    table = install_idempotency_keys(service.metadata)
     now = datetime.now(timezone.utc)
-    row = {"key_id": _digest(identity.encode(), key.encode()), "idempotency_key": key, "request_hash": fingerprint,
-           "method": request.method, "path": request.url.path, "created_at": now,
-           "expires_at": now + idempotency.window}
+    row: dict[str, Any] = {"key_id": _digest(identity.encode(), key.encode()), "idempotency_key": key,
+                           "request_hash": fingerprint, "method": request.method, "path": request.url.path,
+                           "created_at": now, "expires_at": now + idempotency.window}
     uow = KeyedUnitOfWork(service.runtime)
     await uow.__aenter__()
     try:

@@ -7,8 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import (BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-                        text)
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (its rowid alias).
 _Id = BigInteger().with_variant(Integer(), "sqlite")

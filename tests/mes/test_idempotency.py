@@ -6,10 +6,10 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from mes_helpers import M, Plant, W, make_crew, postgres_env, running_mes
 from sqlalchemy import func, select
 
 from isles.idempotency import HEADER, REPLAYED, keys_table, purge_all_expired
-from mes_helpers import M, W, Plant, make_crew, postgres_env, running_mes
 
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
