@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 from mes_helpers import M, Plant, W, make_crew, postgres_env, running_mes
 from sqlalchemy import func, select
@@ -99,6 +100,29 @@ async def test_a_retried_issue_and_report_happen_once_and_answer_the_first_respo
             assert await uow.scalar(select(func.count()).select_from(table)) == 0
         fresh = await http.post(f"{M}/consumptions", headers=keyed, json=body)
         assert fresh.status_code == 201 and fresh.json()["id"] != first.json()["id"]
+
+        # the effect and the key are committed before the first byte of the answer goes out
+        seen: list[tuple[int, int, int]] = []
+        spare = await plant.lot(plant.components[0], 10)  # the first lot is used up
+        before = await _count(material.service, Consumption)
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                async with material.service.unit_of_work() as uow:  # another transaction
+                    seen.append((message["status"], await uow.scalar(select(func.count()).select_from(Consumption)),
+                                 await uow.scalar(select(func.count()).select_from(table))))
+        raw = httpx.Request("POST", f"http://mes.test{M}/consumptions", json={**body, "lotId": spare["id"]},
+                            headers={**op, HEADER: "watched"})
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": f"{M}/consumptions", "raw_path": f"{M}/consumptions".encode(),
+                 "query_string": b"", "root_path": "", "server": ("mes.test", 80), "client": ("127.0.0.1", 1),
+                 "headers": [(k.lower().encode(), v.encode()) for k, v in raw.headers.items()]}
+        chunks = [{"type": "http.request", "body": raw.content, "more_body": False}]
+
+        async def receive():
+            return chunks.pop(0) if chunks else {"type": "http.disconnect"}
+        await http._transport.app(scope, receive, send)
+        assert seen == [(201, before + 1, 2)]
 
 
 def lot_id(lot: dict):
