@@ -24,6 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from isles.database import is_connection_error
 from isles.http import serve
+from isles.idempotency import IdempotencyMiddleware
 from isles.system import System
 
 
@@ -79,6 +80,7 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
     app = FastAPIOffline(title=title or f"{system.name} (isles)", lifespan=lifespan, static_url=DOCS_STATIC,
                          description=f"Services of the '{system.name}' system; each owns its database.")
     _answer_database_errors(app)
+    app.add_middleware(IdempotencyMiddleware)  # h-idem: keyed commands commit with their stored response
     for name, service in system.services.items():
         if services is not None and name not in services:
             continue

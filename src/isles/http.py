@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Callable, TypeV
 
 from fastapi import Depends, HTTPException, Query, Request, status
 
+from isles import idempotency
 from isles.errors import ConfigurationError
 from isles.unit_of_work import UnitOfWork
 
@@ -57,12 +58,21 @@ def bound_service(request: Request) -> "Service | None":
 
 
 async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
-    """Dependency: a unit of work on the database of the service answering the request."""
+    """Dependency: a unit of work on the database of the service answering the request.
+
+    For a POST/PUT/PATCH/DELETE with an ``Idempotency-Key`` header to a service that declares
+    ``idempotency=Idempotency()``, a keyed one (:mod:`isles.idempotency`): a retry gets the first
+    response and the route does not run again."""
     service = bound_service(request)
     if service is None:
         raise ConfigurationError(f"the route {request.url.path} asked for a unit of work but no service serves it",
                                  fix="mount the service's router with isles.api.create_app(), or add "
                                      "dependencies=[Depends(isles.http.serve(service))] to include_router()")
+    if idempotency.applies(service, request):
+        # a command with Idempotency-Key: its effect commits together with its stored response
+        async with idempotency.keyed_unit_of_work(request, service) as uow:
+            yield uow
+        return
     async with service.unit_of_work() as uow:
         yield uow
 

@@ -18,6 +18,8 @@ from isles.unit_of_work import UnitOfWork
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from isles.idempotency import Idempotency  # h-idem
+
 
 def _caller_package() -> str:
     frame = sys._getframe(2)
@@ -32,13 +34,16 @@ class Service:
     ``metadata`` holds the service's own tables (isles adds its outbox, inbox and dead-letter
     tables to it). ``publishes`` lists the :class:`Event` types it may publish; ``handlers`` the
     events of others it consumes; ``replicas`` its replicated fields; ``snapshots`` how its
-    entities are described for other services' backfills; ``router`` its FastAPI routes.
+    entities are described for other services' backfills; ``router`` its FastAPI routes;
+    ``idempotency`` (an :class:`isles.idempotency.Idempotency`) makes its HTTP commands safe to
+    retry with an ``Idempotency-Key`` header.
     """
 
     def __init__(self, name: str, *, metadata: MetaData, publishes: Iterable[type[Event]] = (),
                  handlers: Handlers | None = None, router: "APIRouter | None" = None,
                  replicas: Iterable[Replica] = (), snapshots: Iterable[Snapshot] = (), description: str = "",
-                 package: str | None = None):
+                 package: str | None = None,
+                 idempotency: "Idempotency | None" = None):  # h-idem: idempotent HTTP commands
         validate_service_name(name)
         if not isinstance(metadata, MetaData):
             raise ConfigurationError(f"metadata={metadata!r} is not a SQLAlchemy MetaData", service=name,
@@ -55,6 +60,10 @@ class Service:
         #: the Python package that holds the service's code (its migrations live in <package>/migrations)
         self.package = package or _caller_package()
         self._runtime: ServiceRuntime | None = None
+        # h-idem: POST/PUT/PATCH/DELETE honour Idempotency-Key (isles.idempotency); adds its table
+        self.idempotency = idempotency
+        if idempotency is not None:
+            idempotency.attach(self)
 
     def __repr__(self) -> str:
         return f"Service({self.name!r})"

@@ -7,8 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import (BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-                        text)
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (its rowid alias).
 _Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -16,6 +27,8 @@ _Id = BigInteger().with_variant(Integer(), "sqlite")
 OUTBOX = "isles_outbox"
 INBOX = "isles_inbox"
 DEAD_LETTERS = "isles_dead_letters"
+#: the keys of idempotent HTTP commands and their first responses (:mod:`isles.idempotency`)
+IDEMPOTENCY_KEYS = "isles_idempotency_keys"
 
 #: dead letter states: ``dead`` failed and parks its key; ``waiting`` arrived while the key was
 #: parked; ``resolved`` was handled on retry.
@@ -81,3 +94,29 @@ def install(metadata: MetaData) -> FrameworkTables:
         Index("idx_isles_dead_letters_event_id", "event_id"),
     )
     return FrameworkTables(outbox, inbox, dead_letters)
+
+
+def install_idempotency_keys(metadata: MetaData) -> Table:
+    """Add ``isles_idempotency_keys`` to ``metadata`` (idempotent) and return it.
+
+    One row per (caller, ``Idempotency-Key``) of a service that declares
+    :class:`isles.idempotency.Idempotency`: the request's fingerprint and the first response,
+    written in the same transaction as the command's effect so a retry replays it. Only services
+    that declare idempotency get the table (and its isles migration step).
+    """
+    if IDEMPOTENCY_KEYS in metadata.tables:
+        return metadata.tables[IDEMPOTENCY_KEYS]
+    return Table(
+        IDEMPOTENCY_KEYS, metadata,
+        Column("key_id", String(64), primary_key=True),  # sha256 of the caller's identity and the key
+        Column("idempotency_key", String(255), nullable=False),
+        Column("request_hash", String(64), nullable=False),
+        Column("method", String(16), nullable=False),
+        Column("path", Text, nullable=False),
+        Column("status", Integer),  # NULL only inside the first request's own transaction
+        Column("headers", Text),  # JSON [[name, value], ...]
+        Column("body", LargeBinary),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("expires_at", DateTime(timezone=True), nullable=False),
+        Index("idx_isles_idempotency_keys_expires_at", "expires_at"),
+    )

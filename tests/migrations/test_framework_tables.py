@@ -17,7 +17,7 @@ from isles.migrations.framework_tables import Step
 from .conftest import make_system
 
 LEGACY = Path(__file__).parent / "legacy" / "material_0001_initial.py.txt"
-ISLES_TABLES = {"isles_outbox", "isles_inbox", "isles_dead_letters", "isles_api_tokens"}
+ISLES_TABLES = {"isles_outbox", "isles_inbox", "isles_dead_letters", "isles_api_tokens", "isles_idempotency_keys"}
 
 
 def mes(env: dict[str, str]) -> System:
@@ -61,7 +61,7 @@ async def test_fresh_migrate_creates_everything_and_records_step_1(backend_env):
     assert [r.framework for r in results] == [[], []]  # the first revision created them
     for service in ("material", "work_order"):
         assert ISLES_TABLES <= await _read(system, service, _tables)
-        assert await _read(system, service, _versions) == {"core": {1}, "api_tokens": {1}}
+        assert await _read(system, service, _versions) == {"core": {1}, "api_tokens": {1}, "idempotency": {1}}
     assert [s.drift for s in await status(system)] == [[], []]
 
     assert all(r.ok for r in await downgrade(system, to="base"))
@@ -94,8 +94,9 @@ async def test_database_migrated_with_copied_ddl_is_adopted_once(backend_env, mo
     monkeypatch.setattr(material.service, "migrations_dir", Path(material.__file__).parent / "migrations")
     (result,) = await upgrade(system, ["material"])
     assert result.ok, result.error
-    assert result.applied == [] and result.framework == ["isles:core:1 (adopted)", "isles:api_tokens:1 (adopted)"]
-    assert await _read(system, "material", _versions) == {"core": {1}, "api_tokens": {1}}
+    assert result.applied == [] and result.framework == ["isles:core:1 (adopted)", "isles:api_tokens:1 (adopted)",
+                                                          "isles:idempotency:1 (adopted)"]
+    assert await _read(system, "material", _versions) == {"core": {1}, "api_tokens": {1}, "idempotency": {1}}
     (again,) = await upgrade(system, ["material"])
     assert again.ok and again.applied == [] and again.framework == []
     assert (await status(system, ["material"]))[0].drift == []
@@ -117,7 +118,7 @@ async def test_a_later_isles_step_reaches_every_service_on_migrate_up(backend_en
     assert [(r.ok, r.applied, r.framework) for r in results] == [(True, [], ["isles:core:2"])] * 2
     for service in ("material", "work_order"):
         assert "note" in await _read(system, service, _columns("isles_outbox"))
-        assert await _read(system, service, _versions) == {"core": {1, 2}, "api_tokens": {1}}
+        assert await _read(system, service, _versions) == {"core": {1, 2}, "api_tokens": {1}, "idempotency": {1}}
     assert [r.framework for r in await upgrade(system)] == [[], []]  # recorded: never twice
 
     assert all(r.ok for r in await downgrade(system, to="base"))  # undoes step 2, then step 1

@@ -6,7 +6,9 @@ not by the service. So their DDL is not copied into each service's revisions: it
 as a short sequence of **steps** per *component*:
 
 * ``core``: outbox, inbox, dead letters (every service);
-* ``api_tokens``: the API-token replica (services whose metadata has ``isles_api_tokens``).
+* ``api_tokens``: the API-token replica (services whose metadata has ``isles_api_tokens``);
+* ``idempotency``: the keys of idempotent HTTP commands (services that declare
+  ``idempotency=Idempotency()``, whose metadata has ``isles_idempotency_keys``).
 
 Step 1 of each component is the schema as it was when isles took its tables out of the services'
 revisions. When isles changes one of its tables it appends step 2 (never edits step 1), and
@@ -41,16 +43,16 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from isles.tables import DEAD_LETTERS, INBOX, OUTBOX
+from isles.tables import DEAD_LETTERS, IDEMPOTENCY_KEYS, INBOX, OUTBOX
 
 #: the table recording which isles steps a service's database has
 VERSION_TABLE = "isles_schema_version"
 API_TOKENS = "isles_api_tokens"  # the name isles.security gives it (not imported: keep this module a leaf)
 
 #: component -> the table whose presence in a service's metadata means the service uses it
-COMPONENTS = {"core": OUTBOX, "api_tokens": API_TOKENS}
+COMPONENTS = {"core": OUTBOX, "api_tokens": API_TOKENS, "idempotency": IDEMPOTENCY_KEYS}
 #: every table isles owns in a service's database (never copied into, nor proposed by, a revision)
-OWNED = frozenset({OUTBOX, INBOX, DEAD_LETTERS, API_TOKENS, VERSION_TABLE})
+OWNED = frozenset({OUTBOX, INBOX, DEAD_LETTERS, API_TOKENS, IDEMPOTENCY_KEYS, VERSION_TABLE})
 
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -166,11 +168,37 @@ def _tokens_1_down(op: Operations) -> None:
     op.drop_table(API_TOKENS)
 
 
+# -- idempotency step 1: keys of idempotent HTTP commands and their first responses -----------------
+def _idempotency_1_up(op: Operations) -> None:
+    op.create_table(
+        IDEMPOTENCY_KEYS,
+        sa.Column("key_id", sa.String(length=64), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("method", sa.String(length=16), nullable=False),
+        sa.Column("path", sa.Text(), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=True),
+        sa.Column("headers", sa.Text(), nullable=True),
+        sa.Column("body", sa.LargeBinary(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key_id"),
+    )
+    op.create_index("idx_isles_idempotency_keys_expires_at", IDEMPOTENCY_KEYS, ["expires_at"], unique=False)
+
+
+def _idempotency_1_down(op: Operations) -> None:
+    op.drop_index("idx_isles_idempotency_keys_expires_at", table_name=IDEMPOTENCY_KEYS)
+    op.drop_table(IDEMPOTENCY_KEYS)
+
+
 #: every step, in the order it runs within its component (append here; never edit a released step)
 STEPS: list[Step] = [
     Step("core", 1, "outbox, inbox and dead letters", _core_1_up, _core_1_down,
          creates=(DEAD_LETTERS, INBOX, OUTBOX)),
     Step("api_tokens", 1, "API-token replica", _tokens_1_up, _tokens_1_down, creates=(API_TOKENS,)),
+    Step("idempotency", 1, "idempotency keys of HTTP commands", _idempotency_1_up, _idempotency_1_down,
+         creates=(IDEMPOTENCY_KEYS,)),
 ]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from isles import Replica, Service, Snapshot
+from isles.idempotency import Idempotency
 from isles.security import api_token_replica
 from mes.material.api import router
 from mes.material.events import PUBLISHES, PartUpdated
@@ -27,5 +28,7 @@ service = Service(
         # API tokens issued by auth, checked against this service's own copy
         api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],
+    # commands are safe to retry with an Idempotency-Key header (a lost answer on a plant network)
+    idempotency=Idempotency(),
     description="Parts, BOMs, locations, lots, sublots, serials and material issues",
 )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from isles import Service, Snapshot
+from isles.idempotency import Idempotency
 from isles.security import api_token_replica
 from mes.resource.api import router
 from mes.resource.events import PUBLISHES
@@ -24,5 +25,7 @@ service = Service(
         # API tokens issued by auth, checked against this service's own copy
         api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],
+    # commands are safe to retry with an Idempotency-Key header (a lost answer on a plant network)
+    idempotency=Idempotency(),
     description="ISA-95 hierarchy, equipment, personnel and qualifications, products, routings, tools",
 )

@@ -7,6 +7,7 @@ the read-model row FOR SHARE, so an update applied in that order cannot miss a n
 from __future__ import annotations
 
 from isles import Replica, Service
+from isles.idempotency import Idempotency
 from isles.security import api_token_replica
 from mes.work_order.api import router
 from mes.work_order.events import PUBLISHES
@@ -47,5 +48,7 @@ service = Service(
         # API tokens issued by auth, checked against this service's own copy
         api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],
+    # commands are safe to retry with an Idempotency-Key header (a lost answer on a plant network)
+    idempotency=Idempotency(),
     description="Work orders, operations, schedules, dispatch, performance and work instructions",
 )
