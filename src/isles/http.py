@@ -77,8 +77,10 @@ async def unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
         yield uow
 
 
-#: ``uow: Uow`` in a route: the answering service's unit of work.
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+#: ``uow: Uow`` in a route: the answering service's unit of work. It commits when the route
+#: returns and before the response is sent (``scope="function"``): a commit that fails is the
+#: client's error, never a success it was already told about.
+Uow = Annotated[UnitOfWork, Depends(unit_of_work, scope="function")]
 
 
 # -- pagination ----------------------------------------------------------------------------------

@@ -358,9 +358,8 @@ async def keyed_unit_of_work(request: Request, service: "Service") -> AsyncItera
         if not uow.session.commit_asked:  # type: ignore[attr-defined]
             await hold.close(exc)
         raise
-    # normally the middleware has already stored the response and committed; if it did not see
-    # one (the response was never sent), nothing is kept
-    await hold.close()
+    # The route returned: the middleware stores its response and commits before the first byte
+    # goes out, or (no response seen) rolls back - in its own ``finally``, after this exit.
 
 
 # -- the response side --------------------------------------------------------------------------
