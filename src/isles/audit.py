@@ -5,7 +5,9 @@ Provisioning sets isolation up; this checks it is still there, because a single 
 PostgreSQL service it reports: a database or schema not owned by the service's owner role,
 PUBLIC privileges (CONNECT on a database, CREATE on ``public``, anything on a service schema or
 table), grants to roles that are not the service's own, other roles made members of its owner,
-and foreign keys that cross schemas.
+foreign keys that cross schemas, and a service login role that may connect to (or create
+temporary tables in) a maintenance database (``ISLES_MAINTENANCE_DATABASES``, default
+``postgres,template1``; see :mod:`isles.provision`).
 """
 from __future__ import annotations
 
@@ -18,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from isles.config import DatabaseConfig, resolve_database
 from isles.database import is_connection_error
 from isles.errors import DatabaseUnavailable
-from isles.provision import Roles, _admin_url, role_names
+from isles.provision import Roles, _admin_url, maintenance_databases, role_names
 from isles.system import System
 
 
 @dataclass(frozen=True)
 class Violation:
     service: str
-    kind: str  # owner | public | grant | membership | foreign-key
+    kind: str  # owner | public | grant | membership | foreign-key | maintenance
     object: str
     detail: str
     fix: str
@@ -71,6 +73,13 @@ SELECT pg_get_userbyid(m.member) AS member FROM pg_auth_members m
 WHERE m.roleid = (SELECT oid FROM pg_roles WHERE rolname = :role)""")
 
 _ROLE_EXISTS = text("SELECT 1 FROM pg_roles WHERE rolname = :role")
+
+#: what a login role may do in a database: privileges through PUBLIC and memberships count
+_MAINTENANCE = text("""
+SELECT d.datname, has_database_privilege(r.oid, d.oid, 'CONNECT') AS can_connect,
+       has_database_privilege(r.oid, d.oid, 'TEMPORARY') AS can_temp
+FROM pg_database d, pg_roles r
+WHERE r.rolname = :role AND d.datname = :database""")
 
 
 def _grants(rows: list[str]) -> list[tuple[str, str]]:
@@ -151,6 +160,24 @@ async def _audit_service(conn: AsyncConnection, config: DatabaseConfig, roles: R
     return found
 
 
+async def _audit_maintenance(conn: AsyncConnection, service: str, roles: Roles,
+                             databases: Iterable[str]) -> list[Violation]:
+    """A service login role that can open a session in (or write temp tables to) a maintenance database."""
+    found = []
+    for database in databases:
+        for role in (roles.migrator, roles.app):
+            row = (await conn.execute(_MAINTENANCE, {"role": role, "database": database})).one_or_none()
+            if row is None or not (row.can_connect or row.can_temp):
+                continue  # no such role (reported above) or database, or nothing to report
+            may = " and ".join(what for what, yes in (("connect", row.can_connect),
+                                                       ("create temporary tables", row.can_temp)) if yes)
+            found.append(Violation(
+                service, "maintenance", f"database {database}", f"{role} may {may} there",
+                f'REVOKE CONNECT, TEMPORARY ON DATABASE "{database}" FROM PUBLIC, "{role}"; then GRANT CONNECT '
+                f"to the roles that need it (isles db provision does both, for the role it runs as)"))
+    return found
+
+
 async def audit(system: System, services: Iterable[str] | None = None, env: Mapping[str, str] | None = None,
                 prefix: str | None = None) -> list[Violation]:
     """Every isolation problem of the selected PostgreSQL services (SQLite services are skipped)."""
@@ -170,6 +197,7 @@ async def audit(system: System, services: Iterable[str] | None = None, env: Mapp
             async with engine.connect() as conn:
                 superusers = set((await conn.scalars(text(_SUPERUSERS))).all())
                 found += await _audit_service(conn, config, role_names(prefix, name), system_roles, superusers)
+                found += await _audit_maintenance(conn, name, role_names(prefix, name), maintenance_databases(env))
         except Exception as exc:
             if is_connection_error(exc):
                 raise DatabaseUnavailable(f"cannot read the catalogs of {config.display}: "

@@ -24,6 +24,7 @@ import asyncio
 import logging
 import traceback
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from typing import Any, Sequence
 
@@ -34,6 +35,7 @@ from isles.database import is_connection_error
 from isles.errors import ConfigurationError, EventError, UnknownEventType
 from isles.events import Envelope, current_traceparent
 from isles.orm import utcnow
+from isles.retention import too_old
 from isles.runtime import ServiceRuntime
 from isles.subscriptions import Subscription
 from isles.tables import DEAD, RESOLVED, WAITING
@@ -76,8 +78,11 @@ class Consumer:
     """Delivers envelopes to one service's handlers with inbox de-duplication."""
 
     def __init__(self, runtime: ServiceRuntime, subscriptions: list[Subscription], *, max_attempts: int = 5,
-                 base_backoff: float = 0.02, max_backoff: float = 2.0, batch_size: int = 100):
+                 base_backoff: float = 0.02, max_backoff: float = 2.0, batch_size: int = 100,
+                 inbox_retention: timedelta | None = None):
         self.runtime = runtime
+        #: events older than this are refused (isles.retention); None: the inbox is never purged
+        self.inbox_retention = inbox_retention
         self.by_type: dict[str, list[Subscription]] = {}
         for sub in subscriptions:
             self.by_type.setdefault(sub.type, []).append(sub)
@@ -111,10 +116,14 @@ class Consumer:
         run: list[_Delivery] = []
         for envelope in envelopes:
             subs = self.by_type.get(envelope.type)
-            if subs is None:
-                if envelope.type in self.runtime.registry:
-                    continue  # a known type this service does not handle
-                error: Exception = UnknownEventType(
+            if subs is None and envelope.type in self.runtime.registry:
+                continue  # a known type this service does not handle
+            # isles.retention: older than the inbox remembers, it may be a duplicate - refuse it
+            refused = too_old(envelope, self.inbox_retention, service=self.runtime.name)
+            if refused is not None:
+                error: Exception = refused
+            elif subs is None:
+                error = UnknownEventType(
                     f"received event {envelope.id} of type {envelope.type!r}, which no service of the system "
                     "declares", service=self.runtime.name,
                     fix="deploy the producer's declaration of this type (or stop publishing it), then `isles dlq retry`")
@@ -337,6 +346,9 @@ class Consumer:
             envelope = Envelope.from_structured(row.envelope.encode())
             subs = self.by_type.get(envelope.type)
             try:
+                refused = too_old(envelope, self.inbox_retention, service=self.runtime.name)  # isles.retention
+                if refused is not None:
+                    raise refused
                 if subs is None:
                     if envelope.type not in self.runtime.registry:
                         raise UnknownEventType(f"event type {envelope.type!r} is still unknown",

@@ -15,6 +15,21 @@ and ``<SERVICE>_APP_PASSWORD`` in the environment, never from code, and are mask
 
 Everything is idempotent: running it again converges roles, owners and grants to the same state.
 Roles are cluster-global, so ``prefix`` (default: the system name) keeps systems apart.
+
+**Maintenance databases.** PostgreSQL lets every role (PUBLIC) connect to ``postgres`` and
+``template1`` and create temporary tables there, so a service's role could open a session outside
+its own database. A grant cannot be taken from one role while PUBLIC holds it, so provisioning
+revokes CONNECT and TEMPORARY on them from PUBLIC and grants CONNECT back to the role it runs as
+(the admin must keep reaching ``postgres``). Superusers are not affected; any other role that
+needs the maintenance database (a monitoring agent, say) needs its own
+``GRANT CONNECT ON DATABASE postgres TO ...``. CREATE DATABASE still works: it copies
+``template1`` without connecting to it, and a new database starts with the default privileges.
+The step is only done where the admin owns the database (or is a superuser); otherwise PostgreSQL
+leaves the privileges as they are with a warning, and ``isles audit-isolation`` reports it.
+``ISLES_MAINTENANCE_DATABASES`` lists the databases (comma-separated, default
+``postgres,template1``); set it empty to leave a server you share with others alone. The names of
+all databases stay visible to every role: ``pg_database`` is readable by all, and PostgreSQL
+clients need it.
 """
 from __future__ import annotations
 
@@ -31,6 +46,16 @@ from isles.errors import ConfigurationError, DatabaseUnavailable
 from isles.system import System
 
 _PASSWORD = "\x00password\x00"  # placeholder inside planned SQL, replaced only when executed
+MAINTENANCE_DATABASES = "ISLES_MAINTENANCE_DATABASES"
+_DEFAULT_MAINTENANCE = ("postgres", "template1")
+
+
+def maintenance_databases(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The databases no service role may connect to (``ISLES_MAINTENANCE_DATABASES``; empty: none)."""
+    raw = env.get(MAINTENANCE_DATABASES)
+    if raw is None:
+        return _DEFAULT_MAINTENANCE
+    return tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
 
 
 @dataclass(frozen=True)
@@ -59,6 +84,7 @@ class Statement:
     sql: str
     secret: str | None = None  # the password to substitute for the placeholder
     unless_database_exists: str | None = None  # CREATE DATABASE runs only when it is missing
+    if_database_exists: str | None = None  # runs only when this database exists
 
     def render(self, reveal: bool = False) -> str:
         if self.secret is None:
@@ -110,6 +136,17 @@ def _role_sql(roles: Roles, env: Mapping[str, str], service: str, plan: ServiceP
     add(Statement(None, f"GRANT {_q(roles.owner)} TO {_q(roles.migrator)}"))
 
 
+def _maintenance_sql(databases: Iterable[str]) -> list[Statement]:
+    """Keep service roles out of the maintenance databases (see the module docstring)."""
+    statements = []
+    for db in databases:
+        statements.append(Statement(None, f"REVOKE CONNECT, TEMPORARY ON DATABASE {_q(db)} FROM PUBLIC",
+                                    if_database_exists=db))
+        statements.append(Statement(None, f"GRANT CONNECT ON DATABASE {_q(db)} TO CURRENT_USER",
+                                    if_database_exists=db))
+    return statements
+
+
 def _schema_sql(database: str, schema: str, roles: Roles) -> list[Statement]:
     s, owner, app = _q(schema), _q(roles.owner), _q(roles.app)
     return [Statement(database, sql) for sql in (
@@ -141,6 +178,7 @@ def plan(system: System, services: Iterable[str] | None = None, env: Mapping[str
         roles = role_names(prefix, name)
         result = ServicePlan(name, config, roles)
         _role_sql(roles, env, name, result)
+        result.statements.extend(_maintenance_sql(maintenance_databases(env)))
         db = config.url.database
         owner, migrator, app = (_q(r) for r in roles.all())
         add = result.statements.append
@@ -177,6 +215,7 @@ def render_sql(plans: list[ServicePlan]) -> str:
                 current = st.database
                 lines.append(f"\\connect {current or 'postgres'}")
             note = "  -- only when the database is missing" if st.unless_database_exists else ""
+            note = "  -- if the database exists" if st.if_database_exists else note
             lines.append(st.render(reveal=False) + ";" + note)
         lines.extend(f"-- warning: {w}" for w in p.warnings)
         lines.append("")
@@ -214,10 +253,10 @@ async def _execute(p: ServicePlan, env: Mapping[str, str]) -> int:
         try:
             async with engine.connect() as conn:
                 for st in statements:
-                    if st.unless_database_exists:
+                    if st.unless_database_exists or st.if_database_exists:
                         found = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                                  {"n": st.unless_database_exists})
-                        if found:
+                                                  {"n": st.unless_database_exists or st.if_database_exists})
+                        if bool(found) == bool(st.unless_database_exists):
                             continue
                     await conn.exec_driver_sql(st.render(reveal=True))
                     executed += 1

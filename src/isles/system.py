@@ -32,6 +32,7 @@ from isles.events import EventRegistry
 from isles.outbox import backlog
 from isles.relay import Relay
 from isles.replication import Snapshot
+from isles.retention import retention_settings, run_inbox_purge
 from isles.runtime import ServiceRuntime
 from isles.service import Service
 from isles.tables import DEAD, WAITING
@@ -165,6 +166,7 @@ class System:
                     create_tables: bool = True) -> "System":
         """Bind the selected services to their databases and start relays and consumers."""
         names = self._selected(services, self.services)
+        retention = retention_settings(self.env, self.relay_options)  # isles.retention: the two windows
         self.transport = self._transport or transport_from_env(self.env)
         for name in sorted(names):
             service = self.services[name]
@@ -183,18 +185,23 @@ class System:
             self.runtimes[name] = runtime
         for name in self._selected(relays, names):
             runtime = self.runtimes[name]
-            relay = self.relays[name] = Relay(runtime, self.transport, **self.relay_options)
+            relay = self.relays[name] = Relay(runtime, self.transport,
+                                              **{**self.relay_options, "retention": retention.outbox})
             runtime.on_commit = _waker(relay)
         for name in self._selected(consumers, names):
             subs = [s for s in self.services[name].subscriptions if s.type in self.registry or not s.optional]
             if not subs:
                 continue
-            consumer = self.consumers[name] = Consumer(self.runtimes[name], subs, **self.consumer_options)
+            consumer = self.consumers[name] = Consumer(self.runtimes[name], subs, inbox_retention=retention.inbox,
+                                                       **self.consumer_options)
             topics = sorted({self.topic(self.registry.require(s.type, service=name).service) for s in subs})
             self.transport.subscribe(name, topics, consumer.deliver)
         await self.transport.start()
         for name, relay in self.relays.items():
             self._tasks.append(asyncio.create_task(relay.run(), name=f"isles-relay-{name}"))
+        for name in self.consumers:  # isles.retention: each consumer purges its inbox
+            self._tasks.append(asyncio.create_task(run_inbox_purge(self.runtimes[name], retention),
+                                                   name=f"isles-inbox-purge-{name}"))
         if self.freeze_heap:
             _freeze_heap()
         return self

@@ -18,8 +18,12 @@ HOST, PORT = "127.0.0.1", 5432
 
 
 def mes_system(env: Mapping[str, str]) -> System:
+    """The MES system on ``env``. Provisioning leaves the server's real maintenance databases alone
+    unless a test names its own (ISLES_MAINTENANCE_DATABASES): other tests share this server and
+    connect to ``postgres`` as non-superusers."""
     from mes import material, work_order
-    return System("mes", [material.service, work_order.service], env=dict(env))
+    return System("mes", [material.service, work_order.service],
+                  env={"ISLES_MAINTENANCE_DATABASES": "", **env})
 
 
 @dataclass

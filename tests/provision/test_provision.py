@@ -196,3 +196,78 @@ async def test_migrating_as_the_app_role_says_who_must_migrate(cluster):
     assert cluster.role("material", "app") in error.problem
     assert "isles migrate up --service material" in error.fix and "--no-migrate" in error.fix
     assert "fix the revision" not in error.fix
+
+
+# -- maintenance databases ---------------------------------------------------------------------------------
+def test_provision_plan_keeps_service_roles_out_of_the_maintenance_databases():
+    system = mes_system({"DATABASE_URL": "postgresql://admin@db.example/mes"})
+    env = {"DATABASE_URL": "postgresql://admin@db.example/mes"}  # the default: postgres and template1
+    sql = render_sql(plan(system, env=env, prefix="acme"))
+    for db in ("postgres", "template1"):
+        assert f'REVOKE CONNECT, TEMPORARY ON DATABASE "{db}" FROM PUBLIC;  -- if the database exists' in sql
+        assert f'GRANT CONNECT ON DATABASE "{db}" TO CURRENT_USER;' in sql  # the admin keeps reaching it
+    left_alone = render_sql(plan(system, env={**env, "ISLES_MAINTENANCE_DATABASES": ""}, prefix="acme"))
+    assert "TEMPORARY" not in left_alone
+
+
+async def _can_use(cluster, database: str, user: str) -> bool:
+    """Can ``user`` connect to ``database`` and create a temporary table there?"""
+    try:
+        await _as(cluster, database, user, "CREATE TEMP TABLE probe (id int)")
+        return True
+    except asyncpg.InsufficientPrivilegeError:
+        return False
+
+
+@pytest.mark.postgres
+async def test_service_roles_cannot_use_the_maintenance_database(cluster, pg_database):
+    """A scratch database stands in for ``postgres``: the shared server's own is left alone."""
+    maintenance = make_url(await pg_database()).database
+    url = await pg_database()
+    cluster.shared.append(make_url(url).database)
+    passwords = {"MATERIAL_APP_PASSWORD": SECRET, "MATERIAL_MIGRATOR_PASSWORD": SECRET}
+    app, migrator = cluster.role("material", "app"), cluster.role("material", "migrator")
+
+    # without the step (PostgreSQL's defaults), the service roles may use it - and the audit says so
+    await provision(mes_system({"DATABASE_URL": url, **passwords}), ["material"], prefix=cluster.prefix)
+    assert await _can_use(cluster, maintenance, app)
+    system = mes_system({"DATABASE_URL": url, "ISLES_MAINTENANCE_DATABASES": maintenance, **passwords})
+    found = await audit(system, ["material"], prefix=cluster.prefix)
+    assert {(v.kind, v.object, v.detail.split()[0]) for v in found} == {
+        ("maintenance", f"database {maintenance}", app), ("maintenance", f"database {maintenance}", migrator)}
+    assert all("connect and create temporary tables" in v.detail and "REVOKE" in v.fix for v in found)
+
+    await provision(system, ["material"], prefix=cluster.prefix)
+    await provision(system, ["material"], prefix=cluster.prefix)  # idempotent
+    for role in (app, migrator):
+        assert not await _can_use(cluster, maintenance, role)
+    assert await _can_use(cluster, maintenance, "postgres")
+    acl = await _as(cluster, maintenance, "postgres",
+                    f"SELECT datacl::text AS acl FROM pg_database WHERE datname = '{maintenance}'")
+    entries = {e.split("=")[0]: e.split("=")[1].split("/")[0] for e in acl[0]["acl"].strip("{}").split(",")}
+    assert "" not in entries and "c" in entries["postgres"]  # PUBLIC ("") has nothing; the admin connects
+    assert await audit(system, ["material"], prefix=cluster.prefix) == []
+
+    # the database names stay visible: pg_database is readable by every role
+    assert await _as(cluster, make_url(url).database, app,
+                     f"SELECT 1 FROM pg_database WHERE datname = '{maintenance}'")
+
+
+@pytest.mark.postgres
+async def test_create_database_still_copies_a_template_after_the_step(cluster, pg_database):
+    """What template1 gets: a role with CREATEDB can still copy it, and the copy is usable."""
+    template = make_url(await pg_database()).database
+    url = await pg_database()
+    cluster.shared.append(make_url(url).database)
+    creator, copy = f"{cluster.prefix}_creator", f"{cluster.prefix}_copy"
+    cluster.databases.append(copy)
+    await _as(cluster, "postgres", "postgres", f'ALTER DATABASE "{template}" IS_TEMPLATE true')
+    try:
+        await provision(mes_system({"DATABASE_URL": url, "ISLES_MAINTENANCE_DATABASES": template}), ["material"],
+                        prefix=cluster.prefix)
+        await _as(cluster, "postgres", "postgres", f'CREATE ROLE "{creator}" LOGIN CREATEDB')
+        assert not await _can_use(cluster, template, creator)
+        await _as(cluster, "postgres", creator, f'CREATE DATABASE "{copy}" TEMPLATE "{template}"')
+        assert await _can_use(cluster, copy, creator)  # a new database starts with the default privileges
+    finally:
+        await _as(cluster, "postgres", "postgres", f'ALTER DATABASE "{template}" IS_TEMPLATE false')
