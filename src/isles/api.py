@@ -99,7 +99,8 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
         """Outbox backlog (and its oldest row's age), inbox and dead letters per service."""
         return [{to_camel(k): v for k, v in vars(s).items()} for s in await system.status()]
 
-    document_access(app)  # each route's requirement in the OpenAPI (isles.security.access)
+    # each route's requirement in the OpenAPI (isles.security.access); the offline docs pages are public
+    document_access(app, public_paths=("/docs", "/redoc"))
     return app
 
 

@@ -34,7 +34,8 @@ from isles.security.principal import Principal
 __all__ = ["ACCESS_EXTENSION", "Access", "PUBLIC", "Requirement", "RouteAccess", "access_map", "declare",
            "document_access", "public", "requirement_of", "route_access"]
 
-#: The OpenAPI extension on each operation: ``{"public": bool, "roles": [[any of], ...], "scopes": [...]}``.
+#: The OpenAPI extension on each operation:
+#: ``{"public": bool, "roles": [[any of], ...], "scopes": [all of], "interactive": bool}``.
 ACCESS_EXTENSION = "x-isles-access"
 
 _ATTRIBUTE = "__isles_requirement__"
@@ -45,11 +46,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass(frozen=True)
 class Requirement:
     """What one dependency demands of the caller: nothing (``public``), or a valid credential with
-    any of ``roles`` (if given) and every scope in ``scopes``."""
+    any of ``roles`` (if given) and every scope in ``scopes`` - and, if ``interactive``, a user's
+    access token from a login rather than an API token (changing a password, enrolling MFA,
+    minting API tokens, signing)."""
 
     public: bool = False
     roles: tuple[str, ...] = ()
     scopes: tuple[str, ...] = ()
+    interactive: bool = False
 
 
 def declare(dependency: F, requirement: Requirement) -> F:
@@ -81,6 +85,7 @@ class Access:
     public: bool
     role_groups: tuple[tuple[str, ...], ...] = ()
     scopes: tuple[str, ...] = ()
+    interactive: bool = False
 
     def allows(self, principal: Principal | None) -> bool:
         """True if ``principal`` (None: no credential) passes this route's checks."""
@@ -88,7 +93,8 @@ class Access:
             return True
         if principal is None:
             return False
-        return (all(principal.has_role(*group) for group in self.role_groups)
+        return ((not self.interactive or principal.kind == "user")
+                and all(principal.has_role(*group) for group in self.role_groups)
                 and all(principal.has_scope(scope) for scope in self.scopes))
 
     def describe(self) -> str:
@@ -97,10 +103,13 @@ class Access:
             return "public (no credential)"
         parts = [f"scopes {', '.join(self.scopes)}" if self.scopes else "any valid token (no scope)"]
         parts += [f"a role of {', '.join(group)}" for group in self.role_groups]
+        if self.interactive:
+            parts.append("a logged-in user's access token (no API token)")
         return "; ".join(parts)
 
     def as_openapi(self) -> dict[str, Any]:
-        return {"public": self.public, "roles": [list(g) for g in self.role_groups], "scopes": list(self.scopes)}
+        return {"public": self.public, "roles": [list(g) for g in self.role_groups], "scopes": list(self.scopes),
+                "interactive": self.interactive}
 
 
 def _requirements(dependant: Any) -> Iterator[Requirement]:
@@ -123,12 +132,14 @@ def _combine(requirements: Iterable[Requirement], where: str) -> Access | None:
                                  fix="remove dependencies=[PUBLIC] or the guard parameter from the route")
     groups = tuple(dict.fromkeys(tuple(r.roles) for r in guarded if r.roles))
     scopes = tuple(dict.fromkeys(s for r in guarded for s in r.scopes))
-    return Access(public=False, role_groups=groups, scopes=scopes)
+    return Access(public=False, role_groups=groups, scopes=scopes, interactive=any(r.interactive for r in guarded))
 
 
-def route_access(route: APIRoute) -> Access | None:
-    """What ``route`` requires, read from its dependencies; None if it declares nothing."""
-    return _combine(_requirements(route.dependant), f"{sorted(route.methods or ())} {route.path}")
+def route_access(route: Any) -> Access | None:
+    """What ``route`` (an ``APIRoute``, or FastAPI's context of a route included in a router) requires,
+    read from its whole dependency tree; None if it declares nothing."""
+    where = f"{' '.join(sorted(route.methods or ()))} {getattr(route, 'path_format', None) or route.path}"
+    return _combine(_requirements(route.dependant), where)
 
 
 @dataclass(frozen=True)
@@ -141,26 +152,59 @@ class RouteAccess:
     access: Access | None
 
 
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """The app's API routes as FastAPI runs them: with the dependencies of every router and
+    ``include_router()`` they were included through (FastAPI >= 0.16x keeps included routers lazy)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI copies included routes into app.routes
+        yield from (r for r in app.routes if isinstance(r, APIRoute))
+        return
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context
+
+
+def _docs_paths(app: FastAPI) -> set[str]:
+    """FastAPI's own pages (Swagger UI, its OAuth2 redirect, ReDoc, the OpenAPI document) and the
+    paths given to :func:`document_access` as ``public_paths``: public."""
+    fastapi_pages = (app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url, app.openapi_url)
+    return {p for p in fastapi_pages if p} | set(getattr(app.state, "isles_public_paths", ()))
+
+
 def access_map(app: FastAPI) -> list[RouteAccess]:
-    """Every API operation of ``app`` (method and path) with its access, in route order."""
+    """Every API operation of ``app`` (method and path as in its OpenAPI) with its access; FastAPI's
+    documentation pages are public."""
     rows = []
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            access = route_access(route)
-            rows += [RouteAccess(method, route.path, route.name, access) for method in sorted(route.methods or ())]
+    docs = _docs_paths(app)
+    for route in _api_routes(app):
+        path = getattr(route, "path_format", None) or route.path
+        access = Access(public=True) if path in docs else route_access(route)
+        rows += [RouteAccess(method, path, route.name, access) for method in sorted(route.methods or ())]
     return rows
 
 
-def document_access(app: FastAPI) -> None:
-    """Write each route's access into the OpenAPI: the ``x-isles-access`` extension and a line
-    ``Access: ...`` in its description (undeclared routes say so). Call once the routes are added."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        access = route_access(route)
-        extension = access.as_openapi() if access is not None else {"undeclared": True}
-        route.openapi_extra = {**(route.openapi_extra or {}), ACCESS_EXTENSION: extension}
-        line = f"Access: {access.describe()}." if access is not None else "Access: UNDECLARED."
-        if "Access: " not in (route.description or ""):
-            route.description = f"{route.description}\n\n{line}" if route.description else line
-    app.openapi_schema = None
+def document_access(app: FastAPI, *, public_paths: Iterable[str] = ()) -> None:
+    """Show each operation's access in ``app``'s OpenAPI: the ``x-isles-access`` extension
+    (``{"undeclared": true}`` for a route that declares nothing) and a line ``Access: ...`` at the
+    end of its description. Wraps ``app.openapi``, so routes added later are documented too.
+
+    ``public_paths`` declares public the routes one cannot give ``dependencies=[PUBLIC]`` because
+    a library adds them (the offline ``/docs`` and ``/redoc`` pages)."""
+    app.state.isles_public_paths = (*getattr(app.state, "isles_public_paths", ()), *public_paths)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        paths = schema.get("paths", {})
+        for row in access_map(app):
+            operation = paths.get(row.path, {}).get(row.method.lower())
+            if operation is None or ACCESS_EXTENSION in operation:
+                continue
+            access = row.access
+            operation[ACCESS_EXTENSION] = access.as_openapi() if access is not None else {"undeclared": True}
+            line = f"Access: {access.describe()}." if access is not None else "Access: UNDECLARED."
+            operation["description"] = f"{operation['description']}\n\n{line}" if operation.get("description") else line
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -116,12 +116,17 @@ class Guard:
     def require_scopes(self, *scopes: str) -> Callable[..., Awaitable[Principal]]:
         return self.require(scopes=scopes)
 
-    def require(self, *, roles: Iterable[str] = (), scopes: Iterable[str] = ()) -> Callable[..., Awaitable[Principal]]:
-        """Dependency: any of ``roles`` (if given) and every scope of ``scopes``."""
+    def require(self, *, roles: Iterable[str] = (), scopes: Iterable[str] = (),
+                interactive: bool = False) -> Callable[..., Awaitable[Principal]]:
+        """Dependency: any of ``roles`` (if given) and every scope of ``scopes``; with
+        ``interactive`` only a logged-in user's access token, never an API token."""
         roles, scopes = tuple(roles), tuple(scopes)
         auth = self.authenticated()
 
         async def dependency(principal: Principal = Depends(auth)) -> Principal:
+            if interactive and principal.kind != "user":
+                raise HTTPException(status.HTTP_403_FORBIDDEN, "this operation needs a logged-in user's access "
+                                                               "token, not an API token")
             if roles and not principal.has_role(*roles):
                 raise HTTPException(status.HTTP_403_FORBIDDEN,
                                     f"this operation needs one of the roles: {', '.join(roles)}")
@@ -130,4 +135,4 @@ class Guard:
                 raise HTTPException(status.HTTP_403_FORBIDDEN, f"the token lacks the scope(s): {', '.join(missing)}")
             return principal
 
-        return declare(dependency, Requirement(roles=roles, scopes=scopes))
+        return declare(dependency, Requirement(roles=roles, scopes=scopes, interactive=interactive))

@@ -8,8 +8,9 @@ it was issued with), so a token made for another service reads and changes nothi
 
 * ``auth:read`` - read one's own account: /me, /sessions, /api-tokens, /roles,
   /signature-meanings; with the role auditor or admin also the audit trail (:data:`Auditor`);
-* ``auth:write`` - change one's own account: logout, password, MFA, signatures, create and revoke
-  one's own sessions and API tokens (:data:`Writer`);
+* ``auth:write`` - change one's own account: logout, revoke one's own sessions and API tokens
+  (:data:`Writer`); with a login's access token (never an API token) also the password, MFA,
+  signatures and new API tokens (:data:`LoggedIn`);
 * ``auth:admin`` with the role admin - manage users and roles, and revoke *another* user's session
   or API token (:data:`Admin`, :func:`may_manage_others`).
 """
@@ -80,6 +81,10 @@ Reader = Annotated[Principal, Depends(live(guard.require(scopes=(READ,))))]
 
 #: Changes the caller's own account (``auth:write``).
 Writer = Annotated[Principal, Depends(live(guard.require(scopes=(WRITE,))))]
+
+#: Changes the caller's own credentials, which a logged-in user does and an API token never
+#: does: password, MFA enrolment, new API tokens, signatures (``auth:write``, access token).
+LoggedIn = Annotated[Principal, Depends(live(guard.require(scopes=(WRITE,), interactive=True)))]
 
 
 def may_manage_others(principal: Principal, what: str) -> bool:

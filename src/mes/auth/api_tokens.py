@@ -16,7 +16,7 @@ from isles.security import (Principal, hash_token, new_api_token)
 from mes.auth import credentials
 from mes.auth.events import (ApiTokenCreated, ApiTokenRevoked)
 from mes.auth.models import (ApiToken, User)
-from mes.auth.access import Reader, Writer, may_manage_others
+from mes.auth.access import LoggedIn, Reader, Writer, may_manage_others
 from mes.auth.accounts import (audit, AuthError, aware, get_user, now, roles_of, run, SCOPE)
 
 router = APIRouter()
@@ -93,7 +93,7 @@ class ApiTokenCreatedOut(ApiTokenOut):
 
 
 @router.post("/api-tokens", status_code=status.HTTP_201_CREATED, response_model=ApiTokenCreatedOut)
-async def post_api_token(data: ApiTokenIn, principal: Writer, uow: Uow, response: Response) -> ApiTokenCreatedOut:
+async def post_api_token(data: ApiTokenIn, principal: LoggedIn, uow: Uow, response: Response) -> ApiTokenCreatedOut:
     """A scoped API token acting for the caller (with at most the caller's roles). Shown once."""
     response.headers["Cache-Control"] = "no-store"
     token, plain = await run(uow, lambda: create_api_token(

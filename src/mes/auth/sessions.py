@@ -16,7 +16,7 @@ from isles.http import Uow
 from isles.security import (PUBLIC, Principal, constant_time_equals, hash_token, issue_access_token, new_opaque_token)
 from mes.auth import credentials
 from mes.auth.models import (Credential, MfaFactor, RefreshToken, Session, User)
-from mes.auth.access import Reader, Writer, may_manage_others
+from mes.auth.access import LoggedIn, Reader, Writer, may_manage_others
 from mes.auth.accounts import (audit, AuthError, aware, client_ip, fail, FAR_FUTURE, get_user, LoginFailed,
                                normalize_username, now, PasswordChangeRequired, raise_alert, roles_of, run,
                                set_password, user_out, UserOut)
@@ -268,7 +268,7 @@ async def get_me(principal: Reader, uow: Uow) -> UserOut:
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}, 422: {}})
-async def change_password(data: PasswordChangeIn, principal: Writer, uow: Uow) -> None:
+async def change_password(data: PasswordChangeIn, principal: LoggedIn, uow: Uow) -> None:
     async def action() -> None:
         if principal.kind != "user":
             raise AuthError("passwords are changed by a logged-in user", 403)
