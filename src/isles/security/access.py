@@ -15,7 +15,8 @@ public route says so with :data:`PUBLIC`::
 
 :func:`route_access` walks a route's dependency tree (the route's parameters, its router's and
 the app's ``dependencies=``) and combines what it finds into one :class:`Access`: every role group
-("any of") and every scope must hold. A route where nothing is found is *undeclared* - a route
+("any of") and every scope must hold, and an ``interactive`` requirement admits a login's access
+token only (never an API token). A route where nothing is found is *undeclared* - a route
 that checks nothing by oversight - and :func:`route_access` returns None for it, so a test (the MES
 access sweep) can refuse it. :func:`document_access` writes each route's access into the OpenAPI
 (``x-isles-access`` and a line of its description); :func:`access_map` lists all of an app's routes.
@@ -31,7 +32,7 @@ from fastapi.routing import APIRoute
 from isles.errors import ConfigurationError
 from isles.security.principal import Principal
 
-__all__ = ["ACCESS_EXTENSION", "Access", "PUBLIC", "Requirement", "RouteAccess", "access_map", "declare",
+__all__ = ["ACCESS_EXTENSION", "PUBLIC", "Access", "Requirement", "RouteAccess", "access_map", "declare",
            "document_access", "public", "requirement_of", "route_access"]
 
 #: The OpenAPI extension on each operation:
