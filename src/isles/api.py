@@ -25,6 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from isles.database import is_connection_error
 from isles.http import serve
 from isles.idempotency import IdempotencyMiddleware
+from isles.security.access import PUBLIC, document_access
 from isles.system import System
 
 
@@ -88,18 +89,20 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
             app.include_router(service.router, prefix=service_prefix(name), tags=[name],
                                dependencies=[Depends(serve(service))])
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], dependencies=[PUBLIC])
     async def health() -> JSONResponse:
         """Each running service's database round-trip; 503 if any is down."""
         checks = await system.health()
         body = {h.service: {"ok": h.ok, "latencyMs": round(h.latency_ms, 2), "detail": h.detail} for h in checks}
         return JSONResponse(body, status_code=200 if all(h.ok for h in checks) else 503)
 
-    @app.get("/status", tags=["operations"])
+    @app.get("/status", tags=["operations"], dependencies=[PUBLIC])
     async def status() -> list[dict[str, Any]]:
         """Outbox backlog (and its oldest row's age), inbox and dead letters per service."""
         return [{to_camel(k): v for k, v in vars(s).items()} for s in await system.status()]
 
+    # each route's requirement in the OpenAPI (isles.security.access); the offline docs pages are public
+    document_access(app, public_paths=("/docs", "/redoc"))
     return app
 
 

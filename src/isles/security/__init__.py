@@ -46,11 +46,18 @@ and declare the replica in its ``service_def.py``::
 
     service = Service("resource", ..., replicas=[api_token_replica(Base.metadata, source="mes.auth.api_token")])
 
+Every dependency a Guard builds records the requirement it checks (:mod:`isles.security.access`),
+so the framework can list what each route requires (``access_map(app)``, ``x-isles-access`` in the
+OpenAPI); public routes declare ``dependencies=[PUBLIC]``, and a route declaring neither is
+reported as undeclared.
+
 Missing or invalid credentials give 401 (with ``WWW-Authenticate: Bearer``), a missing role or
 scope 403.
 """
 from __future__ import annotations
 
+from isles.security.access import (ACCESS_EXTENSION, PUBLIC, Access, Requirement, RouteAccess, access_map, declare,
+                                   document_access, public, requirement_of, route_access)
 from isles.security.api_tokens import (API_TOKEN_FIELDS, API_TOKENS_TABLE, ApiTokenLookup, accept_api_tokens,
                                        api_token_replica, api_tokens_table, lookup_for, principal_from_token_row)
 from isles.security.guard import Guard, authenticated, require_roles, require_scopes
@@ -62,6 +69,8 @@ from isles.security.tokens import (ALGORITHM, API_TOKEN_PREFIX, AUDIENCE, DEFAUL
                                    hash_token, issue_access_token, issue_assertion, new_api_token, new_opaque_token)
 
 __all__ = [
+    "ACCESS_EXTENSION", "Access", "PUBLIC", "Requirement", "RouteAccess", "access_map", "declare", "document_access",
+    "public", "requirement_of", "route_access",
     "ALGORITHM", "API_TOKEN_FIELDS", "API_TOKEN_PREFIX", "API_TOKENS_TABLE", "AUDIENCE", "ApiTokenLookup",
     "DEFAULT_ACCESS_MINUTES", "Guard", "ISSUER", "InvalidToken", "MIN_SECRET_LENGTH", "Principal", "SECRET_FILE",
     "accept_api_tokens", "access_token_minutes", "api_token_replica", "api_tokens_table", "auth_secret",

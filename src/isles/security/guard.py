@@ -8,6 +8,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from isles.errors import ConfigurationError
 from isles.http import bound_service
+from isles.security.access import Requirement, declare
 from isles.security.api_tokens import ApiTokenLookup, lookup_for
 from isles.security.principal import Principal
 from isles.security.tokens import API_TOKEN_PREFIX, InvalidToken, decode_access_token, hash_token
@@ -62,7 +63,7 @@ def authenticated(service: "Service | None" = None, *,
         request.state.isles_principal = principal
         return principal
 
-    return dependency
+    return declare(dependency, Requirement())
 
 
 def require_roles(*roles: str, service: "Service | None" = None) -> Callable[..., Awaitable[Principal]]:
@@ -76,7 +77,7 @@ def require_roles(*roles: str, service: "Service | None" = None) -> Callable[...
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this operation needs one of the roles: {', '.join(roles)}")
         return principal
 
-    return dependency
+    return declare(dependency, Requirement(roles=tuple(roles)))
 
 
 def require_scopes(*scopes: str, service: "Service | None" = None) -> Callable[..., Awaitable[Principal]]:
@@ -89,7 +90,7 @@ def require_scopes(*scopes: str, service: "Service | None" = None) -> Callable[.
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"the token lacks the scope(s): {', '.join(missing)}")
         return principal
 
-    return dependency
+    return declare(dependency, Requirement(scopes=tuple(scopes)))
 
 
 class Guard:
@@ -115,12 +116,17 @@ class Guard:
     def require_scopes(self, *scopes: str) -> Callable[..., Awaitable[Principal]]:
         return self.require(scopes=scopes)
 
-    def require(self, *, roles: Iterable[str] = (), scopes: Iterable[str] = ()) -> Callable[..., Awaitable[Principal]]:
-        """Dependency: any of ``roles`` (if given) and every scope of ``scopes``."""
+    def require(self, *, roles: Iterable[str] = (), scopes: Iterable[str] = (),
+                interactive: bool = False) -> Callable[..., Awaitable[Principal]]:
+        """Dependency: any of ``roles`` (if given) and every scope of ``scopes``; with
+        ``interactive`` only a logged-in user's access token, never an API token."""
         roles, scopes = tuple(roles), tuple(scopes)
         auth = self.authenticated()
 
         async def dependency(principal: Principal = Depends(auth)) -> Principal:
+            if interactive and principal.kind != "user":
+                raise HTTPException(status.HTTP_403_FORBIDDEN, "this operation needs a logged-in user's access "
+                                                               "token, not an API token")
             if roles and not principal.has_role(*roles):
                 raise HTTPException(status.HTTP_403_FORBIDDEN,
                                     f"this operation needs one of the roles: {', '.join(roles)}")
@@ -129,4 +135,4 @@ class Guard:
                 raise HTTPException(status.HTTP_403_FORBIDDEN, f"the token lacks the scope(s): {', '.join(missing)}")
             return principal
 
-        return dependency
+        return declare(dependency, Requirement(roles=roles, scopes=scopes, interactive=interactive))

@@ -1,8 +1,18 @@
 """Who may do what in the auth service, as FastAPI dependencies.
 
 auth verifies API tokens against its own table (every other service keeps a replica), and unlike
-other services it also refuses an unexpired access token whose session has ended. Admins manage
-users and roles (``auth:admin``), auditors read the audit trail (``auth:read``).
+other services it also refuses an unexpired access token whose session has ended.
+
+Every route requires a scope (an access token from /login has them all; an API token only those
+it was issued with), so a token made for another service reads and changes nothing here:
+
+* ``auth:read`` - read one's own account: /me, /sessions, /api-tokens, /roles,
+  /signature-meanings; with the role auditor or admin also the audit trail (:data:`Auditor`);
+* ``auth:write`` - change one's own account: logout, revoke one's own sessions and API tokens
+  (:data:`Writer`); with a login's access token (never an API token) also the password, MFA,
+  signatures and new API tokens (:data:`LoggedIn`);
+* ``auth:admin`` with the role admin - manage users and roles, and revoke *another* user's session
+  or API token (:data:`Admin`, :func:`may_manage_others`).
 """
 from __future__ import annotations
 
@@ -18,7 +28,7 @@ from isles import UnitOfWork
 from isles.http import Uow
 from isles.security import (Guard, Principal, constant_time_equals, principal_from_token_row)
 from mes.auth.models import (ApiToken, Session, User)
-from mes.auth.accounts import aware, roles_of
+from mes.auth.accounts import AuthError, aware, roles_of
 
 
 async def api_token_principal(uow: UnitOfWork, token_hash: str) -> Principal | None:
@@ -64,10 +74,31 @@ def live(check: Callable[..., Awaitable[Principal]]) -> Callable[..., Awaitable[
     return dependency
 
 
-Caller = Annotated[Principal, Depends(live(guard.authenticated()))]
+READ, WRITE, ADMIN = "auth:read", "auth:write", "auth:admin"
+
+#: Reads the caller's own account (``auth:read``).
+Reader = Annotated[Principal, Depends(live(guard.require(scopes=(READ,))))]
+
+#: Changes the caller's own account (``auth:write``).
+Writer = Annotated[Principal, Depends(live(guard.require(scopes=(WRITE,))))]
+
+#: Changes the caller's own credentials, which a logged-in user does and an API token never
+#: does: password, MFA enrolment, new API tokens, signatures (``auth:write``, access token).
+LoggedIn = Annotated[Principal, Depends(live(guard.require(scopes=(WRITE,), interactive=True)))]
 
 
-Admin = Annotated[Principal, Depends(live(guard.require(roles=("admin",), scopes=("auth:admin",))))]
+def may_manage_others(principal: Principal, what: str) -> bool:
+    """True if ``principal`` may act on another user's ``what`` (a session, an API token): the
+    role admin and the scope ``auth:admin``. An admin whose token lacks the scope gets a 403 (it
+    is an admin: telling that the record exists reveals nothing); anyone else False (404)."""
+    if not principal.has_role("admin"):
+        return False
+    if not principal.has_scope(ADMIN):
+        raise AuthError(f"revoking another user's {what} needs the scope {ADMIN}", 403)
+    return True
 
 
-Auditor = Annotated[Principal, Depends(live(guard.require(roles=("admin", "auditor"), scopes=("auth:read",))))]
+Admin = Annotated[Principal, Depends(live(guard.require(roles=("admin",), scopes=(ADMIN,))))]
+
+
+Auditor = Annotated[Principal, Depends(live(guard.require(roles=("admin", "auditor"), scopes=(READ,))))]

@@ -16,7 +16,7 @@ from isles.security import (Principal, hash_token, new_api_token)
 from mes.auth import credentials
 from mes.auth.events import (ApiTokenCreated, ApiTokenRevoked)
 from mes.auth.models import (ApiToken, User)
-from mes.auth.access import Caller
+from mes.auth.access import LoggedIn, Reader, Writer, may_manage_others
 from mes.auth.accounts import (audit, AuthError, aware, get_user, now, roles_of, run, SCOPE)
 
 router = APIRouter()
@@ -59,7 +59,7 @@ async def create_api_token(uow: UnitOfWork, principal: Principal, *, name: str, 
 
 async def revoke_api_token(uow: UnitOfWork, principal: Principal, token_id: uuid.UUID) -> ApiToken:
     token = await uow.get(ApiToken, token_id)
-    if token is None or (str(token.user_id) != principal.user_id and not principal.has_role("admin")):
+    if token is None or (str(token.user_id) != principal.user_id and not may_manage_others(principal, "API token")):
         raise AuthError(f"API token {token_id} not found", 404)
     if token.revoked_at is None:
         token.revoked_at = now()
@@ -93,7 +93,7 @@ class ApiTokenCreatedOut(ApiTokenOut):
 
 
 @router.post("/api-tokens", status_code=status.HTTP_201_CREATED, response_model=ApiTokenCreatedOut)
-async def post_api_token(data: ApiTokenIn, principal: Caller, uow: Uow, response: Response) -> ApiTokenCreatedOut:
+async def post_api_token(data: ApiTokenIn, principal: LoggedIn, uow: Uow, response: Response) -> ApiTokenCreatedOut:
     """A scoped API token acting for the caller (with at most the caller's roles). Shown once."""
     response.headers["Cache-Control"] = "no-store"
     token, plain = await run(uow, lambda: create_api_token(
@@ -102,11 +102,11 @@ async def post_api_token(data: ApiTokenIn, principal: Caller, uow: Uow, response
 
 
 @router.get("/api-tokens", response_model=list[ApiTokenOut])
-async def list_api_tokens(principal: Caller, uow: Uow) -> list[ApiToken]:
+async def list_api_tokens(principal: Reader, uow: Uow) -> list[ApiToken]:
     return list(await uow.scalars(select(ApiToken).where(ApiToken.user_id == principal.user_uuid)
                                   .order_by(ApiToken.created_at.desc())))
 
 
 @router.delete("/api-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_api_token(token_id: uuid.UUID, principal: Caller, uow: Uow) -> None:
+async def delete_api_token(token_id: uuid.UUID, principal: Writer, uow: Uow) -> None:
     await run(uow, lambda: revoke_api_token(uow, principal, token_id))

@@ -16,7 +16,7 @@ from isles.http import Uow
 from isles.security import (Principal, constant_time_equals)
 from mes.auth import credentials
 from mes.auth.models import (MfaFactor)
-from mes.auth.access import Caller
+from mes.auth.access import LoggedIn
 from mes.auth.accounts import (audit, AuthError, get_user, now, run, TOTP_ISSUER)
 
 router = APIRouter()
@@ -90,7 +90,7 @@ class CodeIn(Schema):
 
 @router.post("/mfa/totp", status_code=status.HTTP_201_CREATED, response_model=TotpEnrolOut,
              name="enrol_totp")
-async def post_totp(principal: Caller, uow: Uow, response: Response) -> TotpEnrolOut:
+async def post_totp(principal: LoggedIn, uow: Uow, response: Response) -> TotpEnrolOut:
     """Start TOTP enrolment; confirm with a code from the authenticator (POST /mfa/totp/verify)."""
     response.headers["Cache-Control"] = "no-store"
     factor, secret, uri = await run(uow, lambda: enrol_totp(uow, principal))
@@ -98,5 +98,5 @@ async def post_totp(principal: Caller, uow: Uow, response: Response) -> TotpEnro
 
 
 @router.post("/mfa/totp/verify", status_code=status.HTTP_204_NO_CONTENT)
-async def verify_totp(data: CodeIn, principal: Caller, uow: Uow) -> None:
+async def verify_totp(data: CodeIn, principal: LoggedIn, uow: Uow) -> None:
     await run(uow, lambda: confirm_totp(uow, principal, data.code), commit_on_error=True)

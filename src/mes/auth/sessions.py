@@ -13,10 +13,10 @@ from sqlalchemy import select, update
 from isles import UnitOfWork
 from isles.api import ApiModel
 from isles.http import Uow
-from isles.security import (Principal, constant_time_equals, hash_token, issue_access_token, new_opaque_token)
+from isles.security import (PUBLIC, Principal, constant_time_equals, hash_token, issue_access_token, new_opaque_token)
 from mes.auth import credentials
 from mes.auth.models import (Credential, MfaFactor, RefreshToken, Session, User)
-from mes.auth.access import Caller
+from mes.auth.access import LoggedIn, Reader, Writer, may_manage_others
 from mes.auth.accounts import (audit, AuthError, aware, client_ip, fail, FAR_FUTURE, get_user, LoginFailed,
                                normalize_username, now, PasswordChangeRequired, raise_alert, roles_of, run,
                                set_password, user_out, UserOut)
@@ -234,7 +234,7 @@ async def _tokens_out(uow: UnitOfWork, tokens: Tokens) -> TokensOut:
                      password_expires_at=tokens.password_expires_at, user=user)
 
 
-@router.post("/login", response_model=TokensOut, responses={401: {}, 403: {}})
+@router.post("/login", response_model=TokensOut, responses={401: {}, 403: {}}, dependencies=[PUBLIC])
 async def post_login(data: LoginIn, request: Request, uow: Uow, response: Response) -> TokensOut:
     """Exchange username + password (+ TOTP code when enrolled) for an access and a refresh token."""
     response.headers["Cache-Control"] = "no-store"
@@ -245,7 +245,7 @@ async def post_login(data: LoginIn, request: Request, uow: Uow, response: Respon
     return await _tokens_out(uow, tokens)
 
 
-@router.post("/refresh", response_model=TokensOut, responses={401: {}})
+@router.post("/refresh", response_model=TokensOut, responses={401: {}}, dependencies=[PUBLIC])
 async def post_refresh(data: RefreshIn, request: Request, uow: Uow, response: Response) -> TokensOut:
     """Rotate the refresh token. Reusing a spent one revokes its whole session (token family)."""
     response.headers["Cache-Control"] = "no-store"
@@ -254,12 +254,12 @@ async def post_refresh(data: RefreshIn, request: Request, uow: Uow, response: Re
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def post_logout(principal: Caller, uow: Uow, data: LogoutIn | None = None) -> None:
+async def post_logout(principal: Writer, uow: Uow, data: LogoutIn | None = None) -> None:
     await run(uow, lambda: logout(uow, principal, refresh_token=data.refresh_token if data else None))
 
 
 @router.get("/me", response_model=UserOut)
-async def get_me(principal: Caller, uow: Uow) -> UserOut:
+async def get_me(principal: Reader, uow: Uow) -> UserOut:
     try:
         user = await get_user(uow, principal.user_uuid)
     except AuthError as exc:
@@ -268,7 +268,7 @@ async def get_me(principal: Caller, uow: Uow) -> UserOut:
 
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}, 422: {}})
-async def change_password(data: PasswordChangeIn, principal: Caller, uow: Uow) -> None:
+async def change_password(data: PasswordChangeIn, principal: LoggedIn, uow: Uow) -> None:
     async def action() -> None:
         if principal.kind != "user":
             raise AuthError("passwords are changed by a logged-in user", 403)
@@ -283,7 +283,7 @@ async def change_password(data: PasswordChangeIn, principal: Caller, uow: Uow) -
 
 
 @router.get("/sessions", response_model=list[SessionOut])
-async def list_sessions(principal: Caller, uow: Uow, active: bool = True) -> list[Session]:
+async def list_sessions(principal: Reader, uow: Uow, active: bool = True) -> list[Session]:
     query = select(Session).where(Session.user_id == principal.user_uuid).order_by(Session.created_at.desc())
     if active:
         query = query.where(Session.revoked_at.is_(None))
@@ -291,10 +291,11 @@ async def list_sessions(principal: Caller, uow: Uow, active: bool = True) -> lis
 
 
 @router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_session(session_id: uuid.UUID, principal: Caller, uow: Uow) -> None:
+async def delete_session(session_id: uuid.UUID, principal: Writer, uow: Uow) -> None:
     async def action() -> None:
         session = await uow.get(Session, session_id)
-        if session is None or (str(session.user_id) != principal.user_id and not principal.has_role("admin")):
+        if session is None or (str(session.user_id) != principal.user_id
+                               and not may_manage_others(principal, "session")):
             raise AuthError(f"session {session_id} not found", 404)
         await revoke_family(uow, session, reason="revoked", actor=principal)
     await run(uow, action)

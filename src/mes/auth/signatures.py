@@ -18,7 +18,7 @@ from isles.security import (Principal, constant_time_equals, issue_assertion)
 from mes.auth import credentials
 from mes.auth.models import (Credential, Session, SignatureMeaning,
                              User)
-from mes.auth.access import Caller
+from mes.auth.access import LoggedIn, Reader
 from mes.auth.accounts import (audit, AuthError, client_ip, normalize_username, now, raise_alert, run)
 from mes.auth.sessions import failed_attempt, is_locked
 
@@ -137,7 +137,7 @@ class MeaningOut(Schema):
 
 
 @router.get("/signature-meanings", response_model=list[MeaningOut])
-async def list_meanings(principal: Caller, uow: Uow) -> list[SignatureMeaning]:
+async def list_meanings(principal: Reader, uow: Uow) -> list[SignatureMeaning]:
     await ensure_meanings(uow)
     rows = list(await uow.scalars(select(SignatureMeaning).where(SignatureMeaning.is_active.is_(True))
                                   .order_by(SignatureMeaning.code)))
@@ -146,7 +146,7 @@ async def list_meanings(principal: Caller, uow: Uow) -> list[SignatureMeaning]:
 
 
 @router.post("/signatures/verify", response_model=SignOut, responses={401: {}, 403: {}})
-async def verify_signature(data: SignIn, principal: Caller, uow: Uow, request: Request, response: Response) -> SignOut:
+async def verify_signature(data: SignIn, principal: LoggedIn, uow: Uow, request: Request, response: Response) -> SignOut:
     """Re-authenticate the signer of an electronic signature; failures lock out and raise an alert."""
     response.headers["Cache-Control"] = "no-store"
     result = await run(uow, lambda: verify_signer(

@@ -20,7 +20,7 @@ from mes.auth import credentials
 from mes.auth.events import (ApiTokenRevoked, ApiTokenUpdated, UserCreated,
                              UserDeleted, UserUpdated)
 from mes.auth.models import (Credential, Role, User, UserRole)
-from mes.auth.access import Admin, Caller
+from mes.auth.access import Admin, Reader
 from mes.auth.accounts import (audit, AuthError, aware, DEFAULT_ROLES, fail, get_user, normalize_username, now,
                                password_expiry, reason_required, roles_of, run, set_password, user_out, USERNAME,
                                UserOut)
@@ -332,7 +332,7 @@ async def reset_user_mfa(user_id: uuid.UUID, principal: Admin, uow: Uow) -> None
 
 
 @router.get("/roles", response_model=list[RoleOut])
-async def list_roles(principal: Caller, uow: Uow) -> list[Role]:
+async def list_roles(principal: Reader, uow: Uow) -> list[Role]:
     return list(await uow.scalars(select(Role).order_by(Role.name)))
 
 
