@@ -24,7 +24,7 @@ from isles.orm import as_utc, utcnow
 from isles.http import Page, Uow, get_or_404, list_page
 from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
-from mes.material.models import Location, MaterialLot, MaterialSublot, Part
+from mes.material.models import LOT_NUMBER, Location, MaterialLot, MaterialSublot, Part
 from mes.material.parts import get_part
 
 router = APIRouter()
@@ -161,8 +161,13 @@ async def _number_free(uow: UnitOfWork, number: str) -> str:
     return number
 
 
-def _new_number(prefix: str) -> str:
-    return f"{prefix}{utcnow():%y%m%d}-{uuid.uuid4().hex[:6].upper()}"
+async def _new_number(uow: UnitOfWork, prefix: str) -> str:
+    """L/M + date + the service's lot sequence; a number someone typed by hand is skipped."""
+    for _ in range(1000):
+        number = f"{prefix}{utcnow():%y%m%d}-{await LOT_NUMBER.next_value(uow):06d}"
+        if not await uow.scalar(select(MaterialLot.id).where(MaterialLot.lot_number == number)):
+            return number
+    raise HTTPException(status.HTTP_409_CONFLICT, "1000 generated lot numbers in a row are taken; pass lotNumber")
 
 
 def _set_status(lot: MaterialLot, new: str, reason: str | None) -> str:
@@ -177,7 +182,7 @@ async def receive_lot(uow: UnitOfWork, data: LotIn) -> MaterialLot:
     if part.tracking == "none":
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"part {part.part_number} is not lot-tracked (tracking=none); it needs no lot")
-    number = await _number_free(uow, data.lot_number or _new_number("L"))
+    number = (await _number_free(uow, data.lot_number) if data.lot_number else await _new_number(uow, "L"))
     lot = MaterialLot(lot_number=number, part_id=part.id, quantity=data.quantity, initial_quantity=data.quantity,
                       unit_of_measure=part.unit_of_measure, status="quarantine" if data.quarantine else "received",
                       status_reason="incoming inspection" if data.quarantine else None,
@@ -318,7 +323,7 @@ async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
     expiries = [lot.expires_at for lot in sources if lot.expires_at is not None]
     suppliers = {lot.supplier for lot in sources}
     total = sum((Decimal(lot.quantity) for lot in sources), Decimal(0))
-    number = await _number_free(uow, data.lot_number or _new_number("M"))
+    number = (await _number_free(uow, data.lot_number) if data.lot_number else await _new_number(uow, "M"))
     target = MaterialLot(lot_number=number, part_id=first.part_id, quantity=total, initial_quantity=total,
                          unit_of_measure=first.unit_of_measure, status=first.status, status_reason=first.status_reason,
                          location_id=await _location(uow, data.location_id) or first.location_id, origin="merge",
