@@ -80,7 +80,7 @@ async def _check_bom(uow: UnitOfWork, order: ReplicatedWorkOrder, component: Par
 
 async def consume(uow: UnitOfWork, data: ConsumptionIn, consumed_by: str | None) -> Consumption:
     order = await _work_order(uow, data.work_order_id)
-    lot = await get_lot(uow, data.lot_id)
+    lot = await get_lot(uow, data.lot_id, lock=True)  # before reading quantities (see lots.get_lot)
     if lot.status != "released":
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} is {lot.status}; only released lots "
                                                       "are issued")

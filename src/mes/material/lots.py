@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import as_utc, utcnow
-from isles.http import Page, Uow, get_or_404, list_page
+from isles.http import Page, Uow, get_or_404, list_page, not_found
 from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
 from mes.material.models import LOT_NUMBER, Location, MaterialLot, MaterialSublot, Part
@@ -129,8 +129,17 @@ def lot_state(lot: MaterialLot, part: Part) -> dict:
                 expires_at=lot.expires_at.isoformat() if lot.expires_at else None)
 
 
-async def get_lot(uow: UnitOfWork, lot_id: uuid.UUID) -> MaterialLot:
-    return await get_or_404(uow, MaterialLot, lot_id, what="lot")
+async def get_lot(uow: UnitOfWork, lot_id: uuid.UUID, *, lock: bool = False) -> MaterialLot:
+    """The lot, or 404. ``lock`` takes its row lock (``FOR UPDATE``; SQLite is serial anyway): every
+    command that changes a lot's quantity or its sublots takes it *before* reading quantities, so two
+    of them cannot both spend the same units (received - consumed - issued - in sublots >= 0)."""
+    if not lock:
+        return await get_or_404(uow, MaterialLot, lot_id, what="lot")
+    lot = await uow.scalar(select(MaterialLot).where(MaterialLot.id == lot_id).with_for_update()
+                           .execution_options(populate_existing=True))
+    if lot is None:
+        raise not_found("lot", lot_id)
+    return lot
 
 
 async def loose_quantity(uow: UnitOfWork, lot: MaterialLot) -> Decimal:
@@ -247,7 +256,7 @@ async def change_status(uow: UnitOfWork, lot: MaterialLot, data: StatusIn) -> Ma
 @router.post("/lots/{lot_id}/status", response_model=LotOut)
 async def post_lot_status(lot_id: uuid.UUID, data: StatusIn, uow: Uow, _: Quality) -> MaterialLot:
     """Quality disposition: quarantine, release, reject (or expire by hand)."""
-    lot = await change_status(uow, await get_lot(uow, lot_id), data)
+    lot = await change_status(uow, await get_lot(uow, lot_id, lock=True), data)
     await uow.commit()
     return lot
 
@@ -266,7 +275,7 @@ async def expire_due(uow: Uow, _: Quality) -> list[MaterialLot]:
 
 @router.post("/lots/{lot_id}/move", response_model=LotOut)
 async def move_lot(lot_id: uuid.UUID, data: MoveIn, uow: Uow, _: Handler) -> MaterialLot:
-    lot = await get_lot(uow, lot_id)
+    lot = await get_lot(uow, lot_id, lock=True)
     if lot.status not in ON_HAND:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} is {lot.status}; only lots on hand move")
     lot.location_id = await _location(uow, data.location_id)
@@ -278,7 +287,7 @@ async def move_lot(lot_id: uuid.UUID, data: MoveIn, uow: Uow, _: Handler) -> Mat
 @router.post("/lots/{lot_id}/split", status_code=status.HTTP_201_CREATED, response_model=SplitOut)
 async def split_lot(lot_id: uuid.UUID, data: SplitIn, uow: Uow, _: Handler) -> SplitOut:
     """Move part of a lot's loose quantity to a new lot with the same part, status and expiry."""
-    parent = await get_lot(uow, lot_id)
+    parent = await get_lot(uow, lot_id, lock=True)
     if parent.status not in ON_HAND:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {parent.lot_number} is {parent.status}; it cannot be split")
     loose = await loose_quantity(uow, parent)
@@ -310,7 +319,9 @@ async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
     """Empty several lots of one part and one status into a new lot (it expires with the earliest)."""
     if len(set(data.lot_ids)) != len(data.lot_ids):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "lotIds lists a lot twice")
-    sources = [await get_lot(uow, lot_id) for lot_id in data.lot_ids]
+    # locked in id order, so two merges sharing lots cannot deadlock
+    locked = {lot_id: await get_lot(uow, lot_id, lock=True) for lot_id in sorted(data.lot_ids)}
+    sources = [locked[lot_id] for lot_id in data.lot_ids]
     first = sources[0]
     for lot in sources:
         if lot.status not in ON_HAND:
@@ -348,7 +359,7 @@ async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
 # -- sublots ---------------------------------------------------------------------------------------------------
 @router.post("/lots/{lot_id}/sublots", status_code=status.HTTP_201_CREATED, response_model=SublotOut)
 async def post_sublot(lot_id: uuid.UUID, data: SublotIn, uow: Uow, _: Handler) -> MaterialSublot:
-    lot = await get_lot(uow, lot_id)
+    lot = await get_lot(uow, lot_id, lock=True)
     if lot.status not in ON_HAND:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} is {lot.status}; it takes no sublots")
     loose = await loose_quantity(uow, lot)
