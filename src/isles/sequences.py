@@ -41,6 +41,8 @@ class _Executes(Protocol):
 
     async def scalar(self, statement: Any, params: Any = None) -> Any: ...
 
+    async def execute(self, statement: Any, params: Any = None) -> Any: ...
+
 
 def counter_table(metadata: MetaData) -> Table:
     """The ``isles_sequences`` table of ``metadata`` (added once)."""
@@ -76,7 +78,7 @@ class Sequence:
                    .values(value=table.c.value + 1).returning(table.c.value))
         value = await uow.scalar(advance)
         if value is None:  # first use on a database made by create_all: the row does not exist yet
-            await uow.scalar(sa.insert(table).values(name=self.name, value=self.start))
+            await uow.execute(sa.insert(table).values(name=self.name, value=self.start))
             return self.start
         return int(value)
 
