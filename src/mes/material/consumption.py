@@ -20,6 +20,7 @@ from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
 from isles.http import Page, Uow, list_page
+from isles.text import Identifier
 from mes.material.access import Handler
 from mes.material.boms import released_bom
 from mes.material.events import LotConsumed
@@ -36,7 +37,7 @@ class ConsumptionIn(ApiModel):
     work_order_id: uuid.UUID
     quantity: Quantity = Field(gt=0)
     sublot_id: uuid.UUID | None = Field(default=None, description="issue from this sublot of the lot")
-    operation_code: str | None = Field(default=None, min_length=1, max_length=64)
+    operation_code: Identifier | None = Field(default=None, min_length=1, max_length=64)
     serial_id: uuid.UUID | None = Field(default=None, description="the serialized unit the material goes into")
 
 

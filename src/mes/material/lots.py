@@ -22,6 +22,7 @@ from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import as_utc, utcnow
 from isles.http import Page, Uow, get_or_404, list_page, not_found
+from isles.text import Identifier, Name
 from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
 from mes.material.models import LOT_NUMBER, Location, MaterialLot, MaterialSublot, Part
@@ -46,11 +47,11 @@ NEEDS_REASON = {"quarantine", "rejected"}
 class LotIn(ApiModel):
     part_id: uuid.UUID
     quantity: Quantity = Field(gt=0)
-    lot_number: str | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
+    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
     location_id: uuid.UUID | None = None
-    supplier: str | None = Field(default=None, max_length=255)
-    supplier_lot_number: str | None = Field(default=None, max_length=64)
-    certificate_number: str | None = Field(default=None, max_length=64, description="certificate of conformance")
+    supplier: Name | None = Field(default=None, max_length=255)
+    supplier_lot_number: Identifier | None = Field(default=None, max_length=64)
+    certificate_number: Identifier | None = Field(default=None, max_length=64, description="certificate of conformance")
     expires_at: datetime | None = None
     quarantine: bool = Field(default=False, description="receive straight into quarantine (inspection pending)")
 
@@ -68,7 +69,7 @@ class LotOut(ApiModel):
     origin: str
     parent_lot_id: uuid.UUID | None
     supplier: str | None
-    supplier_lot_number: str | None
+    supplier_lot_number: Identifier | None
     certificate_number: str | None
     received_at: datetime
     expires_at: datetime | None
@@ -88,7 +89,7 @@ class MoveIn(ApiModel):
 
 class SplitIn(ApiModel):
     quantity: Quantity = Field(gt=0, description="moved to the new lot; less than the lot's loose quantity")
-    lot_number: str | None = Field(default=None, min_length=1, max_length=64)
+    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64)
     location_id: uuid.UUID | None = None
 
 
@@ -99,13 +100,13 @@ class SplitOut(ApiModel):
 
 class MergeIn(ApiModel):
     lot_ids: list[uuid.UUID] = Field(min_length=2, max_length=100)
-    lot_number: str | None = Field(default=None, min_length=1, max_length=64)
+    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64)
     location_id: uuid.UUID | None = None
 
 
 class SublotIn(ApiModel):
     quantity: Quantity = Field(gt=0)
-    sublot_number: str | None = Field(default=None, min_length=1, max_length=64)
+    sublot_number: Identifier | None = Field(default=None, min_length=1, max_length=64)
     location_id: uuid.UUID | None = None
 
 

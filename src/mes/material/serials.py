@@ -15,6 +15,7 @@ from sqlalchemy import select
 from isles import UnitOfWork
 from isles.api import ApiModel
 from isles.http import Page, Uow, get_or_404, list_page
+from isles.text import Identifier
 from mes.material.access import Handler, Quality
 from mes.material.events import SerialCreated, SerialUpdated
 from mes.material.lots import get_lot
@@ -26,7 +27,7 @@ router = APIRouter()
 
 class SerialIn(ApiModel):
     part_id: uuid.UUID
-    process_serials: list[str] | None = Field(default=None, min_length=1, max_length=1000,
+    process_serials: list[Identifier] | None = Field(default=None, min_length=1, max_length=1000,
                                               description="generated (<part number>-PS00001, ...) when omitted")
     count: int = Field(default=1, ge=1, le=1000, description="how many units, when processSerials is omitted")
     lot_id: uuid.UUID | None = None
@@ -34,7 +35,7 @@ class SerialIn(ApiModel):
 
 
 class ProductSerialIn(ApiModel):
-    product_serial: str = Field(min_length=1, max_length=64)
+    product_serial: Identifier = Field(min_length=1, max_length=64)
 
 
 class ScrapIn(ApiModel):

@@ -22,6 +22,7 @@ from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
 from isles.security import Principal
 from isles.http import Page, Uow, get_or_404, list_page, not_found
+from isles.text import Identifier
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.events import WorkOrderCreated
 from mes.work_order.models import (WORK_ORDER_NUMBER, Dispatch, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
@@ -36,7 +37,7 @@ Status = Literal["Forecast", "Released", "Cancelled", "Ready", "Running", "Compl
 class WorkOrderIn(ApiModel):
     part_id: uuid.UUID
     quantity: Quantity = Field(gt=0, le=1_000_000)
-    work_order_number: str | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
+    work_order_number: Identifier | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
     due_date: datetime | None = None
     site_id: uuid.UUID | None = None
     priority: int = Field(default=500, ge=1, le=1000, description="1 is the most urgent")
