@@ -4,17 +4,23 @@ Users with roles (auth); a plant with areas, lines, work centers, personnel and 
 (resource); seed 000's part P-12345 "Landing Gear Strut" rev C with its BOM, components, locations
 and lots - released, in quarantine, expired (material); and work orders in several states, one of
 them running with material issued (work_order). Everything goes through the services' own
-functions and events, as it would through the API. Idempotent: a second start changes nothing.
+functions and events, as it would through the API. Idempotent: a second start changes nothing,
+whatever people changed meanwhile: each service seeds only while it holds none of its own records
+(material: no part; resource: no ACME enterprise; work_order: no order), and a conflict with data
+that appeared meanwhile is reported in one line, never a traceback that stops the start.
 """
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
+from fastapi import HTTPException
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from isles import Service, System
 from isles.orm import utcnow
@@ -44,8 +50,11 @@ async def seed_material(admin: Principal) -> dict[str, Any]:
     from mes.material.parts import PartIn, create_part
     svc = material.service
     async with svc.unit_of_work() as uow:
-        existing = {p.part_number: p.id for p in await uow.scalars(select(Part))}
-        if "P-12345" in existing or "P-99999" in existing:  # seeded before (and maybe renamed by `isles demo`)
+        existing = {p.part_number: p.id for p in await uow.scalars(select(Part).order_by(Part.created_at))}
+        if existing:
+            # Seeded before, or someone already works with the system: any part means "not empty".
+            # Part numbers are no test of that (people rename P-12345, not only `isles demo`), and
+            # seeding beside their data would only collide with it.
             sites = {loc.code: loc.id for loc in await uow.scalars(select(Location))}
             lot_ids = {lot.lot_number: lot.id for lot in await uow.scalars(select(MaterialLot))}
             return {"parts": existing, "locations": sites, "lots": lot_ids}
@@ -103,7 +112,9 @@ async def seed_work_orders(admin: Principal, operator: Principal, site_id: str |
     async with svc.unit_of_work() as uow:
         if await uow.scalar(select(WorkOrder.id).limit(1)) is not None:
             return
-    strut = material_ids["parts"]["P-12345"]
+    strut = material_ids["parts"].get("P-12345")
+    if strut is None:  # material was set up by people (or P-12345 renamed) before any order: plan nothing
+        return None
     site = uuid.UUID(site_id) if site_id else None
     plan = [("WO-1001", 10, "Forecast", 300), ("WO-1002", 4, "Released", 200), ("WO-1003", 6, "Ready", 150),
             ("WO-1004", 2, "Running", 100)]
@@ -127,7 +138,20 @@ async def seed_work_orders(admin: Principal, operator: Principal, site_id: str |
 
 
 async def seed(system: System) -> None:
-    """Example data (idempotent), each service's part through its own functions and events."""
+    """Example data (idempotent), each service's part through its own functions and events.
+
+    A start must never fail because of the example data: a conflict with records people made
+    (a 409 from a service function, a unique index) is reported in one line and the seed stops.
+    """
+    try:
+        await _seed(system)
+    except (HTTPException, IntegrityError) as exc:
+        detail = getattr(exc, "detail", None) or type(exc).__name__
+        print(f"mes: example data not loaded (the databases already hold conflicting records: {detail}); "
+              "starting with the data as it is", file=sys.stderr)
+
+
+async def _seed(system: System) -> None:
     users = await auth.seed()
     admin_id = users[os.environ.get("MES_ADMIN_USERNAME") or "admin"]
     admin = Principal(user_id=admin_id, username="admin", roles=frozenset({"admin"}))

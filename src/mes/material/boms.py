@@ -19,6 +19,7 @@ from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
 from isles.http import Uow
+from isles.text import Identifier
 from mes.material.access import Engineer
 from mes.material.models import Bom, BomItem, Part
 from mes.material.parts import get_part
@@ -32,9 +33,9 @@ class BomItemIn(ApiModel):
     line_number: int = Field(ge=1, le=100000, description="position in the BOM (10, 20, ...); unique")
     component_part_id: uuid.UUID
     quantity_per: Quantity = Field(gt=0, description="quantity of the component per one unit of the parent")
-    unit_of_measure: str | None = Field(default=None, min_length=1, max_length=16,
+    unit_of_measure: Identifier | None = Field(default=None, min_length=1, max_length=16,
                                         description="defaults to the component's unit of measure")
-    operation_code: str | None = Field(default=None, min_length=1, max_length=64)
+    operation_code: Identifier | None = Field(default=None, min_length=1, max_length=64)
 
 
 class BomIn(ApiModel):

@@ -20,6 +20,7 @@ from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
 from isles.http import Page, Uow, list_page
+from isles.text import Identifier
 from mes.material.access import Handler
 from mes.material.boms import released_bom
 from mes.material.events import LotConsumed
@@ -36,7 +37,7 @@ class ConsumptionIn(ApiModel):
     work_order_id: uuid.UUID
     quantity: Quantity = Field(gt=0)
     sublot_id: uuid.UUID | None = Field(default=None, description="issue from this sublot of the lot")
-    operation_code: str | None = Field(default=None, min_length=1, max_length=64)
+    operation_code: Identifier | None = Field(default=None, min_length=1, max_length=64)
     serial_id: uuid.UUID | None = Field(default=None, description="the serialized unit the material goes into")
 
 
@@ -80,7 +81,7 @@ async def _check_bom(uow: UnitOfWork, order: ReplicatedWorkOrder, component: Par
 
 async def consume(uow: UnitOfWork, data: ConsumptionIn, consumed_by: str | None) -> Consumption:
     order = await _work_order(uow, data.work_order_id)
-    lot = await get_lot(uow, data.lot_id)
+    lot = await get_lot(uow, data.lot_id, lock=True)  # before reading quantities (see lots.get_lot)
     if lot.status != "released":
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} is {lot.status}; only released lots "
                                                       "are issued")

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from isles.api import ApiModel, Quantity
 from isles.http import Uow, get_or_404
+from isles.text import Identifier, Name
 from mes.material.access import Engineer
 from mes.material.lots import ON_HAND
 from mes.material.models import Location, MaterialLot, Part
@@ -25,14 +26,14 @@ Kind = Literal["warehouse", "stores", "line_side", "quarantine", "shipping"]
 
 
 class LocationIn(ApiModel):
-    code: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=255)
+    code: Identifier = Field(min_length=1, max_length=64)
+    name: Name = Field(min_length=1, max_length=255)
     kind: Kind = "warehouse"
     site_id: uuid.UUID | None = None
 
 
 class LocationPatch(ApiModel):
-    name: str | None = Field(default=None, min_length=1, max_length=255)
+    name: Name | None = Field(default=None, min_length=1, max_length=255)
     kind: Kind | None = None
     is_active: bool | None = None
 

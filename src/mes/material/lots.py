@@ -21,10 +21,11 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
 from isles.orm import as_utc, utcnow
-from isles.http import Page, Uow, get_or_404, list_page
+from isles.http import Page, Uow, get_or_404, list_page, not_found
+from isles.text import Identifier, Name
 from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
-from mes.material.models import Location, MaterialLot, MaterialSublot, Part
+from mes.material.models import LOT_NUMBER, Location, MaterialLot, MaterialSublot, Part
 from mes.material.parts import get_part
 
 router = APIRouter()
@@ -46,11 +47,11 @@ NEEDS_REASON = {"quarantine", "rejected"}
 class LotIn(ApiModel):
     part_id: uuid.UUID
     quantity: Quantity = Field(gt=0)
-    lot_number: str | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
+    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
     location_id: uuid.UUID | None = None
-    supplier: str | None = Field(default=None, max_length=255)
-    supplier_lot_number: str | None = Field(default=None, max_length=64)
-    certificate_number: str | None = Field(default=None, max_length=64, description="certificate of conformance")
+    supplier: Name | None = Field(default=None, max_length=255)
+    supplier_lot_number: Identifier | None = Field(default=None, max_length=64)
+    certificate_number: Identifier | None = Field(default=None, max_length=64, description="certificate of conformance")
     expires_at: datetime | None = None
     quarantine: bool = Field(default=False, description="receive straight into quarantine (inspection pending)")
 
@@ -68,7 +69,7 @@ class LotOut(ApiModel):
     origin: str
     parent_lot_id: uuid.UUID | None
     supplier: str | None
-    supplier_lot_number: str | None
+    supplier_lot_number: Identifier | None
     certificate_number: str | None
     received_at: datetime
     expires_at: datetime | None
@@ -88,7 +89,7 @@ class MoveIn(ApiModel):
 
 class SplitIn(ApiModel):
     quantity: Quantity = Field(gt=0, description="moved to the new lot; less than the lot's loose quantity")
-    lot_number: str | None = Field(default=None, min_length=1, max_length=64)
+    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64)
     location_id: uuid.UUID | None = None
 
 
@@ -99,13 +100,13 @@ class SplitOut(ApiModel):
 
 class MergeIn(ApiModel):
     lot_ids: list[uuid.UUID] = Field(min_length=2, max_length=100)
-    lot_number: str | None = Field(default=None, min_length=1, max_length=64)
+    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64)
     location_id: uuid.UUID | None = None
 
 
 class SublotIn(ApiModel):
     quantity: Quantity = Field(gt=0)
-    sublot_number: str | None = Field(default=None, min_length=1, max_length=64)
+    sublot_number: Identifier | None = Field(default=None, min_length=1, max_length=64)
     location_id: uuid.UUID | None = None
 
 
@@ -129,8 +130,17 @@ def lot_state(lot: MaterialLot, part: Part) -> dict:
                 expires_at=lot.expires_at.isoformat() if lot.expires_at else None)
 
 
-async def get_lot(uow: UnitOfWork, lot_id: uuid.UUID) -> MaterialLot:
-    return await get_or_404(uow, MaterialLot, lot_id, what="lot")
+async def get_lot(uow: UnitOfWork, lot_id: uuid.UUID, *, lock: bool = False) -> MaterialLot:
+    """The lot, or 404. ``lock`` takes its row lock (``FOR UPDATE``; SQLite is serial anyway): every
+    command that changes a lot's quantity or its sublots takes it *before* reading quantities, so two
+    of them cannot both spend the same units (received - consumed - issued - in sublots >= 0)."""
+    if not lock:
+        return await get_or_404(uow, MaterialLot, lot_id, what="lot")
+    lot = await uow.scalar(select(MaterialLot).where(MaterialLot.id == lot_id).with_for_update()
+                           .execution_options(populate_existing=True))
+    if lot is None:
+        raise not_found("lot", lot_id)
+    return lot
 
 
 async def loose_quantity(uow: UnitOfWork, lot: MaterialLot) -> Decimal:
@@ -161,8 +171,13 @@ async def _number_free(uow: UnitOfWork, number: str) -> str:
     return number
 
 
-def _new_number(prefix: str) -> str:
-    return f"{prefix}{utcnow():%y%m%d}-{uuid.uuid4().hex[:6].upper()}"
+async def _new_number(uow: UnitOfWork, prefix: str) -> str:
+    """L/M + date + the service's lot sequence; a number someone typed by hand is skipped."""
+    for _ in range(1000):
+        number = f"{prefix}{utcnow():%y%m%d}-{await LOT_NUMBER.next_value(uow):06d}"
+        if not await uow.scalar(select(MaterialLot.id).where(MaterialLot.lot_number == number)):
+            return number
+    raise HTTPException(status.HTTP_409_CONFLICT, "1000 generated lot numbers in a row are taken; pass lotNumber")
 
 
 def _set_status(lot: MaterialLot, new: str, reason: str | None) -> str:
@@ -177,7 +192,7 @@ async def receive_lot(uow: UnitOfWork, data: LotIn) -> MaterialLot:
     if part.tracking == "none":
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"part {part.part_number} is not lot-tracked (tracking=none); it needs no lot")
-    number = await _number_free(uow, data.lot_number or _new_number("L"))
+    number = (await _number_free(uow, data.lot_number) if data.lot_number else await _new_number(uow, "L"))
     lot = MaterialLot(lot_number=number, part_id=part.id, quantity=data.quantity, initial_quantity=data.quantity,
                       unit_of_measure=part.unit_of_measure, status="quarantine" if data.quarantine else "received",
                       status_reason="incoming inspection" if data.quarantine else None,
@@ -242,7 +257,7 @@ async def change_status(uow: UnitOfWork, lot: MaterialLot, data: StatusIn) -> Ma
 @router.post("/lots/{lot_id}/status", response_model=LotOut)
 async def post_lot_status(lot_id: uuid.UUID, data: StatusIn, uow: Uow, _: Quality) -> MaterialLot:
     """Quality disposition: quarantine, release, reject (or expire by hand)."""
-    lot = await change_status(uow, await get_lot(uow, lot_id), data)
+    lot = await change_status(uow, await get_lot(uow, lot_id, lock=True), data)
     await uow.commit()
     return lot
 
@@ -261,7 +276,7 @@ async def expire_due(uow: Uow, _: Quality) -> list[MaterialLot]:
 
 @router.post("/lots/{lot_id}/move", response_model=LotOut)
 async def move_lot(lot_id: uuid.UUID, data: MoveIn, uow: Uow, _: Handler) -> MaterialLot:
-    lot = await get_lot(uow, lot_id)
+    lot = await get_lot(uow, lot_id, lock=True)
     if lot.status not in ON_HAND:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} is {lot.status}; only lots on hand move")
     lot.location_id = await _location(uow, data.location_id)
@@ -273,7 +288,7 @@ async def move_lot(lot_id: uuid.UUID, data: MoveIn, uow: Uow, _: Handler) -> Mat
 @router.post("/lots/{lot_id}/split", status_code=status.HTTP_201_CREATED, response_model=SplitOut)
 async def split_lot(lot_id: uuid.UUID, data: SplitIn, uow: Uow, _: Handler) -> SplitOut:
     """Move part of a lot's loose quantity to a new lot with the same part, status and expiry."""
-    parent = await get_lot(uow, lot_id)
+    parent = await get_lot(uow, lot_id, lock=True)
     if parent.status not in ON_HAND:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {parent.lot_number} is {parent.status}; it cannot be split")
     loose = await loose_quantity(uow, parent)
@@ -305,7 +320,9 @@ async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
     """Empty several lots of one part and one status into a new lot (it expires with the earliest)."""
     if len(set(data.lot_ids)) != len(data.lot_ids):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "lotIds lists a lot twice")
-    sources = [await get_lot(uow, lot_id) for lot_id in data.lot_ids]
+    # locked in id order, so two merges sharing lots cannot deadlock
+    locked = {lot_id: await get_lot(uow, lot_id, lock=True) for lot_id in sorted(data.lot_ids)}
+    sources = [locked[lot_id] for lot_id in data.lot_ids]
     first = sources[0]
     for lot in sources:
         if lot.status not in ON_HAND:
@@ -318,7 +335,7 @@ async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
     expiries = [lot.expires_at for lot in sources if lot.expires_at is not None]
     suppliers = {lot.supplier for lot in sources}
     total = sum((Decimal(lot.quantity) for lot in sources), Decimal(0))
-    number = await _number_free(uow, data.lot_number or _new_number("M"))
+    number = (await _number_free(uow, data.lot_number) if data.lot_number else await _new_number(uow, "M"))
     target = MaterialLot(lot_number=number, part_id=first.part_id, quantity=total, initial_quantity=total,
                          unit_of_measure=first.unit_of_measure, status=first.status, status_reason=first.status_reason,
                          location_id=await _location(uow, data.location_id) or first.location_id, origin="merge",
@@ -343,7 +360,7 @@ async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
 # -- sublots ---------------------------------------------------------------------------------------------------
 @router.post("/lots/{lot_id}/sublots", status_code=status.HTTP_201_CREATED, response_model=SublotOut)
 async def post_sublot(lot_id: uuid.UUID, data: SublotIn, uow: Uow, _: Handler) -> MaterialSublot:
-    lot = await get_lot(uow, lot_id)
+    lot = await get_lot(uow, lot_id, lock=True)
     if lot.status not in ON_HAND:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} is {lot.status}; it takes no sublots")
     loose = await loose_quantity(uow, lot)

@@ -14,12 +14,19 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, Numeric, S
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from isles import Entity, ReadModel
+from isles.sequences import Sequence
 
 Qty = Numeric(18, 6)
 
 
 class Base(DeclarativeBase):
     pass
+
+
+#: generated lot numbers (received and merged lots) and process serials: sequences, so parallel
+#: requests never share one (split and sublot numbers count under their parent lot's row lock)
+LOT_NUMBER = Sequence("lot_number", Base.metadata)
+PROCESS_SERIAL = Sequence("process_serial", Base.metadata)
 
 
 class Part(Entity, Base):

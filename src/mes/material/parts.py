@@ -14,6 +14,7 @@ from isles import UnitOfWork
 from isles.api import ApiModel
 from isles.orm import apply_changes, utcnow
 from isles.http import Page, Uow, list_page
+from isles.text import Identifier, Name, UpperIdentifier
 from mes.material.access import Engineer
 from mes.material.events import PartCreated, PartDeleted, PartUpdated
 from mes.material.models import Part
@@ -23,18 +24,18 @@ Tracking = Literal["lot", "serial", "none"]
 
 
 class PartIn(ApiModel):
-    part_number: str = Field(min_length=1, max_length=64, examples=["P-12345"])
-    name: str = Field(min_length=1, max_length=255, examples=["Landing Gear Strut"])
-    revision: str = Field(default="A", min_length=1, max_length=16)
-    unit_of_measure: str = Field(default="EA", min_length=1, max_length=16)
+    part_number: UpperIdentifier = Field(min_length=1, max_length=64, examples=["P-12345"])
+    name: Name = Field(min_length=1, max_length=255, examples=["Landing Gear Strut"])
+    revision: Identifier = Field(default="A", min_length=1, max_length=16)
+    unit_of_measure: Identifier = Field(default="EA", min_length=1, max_length=16)
     tracking: Tracking = Field(default="lot", description="lot, serial (each unit serialized) or none")
 
 
 class PartPatch(ApiModel):
-    part_number: str | None = Field(default=None, min_length=1, max_length=64)
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    revision: str | None = Field(default=None, min_length=1, max_length=16)
-    unit_of_measure: str | None = Field(default=None, min_length=1, max_length=16)
+    part_number: UpperIdentifier | None = Field(default=None, min_length=1, max_length=64)
+    name: Name | None = Field(default=None, min_length=1, max_length=255)
+    revision: Identifier | None = Field(default=None, min_length=1, max_length=16)
+    unit_of_measure: Identifier | None = Field(default=None, min_length=1, max_length=16)
     tracking: Tracking | None = None
 
 

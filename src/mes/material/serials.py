@@ -10,15 +10,16 @@ import uuid
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from isles import UnitOfWork
 from isles.api import ApiModel
 from isles.http import Page, Uow, get_or_404, list_page
+from isles.text import Identifier
 from mes.material.access import Handler, Quality
 from mes.material.events import SerialCreated, SerialUpdated
 from mes.material.lots import get_lot
-from mes.material.models import SerializedPart
+from mes.material.models import PROCESS_SERIAL, SerializedPart
 from mes.material.parts import get_part
 
 router = APIRouter()
@@ -26,7 +27,7 @@ router = APIRouter()
 
 class SerialIn(ApiModel):
     part_id: uuid.UUID
-    process_serials: list[str] | None = Field(default=None, min_length=1, max_length=1000,
+    process_serials: list[Identifier] | None = Field(default=None, min_length=1, max_length=1000,
                                               description="generated (<part number>-PS00001, ...) when omitted")
     count: int = Field(default=1, ge=1, le=1000, description="how many units, when processSerials is omitted")
     lot_id: uuid.UUID | None = None
@@ -34,7 +35,7 @@ class SerialIn(ApiModel):
 
 
 class ProductSerialIn(ApiModel):
-    product_serial: str = Field(min_length=1, max_length=64)
+    product_serial: Identifier = Field(min_length=1, max_length=64)
 
 
 class ScrapIn(ApiModel):
@@ -80,8 +81,7 @@ async def post_serials(data: SerialIn, uow: Uow, _: Handler) -> list[SerializedP
         await get_lot(uow, data.lot_id)
     serials = data.process_serials
     if serials is None:
-        start = (await uow.scalar(select(func.count()).where(SerializedPart.part_id == part.id)) or 0) + 1
-        serials = [f"{part.part_number}-PS{n:05d}" for n in range(start, start + data.count)]
+        serials = [f"{part.part_number}-PS{await PROCESS_SERIAL.next_value(uow):05d}" for _ in range(data.count)]
     if len(set(serials)) != len(serials):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "processSerials lists a serial twice")
     taken = list(await uow.scalars(select(SerializedPart.process_serial).where(

@@ -18,6 +18,7 @@ from isles.api import ApiModel
 from isles.orm import utcnow
 from mes.work_order import reference
 from isles.http import Uow, get_or_404
+from isles.text import Identifier, Name
 from mes.work_order.access import Engineer
 from mes.work_order.models import WorkInstruction
 
@@ -26,13 +27,13 @@ router = APIRouter()
 
 class InstructionIn(ApiModel):
     part_id: uuid.UUID
-    operation_code: str = Field(min_length=1, max_length=64, examples=["OP10"])
-    title: str = Field(min_length=1, max_length=255)
+    operation_code: Identifier = Field(min_length=1, max_length=64, examples=["OP10"])
+    title: Name = Field(min_length=1, max_length=255)
     body: str = Field(min_length=1, max_length=100_000, description="the steps (Markdown)")
 
 
 class InstructionPatch(ApiModel):
-    title: str | None = Field(default=None, min_length=1, max_length=255)
+    title: Name | None = Field(default=None, min_length=1, max_length=255)
     body: str | None = Field(default=None, min_length=1, max_length=100_000)
 
 

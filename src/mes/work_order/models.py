@@ -15,6 +15,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, I
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from isles import Entity, ReadModel
+from isles.sequences import Sequence
 
 Qty = Numeric(18, 6)
 Minutes = Numeric(12, 3)
@@ -22,6 +23,10 @@ Minutes = Numeric(12, 3)
 
 class Base(DeclarativeBase):
     pass
+
+
+#: generated work order numbers (WO-000001, ...): a sequence, so parallel creates never share one
+WORK_ORDER_NUMBER = Sequence("work_order_number", Base.metadata)
 
 
 class ProductionSchedule(Entity, Base):

@@ -14,7 +14,7 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
@@ -22,9 +22,10 @@ from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
 from isles.security import Principal
 from isles.http import Page, Uow, get_or_404, list_page, not_found
+from isles.text import Identifier
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.events import WorkOrderCreated
-from mes.work_order.models import (Dispatch, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
+from mes.work_order.models import (WORK_ORDER_NUMBER, Dispatch, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
                                    WorkInstruction, WorkOrder, WorkOrderOperation)
 from mes.work_order.states import ACTIVE, move, state_fields, stop_clock
 
@@ -36,7 +37,7 @@ Status = Literal["Forecast", "Released", "Cancelled", "Ready", "Running", "Compl
 class WorkOrderIn(ApiModel):
     part_id: uuid.UUID
     quantity: Quantity = Field(gt=0, le=1_000_000)
-    work_order_number: str | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
+    work_order_number: Identifier | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
     due_date: datetime | None = None
     site_id: uuid.UUID | None = None
     priority: int = Field(default=500, ge=1, le=1000, description="1 is the most urgent")
@@ -148,6 +149,16 @@ async def _shared(uow: UnitOfWork, model: type, ident: uuid.UUID) -> object | No
     return await uow.scalar(select(model).where(model.id == ident).with_for_update(read=True))
 
 
+async def _generated_number(uow: UnitOfWork) -> str:
+    """The next WO-nnnnnn from the service's sequence, skipping numbers someone typed by hand."""
+    for _ in range(1000):
+        number = f"WO-{await WORK_ORDER_NUMBER.next_value(uow):06d}"
+        if not await uow.scalar(select(WorkOrder.id).where(WorkOrder.work_order_number == number)):
+            return number
+    raise HTTPException(status.HTTP_409_CONFLICT, "1000 generated work order numbers in a row are taken; "
+                                                  "pass workOrderNumber")
+
+
 # -- create, read, plan ----------------------------------------------------------------------------------
 async def create_work_order(uow: UnitOfWork, data: WorkOrderIn, created_by: Principal | None = None) -> WorkOrder:
     part = await _shared(uow, ReplicatedPart, data.part_id)
@@ -165,9 +176,8 @@ async def create_work_order(uow: UnitOfWork, data: WorkOrderIn, created_by: Prin
     user = await _shared(uow, ReplicatedUser, uuid.UUID(created_by.user_id)) if created_by else None
     number = data.work_order_number
     if number is None:
-        count = await uow.scalar(select(func.count()).select_from(WorkOrder))
-        number = f"WO-{(count or 0) + 1:06d}"
-    if await uow.scalar(select(WorkOrder.id).where(WorkOrder.work_order_number == number)):
+        number = await _generated_number(uow)
+    elif await uow.scalar(select(WorkOrder.id).where(WorkOrder.work_order_number == number)):
         raise HTTPException(status.HTTP_409_CONFLICT, f"work order number {number} is already used")
     order = WorkOrder(
         work_order_number=number, part_id=part.id, part_number=part.part_number, part_name=part.part_name,

@@ -19,6 +19,7 @@ from isles.api import ApiModel, Quantity
 from isles.orm import utcnow
 from mes.work_order import reference
 from isles.http import Limit, Uow, get_or_404
+from isles.text import Identifier
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.models import ProductionSchedule, WorkOrder, WorkOrderOperation
 from mes.work_order.orders import WorkOrderOut, get_order, release
@@ -40,7 +41,7 @@ class ScheduledOrder(ApiModel):
 
 
 class ScheduleIn(ApiModel):
-    schedule_number: str = Field(min_length=1, max_length=64)
+    schedule_number: Identifier = Field(min_length=1, max_length=64)
     site_id: uuid.UUID | None = None
     starts_at: datetime
     ends_at: datetime
