@@ -9,12 +9,18 @@ often has no way out, so the pages stayed blank there.
 """
 from __future__ import annotations
 
+import email.message
+import logging
+import math
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
+import orjson
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
@@ -78,6 +84,7 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
     app = FastAPIOffline(title=title or f"{system.name} (isles)", lifespan=lifespan, static_url=DOCS_STATIC,
                          description=f"Services of the '{system.name}' system; each owns its database.")
     _answer_database_errors(app)
+    _answer_invalid_bodies(app)
     for name, service in system.services.items():
         if services is not None and name not in services:
             continue
@@ -132,3 +139,90 @@ def _answer_database_errors(app: FastAPI) -> None:
             raise exc
         return JSONResponse({"detail": f"service '{_service_of(request)}': its database is unavailable; "
                                        "try again shortly"}, status_code=503, headers={"Retry-After": "5"})
+
+
+# -- bodies no client should send ------------------------------------------------------------------
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI would parse a body with this Content-Type as JSON (none given counts)."""
+    if not content_type:
+        return True
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _json_error(problem: str, position: int) -> dict[str, Any]:
+    """FastAPI's own shape for a body that is not JSON, so clients handle one shape of 422."""
+    return {"detail": [{"type": "json_invalid", "loc": ["body", position], "msg": "JSON decode error",
+                        "input": {}, "ctx": {"error": problem}}]}
+
+
+class StrictJsonBodies:
+    """Refuse, with a 422, a JSON body that strict JSON (RFC 8259, as orjson reads it) refuses.
+
+    Python's ``json.loads``, which FastAPI uses, accepts ``NaN``, ``Infinity``, numbers that
+    overflow to infinity (``1e400``) and lone surrogate escapes (``"\\ud800"``). None of them is
+    JSON and none can be written back out: the validation answer that echoed them failed to
+    encode, and one unauthenticated request got a 500 that also closed its keep-alive
+    connection. Reading the body here, before routing, keeps every route of every service safe.
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        if not _is_json(headers.get("content-type")):
+            await self.app(scope, receive, send)
+            return
+        body, more, messages = b"", True, []
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if body:
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                await JSONResponse(_json_error(exc.msg, exc.pos), status_code=422)(scope, receive, send)
+                return
+        await self.app(scope, _replay(messages, receive), send)
+
+
+def _replay(messages: list[dict], receive: Callable) -> Callable:
+    """A ``receive`` that hands out the messages already read, then the real ones."""
+    pending = list(messages)
+
+    async def replayed() -> dict:
+        return pending.pop(0) if pending else await receive()
+    return replayed
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` (as ``jsonable_encoder`` left it) with what JSON cannot hold made into text:
+    lone surrogates as ``\\udXXX`` escapes, NaN and infinities as ``"nan"``, ``"inf"``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(v) for v in value]
+    return value
+
+
+def _answer_invalid_bodies(app: FastAPI) -> None:
+    """A 422 whose body always encodes, whatever the client sent (see :class:`StrictJsonBodies`)."""
+    app.add_middleware(StrictJsonBodies)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(_encodable(jsonable_encoder({"detail": exc.errors()})), status_code=422)
