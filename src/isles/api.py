@@ -25,11 +25,15 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic.alias_generators import to_camel
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from isles.database import is_connection_error
+from isles.database import is_connection_error, outage_reason
 from isles.system import System
+
+log = logging.getLogger("isles.api")
+#: Seconds a client is told to wait before retrying a request its service could not serve.
+RETRY_AFTER = 5
 
 
 class ApiModel(BaseModel):
@@ -108,7 +112,11 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
 
 def _service_of(request: Request) -> str:
     """The service whose route answered (its router is mounted under /api/<service>)."""
-    parts = request.url.path.split("/")
+    return _service_of_path(request.url.path)
+
+
+def _service_of_path(path: str) -> str:
+    parts = path.split("/")
     return parts[2].replace("-", "_") if len(parts) > 2 and parts[1] == "api" else "?"
 
 
@@ -118,9 +126,11 @@ def _answer_database_errors(app: FastAPI) -> None:
     * two requests changed one row at once: the second one's optimistic version check failed
       (``Versioned`` entities) - 409, reload and retry;
     * a unique or foreign-key constraint refused a write that a route did not check first - 409;
-    * the service's database cannot be reached - 503 (the request may be retried later).
+    * the service's database cannot be used (down, dropped, CONNECT revoked, out of
+      connections) - 503 with ``Retry-After`` (see :class:`OutageAnswers`).
     Never the SQL or its parameters: they can hold data the client should not see.
     """
+    app.add_middleware(OutageAnswers)
 
     @app.exception_handler(StaleDataError)
     async def stale(request: Request, exc: StaleDataError) -> JSONResponse:
@@ -133,12 +143,54 @@ def _answer_database_errors(app: FastAPI) -> None:
                                        "record (a duplicate, or a reference to something that is gone)"},
                             status_code=409)
 
-    @app.exception_handler(DBAPIError)
-    async def unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
-        if not is_connection_error(exc):
-            raise exc
-        return JSONResponse({"detail": f"service '{_service_of(request)}': its database is unavailable; "
-                                       "try again shortly"}, status_code=503, headers={"Retry-After": "5"})
+
+class OutageAnswers:
+    """Answer 503 with ``Retry-After`` when a route fails because its service's database is away.
+
+    Whatever layer the failure surfaces from - SQLAlchemy's DBAPIError, a bare OSError or
+    timeout from the connect, isles' DatabaseUnavailable - the client gets a response it can act
+    on instead of a 500 (which also closed its keep-alive connection). An outage is logged once
+    when it starts and once when the service answers again: a traceback per request would bury
+    the one line that matters under thousands.
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.down: dict[str, str] = {}  # service -> what its database said
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        service = _service_of_path(scope.get("path", ""))
+        status: list[int] = []
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if status or not is_connection_error(exc):
+                raise
+            self._went_down(service, exc)
+            await JSONResponse({"detail": f"service '{service}': its database is unavailable; try again shortly"},
+                               status_code=503, headers={"Retry-After": str(RETRY_AFTER)})(scope, receive, send)
+            return
+        if service in self.down and status and status[0] < 500:
+            self._came_back(service)
+
+    def _went_down(self, service: str, exc: BaseException) -> None:
+        if service not in self.down:
+            self.down[service] = outage_reason(exc)
+            log.warning("service '%s': its database is unavailable (%s); its routes answer 503 until it is back",
+                        service, self.down[service])
+
+    def _came_back(self, service: str) -> None:
+        reason = self.down.pop(service)
+        log.warning("service '%s': its database is back (it was: %s)", service, reason)
 
 
 # -- bodies no client should send ------------------------------------------------------------------
