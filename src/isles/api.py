@@ -85,6 +85,7 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
         finally:
             await system.stop()
 
+    _check_settings(system)
     app = FastAPIOffline(title=title or f"{system.name} (isles)", lifespan=lifespan, static_url=DOCS_STATIC,
                          description=f"Services of the '{system.name}' system; each owns its database.")
     _answer_database_errors(app)
@@ -108,6 +109,17 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
         return [{to_camel(k): v for k, v in vars(s).items()} for s in await system.status()]
 
     return app
+
+
+def _check_settings(system: System) -> None:
+    """Settings an app would otherwise trip on per request, checked when it is built.
+
+    A short ``ISLES_AUTH_SECRET`` let the server start and then answer every login with a 500;
+    a setting that names no service (``MATERAIL_DATABASE_URL``) was ignored in silence."""
+    from isles.config import check_auth_secret, warn_settings_for_no_service
+
+    check_auth_secret(system.env)
+    warn_settings_for_no_service(system.env, system.services)
 
 
 def _service_of(request: Request) -> str:

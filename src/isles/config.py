@@ -115,6 +115,14 @@ def check_broker_list(raw: str, setting: str = "KAFKA_BROKERS") -> list[str]:
     return brokers
 
 
+def check_auth_secret(env: Mapping[str, str]) -> None:
+    """A short ``ISLES_AUTH_SECRET`` is refused at start-up: the server used to start, then answer
+    every login with a 500 (the secret is first read when a token is issued)."""
+    if env.get("ISLES_AUTH_SECRET"):
+        from isles.security import auth_secret  # imported late: it needs FastAPI and PyJWT
+        auth_secret(env)
+
+
 #: The per-service settings, after the service's prefix (``WORK_ORDER`` + ``_DATABASE_URL``).
 _SERVICE_SETTINGS = ("_DATABASE_URL", "_DB_URL", "_DB_POOL_MIN", "_DB_POOL_SIZE", "_DB_POOL_MAX",
                      "_DB_MAX_OVERFLOW", "_DB_POOL_TIMEOUT")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from mes_helpers import M, W
 
 JSON = {"Content-Type": "application/json"}
@@ -57,3 +56,16 @@ async def test_the_connection_keeps_working_after_a_hostile_request(client):
     second = await client.post("/api/auth/login", json={"username": "nobody", "password": "wrong-password"})
     assert second.status_code == 401, second.text
 
+
+
+def test_a_short_auth_secret_is_refused_when_the_app_is_built(mes_env):
+    """It used to start, then answer every login with a 500."""
+    from mes_helpers import build_system
+
+    from isles.api import create_app
+    from isles.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as refused:
+        create_app(build_system({**mes_env, "ISLES_AUTH_SECRET": "S3cretPW"}))
+    assert "ISLES_AUTH_SECRET" in str(refused.value) and "S3cretPW" not in str(refused.value)
+    assert "secrets.token_urlsafe" in str(refused.value)

@@ -11,7 +11,6 @@ import uuid
 
 import asyncpg
 import pytest
-
 from mes_helpers import M, R, bearer, running_mes
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "database": "postgres"}

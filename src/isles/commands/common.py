@@ -97,7 +97,7 @@ def check_settings(system: System) -> None:
     inside a driver. Reading them all first makes each one line and exit code 2, at once.
     Settings that name no service of the system are warned about (one line each).
     """
-    from isles.config import check_redis_url, resolve_database, warn_settings_for_no_service
+    from isles.config import check_auth_secret, check_redis_url, resolve_database, warn_settings_for_no_service
     from isles.transport.factory import transport_from_env
 
     env = system.env
@@ -108,14 +108,6 @@ def check_settings(system: System) -> None:
     if (env.get("REDIS_URL") or "").strip():
         check_redis_url(env["REDIS_URL"], "REDIS_URL")
     check_auth_secret(env)
-
-
-def check_auth_secret(env: Any) -> None:
-    """A short ``ISLES_AUTH_SECRET`` is refused at start-up: the server used to start, then
-    answer every login with a 500 (the secret is read at the first token)."""
-    if env.get("ISLES_AUTH_SECRET"):
-        from isles.security import auth_secret
-        auth_secret(env)
 
 
 def _print_error(message: str) -> None:
@@ -167,4 +159,4 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-__all__ = ["check_auth_secret", "check_settings", "console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]
+__all__ = ["check_settings", "console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]
