@@ -9,24 +9,34 @@ often has no way out, so the pages stayed blank there.
 """
 from __future__ import annotations
 
+import email.message
+import logging
+import math
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
+import orjson
 from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic.alias_generators import to_camel
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from isles.database import is_connection_error
+from isles.database import is_connection_error, outage_reason
 from isles.http import serve
 from isles.idempotency import IdempotencyMiddleware
 from isles.security.access import PUBLIC, document_access
 from isles.system import System
+
+log = logging.getLogger("isles.api")
+#: Seconds a client is told to wait before retrying a request its service could not serve.
+RETRY_AFTER = 5
 
 
 class ApiModel(BaseModel):
@@ -78,10 +88,15 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
         finally:
             await system.stop()
 
+    _check_settings(system)
     app = FastAPIOffline(title=title or f"{system.name} (isles)", lifespan=lifespan, static_url=DOCS_STATIC,
                          description=f"Services of the '{system.name}' system; each owns its database.")
+    # Middleware added first runs innermost: a keyed command commits with its stored response
+    # (idempotency) inside the strict JSON check, and both inside the outage answers, so a database
+    # that fails at the keyed commit is still a 503.
+    app.add_middleware(IdempotencyMiddleware)
+    _answer_invalid_bodies(app)
     _answer_database_errors(app)
-    app.add_middleware(IdempotencyMiddleware)  # h-idem: keyed commands commit with their stored response
     for name, service in system.services.items():
         if services is not None and name not in services:
             continue
@@ -106,9 +121,24 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
     return app
 
 
+def _check_settings(system: System) -> None:
+    """Settings an app would otherwise trip on per request, checked when it is built.
+
+    A short ``ISLES_AUTH_SECRET`` let the server start and then answer every login with a 500;
+    a setting that names no service (``MATERAIL_DATABASE_URL``) was ignored in silence."""
+    from isles.config import check_auth_secret, warn_settings_for_no_service
+
+    check_auth_secret(system.env)
+    warn_settings_for_no_service(system.env, system.services)
+
+
 def _service_of(request: Request) -> str:
     """The service whose route answered (its router is mounted under /api/<service>)."""
-    parts = request.url.path.split("/")
+    return _service_of_path(request.url.path)
+
+
+def _service_of_path(path: str) -> str:
+    parts = path.split("/")
     return parts[2].replace("-", "_") if len(parts) > 2 and parts[1] == "api" else "?"
 
 
@@ -118,9 +148,11 @@ def _answer_database_errors(app: FastAPI) -> None:
     * two requests changed one row at once: the second one's optimistic version check failed
       (``Versioned`` entities) - 409, reload and retry;
     * a unique or foreign-key constraint refused a write that a route did not check first - 409;
-    * the service's database cannot be reached - 503 (the request may be retried later).
+    * the service's database cannot be used (down, dropped, CONNECT revoked, out of
+      connections) - 503 with ``Retry-After`` (see :class:`OutageAnswers`).
     Never the SQL or its parameters: they can hold data the client should not see.
     """
+    app.add_middleware(OutageAnswers)
 
     @app.exception_handler(StaleDataError)
     async def stale(request: Request, exc: StaleDataError) -> JSONResponse:
@@ -133,9 +165,138 @@ def _answer_database_errors(app: FastAPI) -> None:
                                        "record (a duplicate, or a reference to something that is gone)"},
                             status_code=409)
 
-    @app.exception_handler(DBAPIError)
-    async def unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
-        if not is_connection_error(exc):
-            raise exc
-        return JSONResponse({"detail": f"service '{_service_of(request)}': its database is unavailable; "
-                                       "try again shortly"}, status_code=503, headers={"Retry-After": "5"})
+
+class OutageAnswers:
+    """Answer 503 with ``Retry-After`` when a route fails because its service's database is away.
+
+    Whatever layer the failure surfaces from - SQLAlchemy's DBAPIError, a bare OSError or
+    timeout from the connect, isles' DatabaseUnavailable - the client gets a response it can act
+    on instead of a 500 (which also closed its keep-alive connection). An outage is logged once
+    when it starts and once when the service answers again: a traceback per request would bury
+    the one line that matters under thousands.
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.down: dict[str, str] = {}  # service -> what its database said
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        service = _service_of_path(scope.get("path", ""))
+        status: list[int] = []
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if status or not is_connection_error(exc):
+                raise
+            self._went_down(service, exc)
+            await JSONResponse({"detail": f"service '{service}': its database is unavailable; try again shortly"},
+                               status_code=503, headers={"Retry-After": str(RETRY_AFTER)})(scope, receive, send)
+            return
+        if service in self.down and status and status[0] < 500:
+            self._came_back(service)
+
+    def _went_down(self, service: str, exc: BaseException) -> None:
+        if service not in self.down:
+            self.down[service] = outage_reason(exc)
+            log.warning("service '%s': its database is unavailable (%s); its routes answer 503 until it is back",
+                        service, self.down[service])
+
+    def _came_back(self, service: str) -> None:
+        reason = self.down.pop(service)
+        log.warning("service '%s': its database is back (it was: %s)", service, reason)
+
+
+# -- bodies no client should send ------------------------------------------------------------------
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI would parse a body with this Content-Type as JSON (none given counts)."""
+    if not content_type:
+        return True
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _json_error(problem: str, position: int) -> dict[str, Any]:
+    """FastAPI's own shape for a body that is not JSON, so clients handle one shape of 422."""
+    return {"detail": [{"type": "json_invalid", "loc": ["body", position], "msg": "JSON decode error",
+                        "input": {}, "ctx": {"error": problem}}]}
+
+
+class StrictJsonBodies:
+    """Refuse, with a 422, a JSON body that strict JSON (RFC 8259, as orjson reads it) refuses.
+
+    Python's ``json.loads``, which FastAPI uses, accepts ``NaN``, ``Infinity``, numbers that
+    overflow to infinity (``1e400``) and lone surrogate escapes (``"\\ud800"``). None of them is
+    JSON and none can be written back out: the validation answer that echoed them failed to
+    encode, and one unauthenticated request got a 500 that also closed its keep-alive
+    connection. Reading the body here, before routing, keeps every route of every service safe.
+    """
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        if not _is_json(headers.get("content-type")):
+            await self.app(scope, receive, send)
+            return
+        body, more, messages = b"", True, []
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if body:
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                await JSONResponse(_json_error(exc.msg, exc.pos), status_code=422)(scope, receive, send)
+                return
+        await self.app(scope, _replay(messages, receive), send)
+
+
+def _replay(messages: list[dict], receive: Callable) -> Callable:
+    """A ``receive`` that hands out the messages already read, then the real ones."""
+    pending = list(messages)
+
+    async def replayed() -> dict:
+        return pending.pop(0) if pending else await receive()
+    return replayed
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` (as ``jsonable_encoder`` left it) with what JSON cannot hold made into text:
+    lone surrogates as ``\\udXXX`` escapes, NaN and infinities as ``"nan"``, ``"inf"``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(v) for v in value]
+    return value
+
+
+def _answer_invalid_bodies(app: FastAPI) -> None:
+    """A 422 whose body always encodes, whatever the client sent (see :class:`StrictJsonBodies`)."""
+    app.add_middleware(StrictJsonBodies)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(_encodable(jsonable_encoder({"detail": exc.errors()})), status_code=422)

@@ -8,13 +8,18 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
-from isles.commands.common import SYSTEM_HELP, console, ensure_port_free, fail, load_system, run, system_spec
+from isles.commands.common import (SYSTEM_HELP, console, ensure_port_free, err_console, fail, load_system, run,
+                                   system_spec)
+
+if TYPE_CHECKING:
+    from isles.system import ServiceStatus, System
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, rich_markup_mode="rich", add_completion=False)
 dlq_app = typer.Typer(help="Inspect and replay dead letters (events a handler could not apply).",
@@ -47,7 +52,7 @@ def run_command(system_path: Optional[str] = SystemOpt,
     from isles.api import create_app, service_prefix
 
     ensure_port_free(host, port)
-    system = load_system(system_path)
+    system = load_system(system_path, check=True)
     seeder = _system_hook(system_path, "seed") if seed else None
 
     async def start() -> None:
@@ -92,7 +97,7 @@ def demo_command(system_path: Optional[str] = SystemOpt,
     """
     if not any(k.endswith(("DATABASE_URL", "_DB_URL")) and v for k, v in os.environ.items()):
         os.environ["ISLES_DATA_DIR"] = tempfile.mkdtemp(prefix="isles-demo-")
-    system = load_system(system_path)
+    system = load_system(system_path, check=True)
     scenario = _system_hook(system_path, "demo")
     if scenario is None:
         fail(f"module of {system_spec(system_path)!r} defines no `async def demo(system, console, timeout)`")
@@ -104,13 +109,10 @@ def demo_command(system_path: Optional[str] = SystemOpt,
 @app.command("status")
 def status_command(system_path: Optional[str] = SystemOpt) -> None:
     """Each service's database (password masked), outbox backlog, oldest unpublished event, inbox and dead letters."""
-    system = load_system(system_path)
+    system = load_system(system_path, check=True)
+    from isles.config import resolve_database
 
-    async def go() -> list:
-        async with system.running(relays=False, consumers=False):
-            return await system.status()
-
-    rows = run(go())
+    rows = run(_statuses(system))
     table = Table(title=f"system {system.name}", header_style="bold")
     table.add_column("service", no_wrap=True)
     table.add_column("database", overflow="fold", min_width=24)
@@ -119,12 +121,46 @@ def status_command(system_path: Optional[str] = SystemOpt) -> None:
         table.add_column(column, justify="right", no_wrap=True)
     for s in rows:
         age = "-" if s.oldest_unpublished_age_s is None else f"{s.oldest_unpublished_age_s:.1f}s"
-        health = "[green]ok[/]" if s.healthy else f"[red]{s.detail}[/]"
+        health = "[green]ok[/]" if s.healthy else "[red]down[/]"
         table.add_row(s.service, f"{s.database}\n[dim]{s.topology}[/]", health, str(s.outbox_backlog), age,
                       str(s.inbox), f"[red]{s.dead_letters}[/]" if s.dead_letters else "0", str(s.waiting))
     console.print(table)
     console.print("[dim]backlog: committed events not yet published; oldest: age of the oldest of them; "
                   "dead/waiting: see `isles dlq list`[/]")
+    down = [s for s in rows if not s.healthy]
+    for s in down:  # the whole message (service, setting, fix) once, below the table
+        source = resolve_database(s.service, system.env).source
+        fix = f"start its database server, or correct {source if source != 'default' else 'ISLES_DATA_DIR'}"
+        err_console.print(f"[bold red]down[/]: {escape(s.detail)}\n  fix: {escape(fix)}", highlight=False)
+    raise typer.Exit(1 if down else 0)
+
+
+async def _statuses(system: "System") -> list:
+    """Every service's status; one that cannot be reached is shown as such and the others still are.
+
+    Only the databases are read: no broker is started (``status`` must work while it is down)
+    and no table is created (a server that is away made ``create_all`` fail the whole command)."""
+    from isles.transport.memory import InMemoryTransport
+
+    system._transport = system._transport or InMemoryTransport()
+    async with system.running(relays=False, consumers=False, create_tables=False):
+        return [await _status_of(system, name) for name in sorted(system.runtimes)]
+
+
+async def _status_of(system: "System", name: str) -> "ServiceStatus":
+    """One service's status; never raises. Its tables are created if missing, as start() would."""
+    from isles.database import outage_reason
+    from isles.system import ServiceStatus
+
+    runtime = system.runtimes[name]
+    config = runtime.database.config
+    try:
+        if (await runtime.database.health()).ok:
+            await runtime.database.create_all(system.services[name].metadata)
+        return await system._status(runtime)
+    except Exception as exc:
+        return ServiceStatus(name, config.display, config.topology, False,
+                             f"service '{name}': cannot read its tables ({outage_reason(exc)})", 0, None, 0, 0, 0)
 
 
 # -- dead letters -------------------------------------------------------------------------------------
@@ -137,7 +173,9 @@ def dlq_list(system_path: Optional[str] = SystemOpt,
 
     from isles.tables import RESOLVED
 
-    system = load_system(system_path)
+    system = load_system(system_path, check=True)
+    from isles.transport.memory import InMemoryTransport
+    system._transport = system._transport or InMemoryTransport()  # reads tables; no broker needed
 
     async def go() -> list:
         found = []
@@ -175,7 +213,7 @@ def dlq_retry(dead_letter_id: Optional[int] = typer.Argument(None, help="A dead 
     """Replay a dead letter and the events waiting behind it, in order; the key un-parks when all succeed."""
     if (dead_letter_id is None) == (not all_):
         fail("give either a dead letter ID or --all")
-    system = load_system(system_path)
+    system = load_system(system_path, check=True)
 
     async def go() -> list:
         reports = []
@@ -200,7 +238,7 @@ def dlq_retry(dead_letter_id: Optional[int] = typer.Argument(None, help="A dead 
 def resync_command(service: Optional[str] = typer.Option(None, help="Only this service's replicas."),
                    system_path: Optional[str] = SystemOpt) -> None:
     """Backfill replicated fields from the owning services' current state (never moves a copy backwards)."""
-    system = load_system(system_path)
+    system = load_system(system_path, check=True)
     targets = [service] if service else [n for n, s in system.services.items() if s.replicas]
 
     async def go() -> dict:

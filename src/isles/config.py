@@ -17,12 +17,14 @@ fsynced (``synchronous=FULL``) unless ``ISLES_SQLITE_SYNCHRONOUS=normal`` trades
 """
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -49,13 +51,113 @@ def env_prefix(service: str) -> str:
     return service.upper().replace("-", "_")
 
 
+#: ``//user:password@`` up to the LAST ``@`` before a space or quote: a password with an unescaped
+#: ``@`` (or ``/``) in it is hidden whole, not cut at its first ``@`` as a URL parser would.
+_USERINFO_PASSWORD = re.compile(r"(//[^/?#@:\s'\"]*):[^\s'\"]*@")
+
+
 def mask_url(url: URL | str) -> str:
-    """The URL as text with its password replaced by ``***``."""
+    """The URL as text with its password replaced by ``***`` - also for URLs no parser accepts
+    (``redis//:pw@host``, ``postgresql://u:p@ss@host/db``, a port that is not a number)."""
+    if isinstance(url, URL):
+        text = url.render_as_string(hide_password=True)
+    else:
+        text = str(url)
+    return _USERINFO_PASSWORD.sub(r"\1:***@", text)
+
+
+def _port_problem(port: str | int | None) -> str | None:
+    """Why ``port`` (as written in a URL or a host:port pair) is not a TCP port; None if it is."""
+    if port is None or port == "":
+        return None
+    if not str(port).isdigit() or not 1 <= int(port) <= 65535:
+        return f"port {str(port)!r} is not a number from 1 to 65535"
+    return None
+
+
+def check_redis_url(raw: str, setting: str = "REDIS_URL") -> None:
+    """Refuse a Redis URL that redis-py would misread or fail on later, with the fix.
+
+    Checked when settings are read, so a typo is one line at start-up - not a traceback from
+    inside the client, nor (when the URL does not parse as one) a message that shows it whole,
+    password included.
+    """
+    fix = f"write it as {setting}=redis://[:PASSWORD@]HOST:6379/0 (rediss:// for TLS, unix:///path/to.sock)"
+    text = raw.strip()
     try:
-        parsed = url if isinstance(url, URL) else make_url(url)
-    except ArgumentError:
-        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", str(url))
-    return parsed.render_as_string(hide_password=True)
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError for a port that is not one
+    except ValueError:
+        port_text = re.sub(r".*@", "", text.split("//", 1)[-1]).split("/", 1)[0].rpartition(":")[2]
+        raise ConfigurationError(f"{setting} has a bad port: {_port_problem(port_text) or 'not a port'} "
+                                 f"({mask_url(text)!r})", fix=fix) from None
+    if parts.scheme not in ("redis", "rediss", "unix", "memory") or "://" not in text:
+        raise ConfigurationError(f"{setting} is not a redis://, rediss:// or unix:// URL: {mask_url(text)!r}", fix=fix)
+    if parts.scheme in ("redis", "rediss") and not parts.hostname:
+        raise ConfigurationError(f"{setting} names no host: {mask_url(text)!r}", fix=fix)
+
+
+def check_broker_list(raw: str, setting: str = "KAFKA_BROKERS") -> list[str]:
+    """``host:port[,host:port]`` as a list; an empty entry, a missing host or a bad port is an error."""
+    fix = f"write it as {setting}=HOST:9092[,HOST:9092...], or unset it for the in-process transport"
+    brokers = []
+    for entry in raw.split(","):
+        entry = entry.strip().removeprefix("kafka://")
+        host, colon, port = entry.rpartition(":")
+        if not entry:
+            raise ConfigurationError(f"{setting}={raw!r} has an empty entry", fix=fix)
+        if not colon or not host.strip("[]"):
+            raise ConfigurationError(f"{setting} entry {entry!r} is not HOST:PORT", fix=fix)
+        problem = _port_problem(port) if port else "no port is given"
+        if problem:
+            raise ConfigurationError(f"{setting} entry {entry!r}: {problem}", fix=fix)
+        brokers.append(entry)
+    return brokers
+
+
+def check_auth_secret(env: Mapping[str, str]) -> None:
+    """A short ``ISLES_AUTH_SECRET`` is refused at start-up: the server used to start, then answer
+    every login with a 500 (the secret is first read when a token is issued)."""
+    if env.get("ISLES_AUTH_SECRET"):
+        from isles.security import auth_secret  # imported late: it needs FastAPI and PyJWT
+        auth_secret(env)
+
+
+#: The per-service settings, after the service's prefix (``WORK_ORDER`` + ``_DATABASE_URL``).
+_SERVICE_SETTINGS = ("_DATABASE_URL", "_DB_URL", "_DB_POOL_MIN", "_DB_POOL_SIZE", "_DB_POOL_MAX",
+                     "_DB_MAX_OVERFLOW", "_DB_POOL_TIMEOUT")
+_warned: set[str] = set()
+
+
+def settings_for_no_service(env: Mapping[str, str], services: Iterable[str]) -> list[str]:
+    """A warning for each ``<SERVICE>_DATABASE_URL``-like setting that names no service of the system.
+
+    A misspelt prefix (``MATERAIL_DATABASE_URL``, ``WORKORDER_DB_URL``) used to be ignored in
+    silence: the service then ran on its default (a SQLite file) while the operator believed it
+    was on the server they named. The closest real setting is suggested.
+    """
+    prefixes = {env_prefix(s) for s in services}
+    warnings = []
+    for name in sorted(env):
+        suffix = next((x for x in _SERVICE_SETTINGS if name.endswith(x) and len(name) > len(x)), None)
+        if suffix is None or name[: -len(suffix)] in prefixes:
+            continue
+        if suffix in ("_DB_POOL_MIN", "_DB_POOL_MAX", "_DB_POOL_TIMEOUT", "_DB_POOL_SIZE", "_DB_MAX_OVERFLOW") \
+                and name.startswith("ISLES_"):
+            continue
+        close = difflib.get_close_matches(name[: -len(suffix)], sorted(prefixes), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}{suffix}? " if close else ""
+        warnings.append(f"{name} is set but the system has no service it names ({', '.join(sorted(services))}); "
+                        f"it is ignored. fix: {hint}rename or unset it")
+    return warnings
+
+
+def warn_settings_for_no_service(env: Mapping[str, str], services: Iterable[str]) -> None:
+    """Log each warning of :func:`settings_for_no_service` once per process."""
+    for warning in settings_for_no_service(env, services):
+        if warning not in _warned:
+            _warned.add(warning)
+            log.warning("%s", warning)
 
 
 @dataclass(frozen=True)
@@ -228,14 +330,21 @@ def parse_database_url(raw: str, *, service: str, setting: str) -> tuple[URL, st
 
 def _parse_database_url(raw: str, *, service: str, setting: str) -> tuple[URL, str | None, dict[str, str]]:
     """The driver URL, the schema it selects (if any) and its pool parameters."""
+    fix = f"write it as postgresql://USER:PASSWORD@HOST:5432/DATABASE or sqlite:///path/to/{service}.db"
     try:
         url = make_url(raw.strip())
     except ArgumentError:
-        raise ConfigurationError(
-            f"{setting} is not a database URL: {mask_url(raw)!r}", service=service,
-            fix=f"write it as postgresql://USER:PASSWORD@HOST:5432/DATABASE or "
-                f"sqlite:///path/to/{service}.db",
-        ) from None
+        raise ConfigurationError(f"{setting} is not a database URL: {mask_url(raw)!r}", service=service,
+                                 fix=fix) from None
+    except ValueError:  # SQLAlchemy parses the port with int()
+        raise ConfigurationError(f"{setting} has a port that is not a number from 1 to 65535: {mask_url(raw)!r}",
+                                 service=service, fix=fix) from None
+    if "@" in (url.host or ""):
+        raise ConfigurationError(f"{setting} has an '@' in its password (or user name) that is not escaped: "
+                                 f"{mask_url(raw)!r}", service=service,
+                                 fix="write '@' in the password as %40 (and ':' as %3A, '/' as %2F)")
+    if _port_problem(url.port):
+        raise ConfigurationError(f"{setting}: {_port_problem(url.port)}: {mask_url(raw)!r}", service=service, fix=fix)
     driver = url.drivername
     query = dict(url.query)
     schema = None

@@ -251,16 +251,63 @@ class Database:
         await self.engine.dispose()  # closing the last connection checkpoints what is left
 
 
+#: Exceptions (by class name, so no driver needs importing) that mean the database cannot be used
+#: at all right now - it is down, restarting, gone, full, or refused this connection - as opposed
+#: to one statement that failed. asyncpg's names, and SQLAlchemy's for an exhausted pool.
+_OUTAGES = frozenset({
+    "InvalidCatalogNameError",          # the database does not exist (dropped)
+    "CannotConnectNowError",            # starting up / shutting down / in recovery
+    "AdminShutdownError", "CrashShutdownError",
+    "ConnectionDoesNotExistError",      # the server ended the session (pg_terminate_backend, restart)
+    "ConnectionFailureError", "ClientCannotConnectError", "ConnectionRejectionError",
+    "TooManyConnectionsError",
+    "InvalidPasswordError", "InvalidAuthorizationSpecificationError",
+    "DisconnectionError", "DatabaseUnavailable",
+})
+#: Messages that mean the same when the class alone does not: a permission error is an outage
+#: only when it is about connecting (CONNECT revoked), never about a table; an InterfaceError only
+#: when the connection it used is gone.
+_OUTAGE_MESSAGES = {
+    "InsufficientPrivilegeError": ("permission denied for database",),
+    "InterfaceError": ("connection is closed", "connection was closed", "underlying connection is closed"),
+    "TimeoutError": ("queuepool limit",),  # sqlalchemy.exc.TimeoutError: no pooled connection came free
+}
+
+
+def _says_outage(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, ConnectionError, asyncio.TimeoutError)):
+        return True
+    if getattr(exc, "connection_invalidated", False):  # SQLAlchemy judged it a disconnect
+        return True
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _OUTAGES:
+        return True
+    text = str(exc).lower()
+    return any(name in names and any(m in text for m in messages) for name, messages in _OUTAGE_MESSAGES.items())
+
+
 def is_connection_error(exc: BaseException) -> bool:
-    """Whether ``exc`` (or anything in its chain) says the database cannot be reached at all."""
+    """Whether ``exc`` (or anything in its chain) says the database cannot be used at all right now.
+
+    Such errors are answered 503 (try again later) and retried by relays and consumers; any other
+    database error is a fault of the statement, and retrying it unchanged would not help."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, (OSError, ConnectionError, asyncio.TimeoutError)):
-            return True
-        name = type(exc).__name__
-        if name in ("InvalidCatalogNameError", "CannotConnectNowError", "ConnectionDoesNotExistError",
-                    "InvalidPasswordError", "InvalidAuthorizationSpecificationError"):
+        if _says_outage(exc):
             return True
         exc = exc.__cause__ or exc.__context__ or getattr(exc, "orig", None)
     return False
+
+
+def outage_reason(exc: BaseException) -> str:
+    """The first line of the innermost cause (the driver's own words), for a log line."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = exc.__cause__ or getattr(exc, "orig", None)
+        if inner is None:
+            break
+        exc = inner
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -164,7 +164,20 @@ class System:
 
     async def start(self, *, services: Selection = True, relays: Selection = True, consumers: Selection = True,
                     create_tables: bool = True) -> "System":
-        """Bind the selected services to their databases and start relays and consumers."""
+        """Bind the selected services to their databases and start relays and consumers.
+
+        A start that fails half-way (a setting, a database, the broker) closes what it opened:
+        a pool or SQLite connection left open kept the command from exiting after its error."""
+        try:
+            return await self._start(services, relays, consumers, create_tables)
+        except BaseException:
+            await cancel_and_wait(self._tasks)
+            self._tasks.clear()
+            await self._dispose()
+            raise
+
+    async def _start(self, services: Selection, relays: Selection, consumers: Selection,
+                     create_tables: bool) -> "System":
         names = self._selected(services, self.services)
         retention = retention_settings(self.env, self.relay_options)  # isles.retention: the two windows
         self.transport = self._transport or transport_from_env(self.env)

@@ -26,7 +26,7 @@ def audit_isolation_command(
 
     from isles.config import resolve_database
 
-    system = load_system(system_path)
+    system = load_system(system_path, check=True)
     names = service or list(system.services)
     if not any(resolve_database(n, system.env).dialect == "postgresql" for n in names):
         console.print("nothing to audit: no selected service uses PostgreSQL (set DATABASE_URL or <SERVICE>_DATABASE_URL)")

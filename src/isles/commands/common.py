@@ -70,13 +70,44 @@ def load_object(spec: str) -> Any:
                                  fix="point --system / ISLES_SYSTEM at the System object") from None
 
 
-def load_system(spec: str | None = None) -> System:
-    """The System named by ``spec``; a wrong name is a clear message and exit code 2."""
+def load_system(spec: str | None = None, *, check: bool = False) -> System:
+    """The System named by ``spec``; a wrong name is a clear message and exit code 2.
+
+    ``check``: also check its settings (see :func:`check_settings`), for the commands that will
+    open its databases or its transport."""
     try:
-        return _load_system(spec)
+        if (os.environ.get("REDIS_URL") or "").strip():  # a cache built at import would trip on it
+            from isles.config import check_redis_url
+            check_redis_url(os.environ["REDIS_URL"], "REDIS_URL")
+        system = _load_system(spec)
+        if check:
+            check_settings(system)
+        return system
     except IslesError as exc:
         _print_error(str(exc))
         raise typer.Exit(2) from None
+
+
+def check_settings(system: System) -> None:
+    """Read every setting the system will use, before anything is opened; raise the first error.
+
+    A setting found wrong half-way through start-up used to leave what was already open
+    (a SQLite connection, a pool) behind, and the command hung after printing its error; some
+    (a port that is not a number, a broker list without a host) surfaced as a traceback from
+    inside a driver. Reading them all first makes each one line and exit code 2, at once.
+    Settings that name no service of the system are warned about (one line each).
+    """
+    from isles.config import check_auth_secret, check_redis_url, resolve_database, warn_settings_for_no_service
+    from isles.transport.factory import transport_from_env
+
+    env = system.env
+    warn_settings_for_no_service(env, system.services)
+    for name in system.services:
+        resolve_database(name, env)
+    transport_from_env(env)  # parses; connects only when started
+    if (env.get("REDIS_URL") or "").strip():
+        check_redis_url(env["REDIS_URL"], "REDIS_URL")
+    check_auth_secret(env)
 
 
 def _print_error(message: str) -> None:
@@ -128,4 +159,4 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-__all__ = ["console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]
+__all__ = ["check_settings", "console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]

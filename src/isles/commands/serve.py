@@ -33,7 +33,7 @@ def serve_command(service: str = typer.Option(..., "--service", help="The servic
     from isles.transport.factory import transport_from_env
 
     ensure_port_free(host, port)
-    system = load_system(system_path)
+    system = load_system(system_path, check=True)
     if service not in system.services:
         fail(f"system '{system.name}' has no service {service!r}; services: {', '.join(system.services)}", 2)
     try:

@@ -50,6 +50,7 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 
 from isles.backoff import backoff_delay
+from isles.config import check_broker_list
 from isles.errors import ConfigurationError, EventError, IslesError
 from isles.events import Envelope, rfc3339
 from isles.tasks import cancel_and_wait
@@ -119,6 +120,7 @@ class KafkaSettings:
         brokers = (env.get("KAFKA_BROKERS") or "").strip()
         if not brokers:
             raise ConfigurationError("KAFKA_BROKERS is empty", fix="set KAFKA_BROKERS=host:port[,host:port...]")
+        check_broker_list(brokers, "KAFKA_BROKERS")
         return cls(
             brokers=brokers,
             client_id=env.get("KAFKA_CLIENT_ID") or "isles",

@@ -44,7 +44,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from isles.backoff import backoff_delay
-from isles.config import mask_url
+from isles.config import check_redis_url, mask_url
 from isles.errors import ConfigurationError, EventError, IslesError
 from isles.events import Envelope
 from isles.tasks import ask_then_cancel
@@ -92,6 +92,7 @@ class RedisStreamsSettings:
         url = (env.get("REDIS_URL") or "").strip()
         if not url:
             raise ConfigurationError("REDIS_URL is not set", fix="set REDIS_URL=redis://host:6379/0")
+        check_redis_url(url, "REDIS_URL")
         return cls(url=url, shards=_int(env, "ISLES_REDIS_SHARDS", 4), maxlen=_int(env, "ISLES_REDIS_MAXLEN", 1_000_000),
                    lease_ms=_int(env, "ISLES_REDIS_LEASE_MS", 10_000))
 
