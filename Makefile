@@ -28,6 +28,11 @@ run: $(STAMP)
 test: $(TSTAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## lint: ruff (pyflakes, pycodestyle, isort, bugbear) and mypy (strict on src/isles)
+lint: $(TSTAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
 demo: $(STAMP)
 	$(VENV)/bin/isles demo
 
