@@ -34,6 +34,7 @@ from isles.relay import Relay
 from isles.replication import Snapshot
 from isles.runtime import ServiceRuntime
 from isles.service import Service
+from isles import messaging, sagas  # isles: commands and sagas
 from isles.tables import DEAD, WAITING
 from isles.tasks import cancel_and_wait
 from isles.transport import Transport
@@ -89,7 +90,8 @@ def _waker(relay: Relay) -> Any:
 class System:
     def __init__(self, name: str, services: Iterable[Service], *, transport: Transport | None = None,
                  env: Mapping[str, str] | None = None, relay_options: dict[str, Any] | None = None,
-                 consumer_options: dict[str, Any] | None = None, freeze_heap: bool = True):
+                 consumer_options: dict[str, Any] | None = None, freeze_heap: bool = True,
+                 saga_options: dict[str, Any] | None = None):
         if not _SYSTEM_NAME.match(name or ""):
             raise ConfigurationError(f"{name!r} is not a valid system name",
                                      fix="use lower-case letters, digits and underscores (e.g. 'mes')")
@@ -104,12 +106,15 @@ class System:
         for service in self.services.values():
             for model in service.publishes:
                 self.registry.register(service.name, model)
+        messaging.register(self.registry, self.services.values())  # isles: commands and their replies
+        sagas.register(self.registry, self.services.values())  # isles: sagas' dead letters
         self._check_subscriptions()
         check_contracts(self.services.values(), self.registry)
         self._env = env
         self._transport = transport
         self.relay_options = relay_options or {}
         self.consumer_options = consumer_options or {}
+        self.saga_options = saga_options or {}  # isles: SagaWorker options (poll_interval, batch_size)
         self.freeze_heap = freeze_heap
         self.runtimes: dict[str, ServiceRuntime] = {}
         self.relays: dict[str, Relay] = {}
@@ -179,6 +184,7 @@ class System:
             runtime = ServiceRuntime(name, database, dialect_for(database), service.tables, self.registry,
                                      self.source(name), self.topic(name),
                                      publishes=frozenset(m.event_type for m in service.publishes))
+            messaging.wire_runtime(self, service, runtime)  # isles: command routes, what it may send
             service._runtime = runtime
             self.runtimes[name] = runtime
         for name in self._selected(relays, names):
@@ -190,11 +196,12 @@ class System:
             if not subs:
                 continue
             consumer = self.consumers[name] = Consumer(self.runtimes[name], subs, **self.consumer_options)
-            topics = sorted({self.topic(self.registry.require(s.type, service=name).service) for s in subs})
+            topics = messaging.topics_for(self, name, subs)  # isles: events topics + its command channel
             self.transport.subscribe(name, topics, consumer.deliver)
         await self.transport.start()
         for name, relay in self.relays.items():
             self._tasks.append(asyncio.create_task(relay.run(), name=f"isles-relay-{name}"))
+        self._tasks += sagas.start_workers(self)  # isles: saga timers of services consuming here
         if self.freeze_heap:
             _freeze_heap()
         return self
