@@ -56,6 +56,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, 
 from sqlalchemy import (BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, delete,
                         insert, select, update)
 
+from pydantic import ValidationError
+
 from isles.backoff import backoff_delay
 from isles.errors import ConfigurationError, EventError
 from isles.events import Envelope, Event
@@ -469,7 +471,14 @@ class SagaEngine:
         if args is not None:
             values.update(args(st))
         fields = {name: values[name] for name in command.model_fields if name in values}
-        message = command.model_validate(fields)
+        try:
+            message = command.model_validate(fields)
+        except ValidationError as exc:
+            raise ConfigurationError(
+                f"saga {st.id} ({st.name}), step {step.name}: cannot build {command.__name__} from the saga's data "
+                f"({'; '.join(str(e['loc'][0]) + ': ' + e['msg'] for e in exc.errors()[:3])})", service=self.service,
+                fix="start the saga with those fields, return them in an earlier reply's result, or pass args= / "
+                    "compensate_args= (a compensation of a timed-out step has no result of its own)") from None
         command_id = uow.send(message, key=st.id, version=st.revision)
         st.waiting_for = command_id
         st.note(what, step=step.name, type=command.event_type, id=command_id)

@@ -18,6 +18,7 @@ from isles.messaging import Command, CommandHandlers, Reply
 from isles.sagas import Saga, SagaInstance, Step
 
 FAIL_RELEASE: set[str] = set()  # order ids whose release fails
+PAYMENT_GATE: list[Any] = []  # an asyncio.Event here holds authorizations until it is set (a slow payment)
 
 
 def _effects_model(base: type) -> type:
@@ -46,7 +47,7 @@ class AuthorizePayment(Command, type="sagashop.payment.authorize", target="payme
 
 class VoidPayment(Command, type="sagashop.payment.void", target="payment"):
     order_id: str
-    authorization: str
+    authorization: str | None = None  # unknown when the authorization timed out
 
 
 class CreateShipment(Command, type="sagashop.shipping.create", target="shipping"):
@@ -91,6 +92,8 @@ payment_commands = CommandHandlers()
 
 @payment_commands.handle(AuthorizePayment)
 async def authorize(cmd: AuthorizePayment, uow: UnitOfWork) -> Reply:
+    for gate in PAYMENT_GATE:
+        await gate.wait()
     if cmd.amount % 3 == 0:
         return Reply.failed("card refused")
     uow.add(PaymentEffect(order_id=cmd.order_id, kind="authorize"))
