@@ -8,6 +8,7 @@ counts how many times each effect was applied.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 from sqlalchemy import Integer, String, func, select
@@ -171,7 +172,9 @@ orders = Service("orders", metadata=OrdersBase.metadata, sagas=[SAGA])
 
 
 def build_system(env: Mapping[str, str] | None = None, **options: Any) -> System:
-    return System("sagashop", [orders, inventory, payment, shipping], env=env, **options)
+    """The system; ``SAGASHOP_NAME`` names it (and so its topics: crash runs over Redis do not meet)."""
+    name = (os.environ if env is None else env).get("SAGASHOP_NAME", "sagashop")
+    return System(name, [orders, inventory, payment, shipping], env=env, **options)
 
 
 async def place(order_id: str, *, quantity: int = 1, amount: int = 10) -> str:
