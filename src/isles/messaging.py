@@ -46,10 +46,11 @@ from __future__ import annotations
 import inspect
 import types
 import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from isles.config import validate_service_name
 from isles.errors import ConfigurationError, EventError
@@ -91,7 +92,7 @@ class Command(Event):
     def envelope_id(self) -> str | None:
         return self._message_id
 
-    def sent_in(self, uow: "UnitOfWork", *, key: str | None = None, version: int | None = None) -> str:
+    def sent_in(self, uow: UnitOfWork, *, key: str | None = None, version: int | None = None) -> str:
         """What ``uow.send(command)`` does: see :func:`send`."""
         return send(uow, self, key=key, version=version)
 
@@ -105,7 +106,7 @@ class Replied(Event):
     requester: str
     ok: bool
     reason: str | None = None
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = Field(default_factory=dict)
 
 
 _REPLY_MODELS: dict[type[Command], type[Replied]] = {}
@@ -139,11 +140,11 @@ class Reply:
     result: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def succeeded(cls, **result: Any) -> "Reply":
+    def succeeded(cls, **result: Any) -> Reply:
         return cls(True, None, result)
 
     @classmethod
-    def failed(cls, reason: str, **result: Any) -> "Reply":
+    def failed(cls, reason: str, **result: Any) -> Reply:
         return cls(False, reason, result)
 
 
@@ -193,11 +194,11 @@ class CommandHandlers:
         return subs
 
 
-def _answering(command: type[Command], fn: CommandFn) -> Callable[[Any, "UnitOfWork"], Awaitable[None]]:
+def _answering(command: type[Command], fn: CommandFn) -> Callable[[Any, UnitOfWork], Awaitable[None]]:
     """The subscription function: run ``fn``, publish its reply in the same unit of work."""
     model = reply_model(command)
 
-    async def run(cmd: Any, uow: "UnitOfWork") -> None:
+    async def run(cmd: Any, uow: UnitOfWork) -> None:
         envelope = uow.incoming
         assert envelope is not None  # set by the consumer while handlers run
         reply = await fn(cmd, uow)
@@ -213,7 +214,7 @@ def _answering(command: type[Command], fn: CommandFn) -> Callable[[Any, "UnitOfW
     return run
 
 
-def send(uow: "UnitOfWork", command: Command, *, key: str | None = None, version: int | None = None) -> str:
+def send(uow: UnitOfWork, command: Command, *, key: str | None = None, version: int | None = None) -> str:
     """Write ``command`` to ``uow``'s outbox (routed to its target's channel); return its id.
 
     The partition key is ``key``, else the command's declared key field, else its id: commands of

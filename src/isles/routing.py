@@ -8,7 +8,7 @@ held back (their later rows fail with the same error), so per-key order holds ac
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Sequence
+from collections.abc import Awaitable, Sequence
 
 from isles.events import Envelope
 from isles.runtime import ServiceRuntime

@@ -49,14 +49,31 @@ import inspect
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Iterable, Mapping, Sequence
-
-from sqlalchemy import (BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text, delete,
-                        insert, select, update)
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+)
 
 from pydantic import ValidationError
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from isles.backoff import backoff_delay
 from isles.errors import ConfigurationError, EventError
@@ -222,7 +239,7 @@ class Saga:
         self.max_compensation_attempts = max_compensation_attempts
         self.retry_backoff = retry_backoff
         self.max_retry_backoff = max_retry_backoff
-        self._engine: "SagaEngine | None" = None
+        self._engine: SagaEngine | None = None
 
     def __repr__(self) -> str:
         return f"Saga({self.name!r}, version={self.version})"
@@ -230,7 +247,7 @@ class Saga:
     def commands(self) -> list[type[Command]]:
         return [c for step in self.steps for c in step.commands()]
 
-    async def start(self, uow: "UnitOfWork", saga_id: str | None = None, **data: Any) -> str:
+    async def start(self, uow: UnitOfWork, saga_id: str | None = None, **data: Any) -> str:
         """Start an instance in ``uow`` (commits with the caller's change); return its id."""
         if self._engine is None:
             raise ConfigurationError(f"saga {self.name!r} is not declared by a service",
@@ -262,12 +279,12 @@ class SagaEngine:
         return subs
 
     # -- storage ------------------------------------------------------------------------------------
-    async def _load(self, uow: "UnitOfWork", saga_id: str) -> SagaInstance | None:
+    async def _load(self, uow: UnitOfWork, saga_id: str) -> SagaInstance | None:
         row = (await uow.execute(select(self.tables.sagas).where(self.tables.sagas.c.id == saga_id)
                                  .with_for_update())).first()
         return None if row is None else _instance(row)
 
-    async def _save(self, uow: "UnitOfWork", st: SagaInstance, *, new: bool = False) -> None:
+    async def _save(self, uow: UnitOfWork, st: SagaInstance, *, new: bool = False) -> None:
         st.updated_at = utcnow()
         values = {"name": st.name, "version": st.version, "status": st.status, "step": st.step,
                   "attempts": st.attempts, "waiting_for": st.waiting_for, "data": json.dumps(st.data),
@@ -283,11 +300,11 @@ class SagaEngine:
                              fix="nothing: the transition is retried")
         st.revision += 1
 
-    async def _timer(self, uow: "UnitOfWork", st: SagaInstance, kind: str, token: str, seconds: float) -> None:
+    async def _timer(self, uow: UnitOfWork, st: SagaInstance, kind: str, token: str, seconds: float) -> None:
         await uow.execute(insert(self.tables.timers).values(
             saga_id=st.id, kind=kind, token=token, due_at=utcnow() + timedelta(seconds=seconds)))
 
-    async def _clear_timers(self, uow: "UnitOfWork", st: SagaInstance) -> None:
+    async def _clear_timers(self, uow: UnitOfWork, st: SagaInstance) -> None:
         await uow.execute(delete(self.tables.timers).where(self.tables.timers.c.saga_id == st.id))
 
     def definition(self, st: SagaInstance) -> Saga:
@@ -310,7 +327,7 @@ class SagaEngine:
         return target
 
     # -- transitions ----------------------------------------------------------------------------------
-    async def start(self, uow: "UnitOfWork", saga: Saga, data: Mapping[str, Any], saga_id: str | None) -> str:
+    async def start(self, uow: UnitOfWork, saga: Saga, data: Mapping[str, Any], saga_id: str | None) -> str:
         now = utcnow()
         st = SagaInstance(id=saga_id or str(uuid.uuid4()), name=saga.name, version=saga.version, status=RUNNING,
                           step=0, attempts=0, waiting_for=None, data=dict(data), history=[], error=None,
@@ -320,7 +337,7 @@ class SagaEngine:
         await self._save(uow, st, new=True)
         return st.id
 
-    async def on_reply(self, reply: Replied, uow: "UnitOfWork") -> None:
+    async def on_reply(self, reply: Replied, uow: UnitOfWork) -> None:
         """A reply event arrived (through the inbox): move its saga on."""
         envelope = uow.incoming
         if reply.requester != uow.runtime.source or envelope is None:
@@ -356,7 +373,7 @@ class SagaEngine:
                 await self._compensation_failed(uow, saga, st, f"compensation of {step.name} failed: {reply.reason}")
         await self._save(uow, st)
 
-    async def fire(self, uow: "UnitOfWork", timer_id: int) -> bool:
+    async def fire(self, uow: UnitOfWork, timer_id: int) -> bool:
         """Fire one due timer in ``uow``; False when another worker (or a reply) got there first."""
         timers = self.tables.timers
         timer = (await uow.execute(select(timers).where(timers.c.id == timer_id))).first()
@@ -384,7 +401,7 @@ class SagaEngine:
         await self._save(uow, st)
         return True
 
-    async def retry(self, uow: "UnitOfWork", saga_id: str) -> bool:
+    async def retry(self, uow: UnitOfWork, saga_id: str) -> bool:
         """Resume the compensation of a ``failed`` saga (``isles sagas retry``); False if it is not failed."""
         st = await self._load(uow, saga_id)
         if st is None or st.status != FAILED:
@@ -399,11 +416,11 @@ class SagaEngine:
                                            dl.c.status == DEAD).values(status=RESOLVED, resolved_at=utcnow()))
         return True
 
-    async def _on_stuck_replayed(self, stuck: SagaStuck, uow: "UnitOfWork") -> None:
+    async def _on_stuck_replayed(self, stuck: SagaStuck, uow: UnitOfWork) -> None:
         await self.retry(uow, stuck.saga_id)
 
     # -- moving forward and back ----------------------------------------------------------------
-    async def _forward(self, uow: "UnitOfWork", saga: Saga, st: SagaInstance) -> None:
+    async def _forward(self, uow: UnitOfWork, saga: Saga, st: SagaInstance) -> None:
         """Run steps from ``st.step``: local ones here, until one sends a command (or all are done)."""
         while st.step < len(saga.steps):
             step = saga.steps[st.step]
@@ -426,11 +443,11 @@ class SagaEngine:
         st.status = COMPLETED
         st.note("completed")
 
-    async def _begin_compensation(self, uow: "UnitOfWork", saga: Saga, st: SagaInstance) -> None:
+    async def _begin_compensation(self, uow: UnitOfWork, saga: Saga, st: SagaInstance) -> None:
         st.status, st.attempts = COMPENSATING, 0
         await self._compensate(uow, saga, st)
 
-    async def _compensate(self, uow: "UnitOfWork", saga: Saga, st: SagaInstance) -> None:
+    async def _compensate(self, uow: UnitOfWork, saga: Saga, st: SagaInstance) -> None:
         """Undo steps from ``st.step`` down: local ones here, until one sends a command (or all are undone)."""
         while st.step >= 0:
             step = saga.steps[st.step]
@@ -444,7 +461,7 @@ class SagaEngine:
         st.status = COMPENSATED
         st.note("compensated")
 
-    async def _compensation_failed(self, uow: "UnitOfWork", saga: Saga, st: SagaInstance, reason: str) -> None:
+    async def _compensation_failed(self, uow: UnitOfWork, saga: Saga, st: SagaInstance, reason: str) -> None:
         st.attempts += 1
         st.error = reason
         if st.attempts < saga.max_compensation_attempts:
@@ -465,7 +482,7 @@ class SagaEngine:
             error=(f"saga {st.id} ({st.name}): {reason}\n  fix: make the compensation succeed, then "
                    f"`isles sagas retry {st.id}`")))
 
-    async def _send(self, uow: "UnitOfWork", st: SagaInstance, step: Step, command: type[Command],
+    async def _send(self, uow: UnitOfWork, st: SagaInstance, step: Step, command: type[Command],
                     args: ArgsFn | None, what: str) -> None:
         values = dict(st.data)
         if args is not None:
@@ -533,7 +550,7 @@ class SagaWorker:
                 await self.fire_due()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the database is down or a transition failed: try again next poll
+            except Exception as exc:  # noqa: BLE001 - database down or a transition failed: next poll retries
                 log.warning("service '%s': saga worker: %s", self.runtime.name, str(exc).splitlines()[0] if str(exc) else exc)
             await asyncio.sleep(self.poll_interval)
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData
 
@@ -12,7 +13,8 @@ from isles.events import Event
 from isles.messaging import CommandHandlers  # isles: commands and sagas
 from isles.replication import Replica, Snapshot
 from isles.runtime import ServiceRuntime
-from isles.sagas import Saga, SagaEngine, install as install_saga_tables  # isles: sagas
+from isles.sagas import Saga, SagaEngine  # isles: sagas
+from isles.sagas import install as install_saga_tables
 from isles.subscriptions import Handlers, Subscription
 from isles.tables import install
 from isles.unit_of_work import UnitOfWork
@@ -40,7 +42,7 @@ class Service:
     """
 
     def __init__(self, name: str, *, metadata: MetaData, publishes: Iterable[type[Event]] = (),
-                 handlers: Handlers | None = None, router: "APIRouter | None" = None,
+                 handlers: Handlers | None = None, router: APIRouter | None = None,
                  replicas: Iterable[Replica] = (), snapshots: Iterable[Snapshot] = (), description: str = "",
                  package: str | None = None, commands: CommandHandlers | None = None, sagas: Iterable[Saga] = ()):
         validate_service_name(name)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from contextlib import asynccontextmanager
 import logging
 import os
 import re
 import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
+from isles import messaging, sagas  # isles: commands and sagas
 from isles.config import resolve_database
 from isles.consumer import Consumer
 from isles.contracts import check_contracts
@@ -34,7 +36,6 @@ from isles.relay import Relay
 from isles.replication import Snapshot
 from isles.runtime import ServiceRuntime
 from isles.service import Service
-from isles import messaging, sagas  # isles: commands and sagas
 from isles.tables import DEAD, WAITING
 from isles.tasks import cancel_and_wait
 from isles.transport import Transport
@@ -167,7 +168,7 @@ class System:
         return chosen & among
 
     async def start(self, *, services: Selection = True, relays: Selection = True, consumers: Selection = True,
-                    create_tables: bool = True) -> "System":
+                    create_tables: bool = True) -> System:
         """Bind the selected services to their databases and start relays and consumers."""
         names = self._selected(services, self.services)
         self.transport = self._transport or transport_from_env(self.env)
@@ -234,7 +235,7 @@ class System:
         self.consumers.clear()
 
     @asynccontextmanager
-    async def running(self, **selection: Any) -> AsyncIterator["System"]:
+    async def running(self, **selection: Any) -> AsyncIterator[System]:
         """``async with system.running(relays=False):`` - start with ``selection`` (see ``start``), stop after."""
         await self.start(**selection)
         try:
@@ -242,12 +243,12 @@ class System:
         finally:
             await self.stop()
 
-    async def __aenter__(self) -> "System":
+    async def __aenter__(self) -> System:
         if not self.runtimes:
             await self.start()
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     # -- operations -------------------------------------------------------------------------------
@@ -298,8 +299,8 @@ class System:
         count, oldest = await backlog(runtime)
         age = None
         if oldest is not None:
-            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=timezone.utc)
-            age = (datetime.now(timezone.utc) - oldest).total_seconds()
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+            age = (datetime.now(UTC) - oldest).total_seconds()
         tables = runtime.tables
         async with runtime.database.engine.connect() as conn:
             inbox = await conn.scalar(select(func.count()).select_from(tables.inbox))

@@ -11,9 +11,8 @@ import asyncio
 import os
 import sys
 
-from sqlalchemy import select
-
 import saga_shop as shop
+from sqlalchemy import select
 
 
 def numbers(k: int) -> tuple[int, int]:

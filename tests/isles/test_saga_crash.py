@@ -23,10 +23,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 import saga_shop as shop
 from saga_crash_worker import numbers
+from typer.testing import CliRunner
+
 from isles.sagas import COMPENSATED, COMPLETED, instances
 
 HERE = Path(__file__).parent

@@ -2,20 +2,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
-from typer.testing import CliRunner
-
 import saga_shop as shop
 from conftest import TOPOLOGIES
+from sqlalchemy import select
+from typer.testing import CliRunner
+
 from isles import Envelope, EventError, System
 from isles.errors import ConfigurationError
 from isles.messaging import Command, command_topic
 from isles.orm import utcnow
-from isles.sagas import COMPENSATED, COMPLETED, FAILED, Saga, SagaWorker, Step, instances
+from isles.sagas import (
+    COMPENSATED,
+    COMPLETED,
+    FAILED,
+    Saga,
+    SagaWorker,
+    Step,
+    instances,
+)
 from isles.tables import DEAD, RESOLVED
 
 SERVICES = ("orders", "inventory", "payment", "shipping")
@@ -132,16 +139,16 @@ async def test_send_refuses_a_command_nobody_handles(saga_env):
         order_id: str
 
     system = build(saga_env)
-    async with system.running():
-        async with shop.orders.unit_of_work() as uow:
-            with pytest.raises(EventError, match="no service of the system handles"):
-                uow.send(Explode(order_id="x"))
+    async with system.running(), shop.orders.unit_of_work() as uow:
+        with pytest.raises(EventError, match="no service of the system handles"):
+            uow.send(Explode(order_id="x"))
 
 
 def test_handler_in_the_wrong_service_is_refused():
-    from isles.messaging import CommandHandlers
     from sqlalchemy import MetaData
+
     from isles import Service
+    from isles.messaging import CommandHandlers
     handlers = CommandHandlers()
 
     @handlers.handle(shop.ReserveInventory)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -38,8 +37,8 @@ def _step_name(system, service: str, st) -> str:
 
 
 @app.command("list")
-def list_command(system_path: Optional[str] = SystemOpt,
-                 status: Optional[str] = typer.Option(None, help="Only sagas in this state (running, compensating, "
+def list_command(system_path: str | None = SystemOpt,
+                 status: str | None = typer.Option(None, help="Only sagas in this state (running, compensating, "
                                                               "completed, compensated, failed).")) -> None:
     """Every saga of every service: state, step, attempts, last error."""
     system = load_system(system_path)
@@ -70,7 +69,7 @@ def list_command(system_path: Optional[str] = SystemOpt,
 
 @app.command("show")
 def show_command(saga_id: str = typer.Argument(..., help="A saga id from `isles sagas list`."),
-                 system_path: Optional[str] = SystemOpt) -> None:
+                 system_path: str | None = SystemOpt) -> None:
     """One saga: its state and data, and its history (the commands it sent, the replies it received)."""
     system = load_system(system_path)
 
@@ -105,7 +104,7 @@ def show_command(saga_id: str = typer.Argument(..., help="A saga id from `isles 
 
 @app.command("retry")
 def retry_command(saga_id: str = typer.Argument(..., help="The id of a failed saga."),
-                  system_path: Optional[str] = SystemOpt) -> None:
+                  system_path: str | None = SystemOpt) -> None:
     """Resume the compensation of a saga that failed (its dead letter is resolved in the same transaction).
 
     The compensation command is committed to the service's outbox; its running relay sends it.
