@@ -153,6 +153,10 @@ class Event(BaseModel):
     def to_json(self) -> bytes:
         return self.__pydantic_serializer__.to_json(self, by_alias=True)
 
+    def envelope_id(self) -> str | None:
+        """The id its envelope must have, if it is fixed already (a command's, see isles.messaging)."""
+        return None
+
 
 @dataclass(slots=True)
 class Envelope:
@@ -174,7 +178,8 @@ class Envelope:
     @classmethod
     def wrap(cls, event: Event, *, source: str, key: str, version: int | None,
              traceparent: str | None = None) -> "Envelope":
-        return cls(id=str(uuid.uuid4()), source=source, type=event.event_type, data=event.to_json(),
+        return cls(id=event.envelope_id() or str(uuid.uuid4()), source=source, type=event.event_type,
+                   data=event.to_json(),
                    partitionkey=key, entityversion=version, subject=key,
                    traceparent=traceparent or new_traceparent(current_traceparent.get()),
                    dataversion=event.event_version)

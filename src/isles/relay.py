@@ -29,6 +29,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from isles.backoff import backoff_delay
 from isles.orm import as_utc, utcnow
 from isles.outbox import ID as _ID, KEY as _KEY, SENT_COLUMNS, envelope_from_row
+from isles.routing import submit_routed
 from isles.runtime import ServiceRuntime
 from isles.transport.base import Transport, settled
 
@@ -189,7 +190,8 @@ class Relay:
         if background:
             while len(self._marking) >= BATCHES_IN_FLIGHT:
                 await self._wait_for(self._marking[0])
-        outcome = await self.transport.submit(self.runtime.topic, envelopes) if envelopes else settled([])
+        # isles.routing: commands go to their target's command channel, events to runtime.topic
+        outcome = await submit_routed(self.transport, self.runtime, envelopes) if envelopes else settled([])
         self._in_flight.update(row[_ID] for row in sendable)  # left out of the reads until marked
         acknowledged = asyncio.Event()
         self._unconfirmed[acknowledged] = frozenset(row[_KEY] for row in sendable)

@@ -6,7 +6,7 @@ one per started service and wires the moving parts to it (``on_commit`` wakes th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 from isles.database import Database
 from isles.dialects.base import Dialect
@@ -33,6 +33,8 @@ class ServiceRuntime:
     publishes: frozenset[str] = field(default_factory=frozenset)
     #: called after a unit of work committed that many outbox rows (the System wakes the relay)
     on_commit: Callable[[int], None] = _nobody_listens
+    #: command type -> its target's command topic (see isles.messaging); other rows go to ``topic``
+    routes: Mapping[str, str] = field(default_factory=dict)
 
     def committed(self, events: int) -> None:
         """A unit of work committed ``events`` outbox rows."""

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData
 
 from isles.config import validate_service_name
 from isles.errors import ConfigurationError
 from isles.events import Event
+from isles.messaging import CommandHandlers  # isles: commands and sagas
 from isles.replication import Replica, Snapshot
 from isles.runtime import ServiceRuntime
+from isles.sagas import Saga, SagaEngine  # isles: sagas
+from isles.sagas import install as install_saga_tables
 from isles.subscriptions import Handlers, Subscription
 from isles.tables import install
 from isles.unit_of_work import UnitOfWork
@@ -37,13 +41,15 @@ class Service:
     entities are described for other services' backfills; ``router`` its FastAPI routes;
     ``idempotency`` (an :class:`isles.idempotency.Idempotency`) makes its HTTP commands safe to
     retry with an ``Idempotency-Key`` header.
+    ``commands`` the commands it carries out (:mod:`isles.messaging`); ``sagas`` the sagas it
+    runs (:mod:`isles.sagas`).
     """
 
     def __init__(self, name: str, *, metadata: MetaData, publishes: Iterable[type[Event]] = (),
-                 handlers: Handlers | None = None, router: "APIRouter | None" = None,
+                 handlers: Handlers | None = None, router: APIRouter | None = None,
                  replicas: Iterable[Replica] = (), snapshots: Iterable[Snapshot] = (), description: str = "",
-                 package: str | None = None,
-                 idempotency: "Idempotency | None" = None):  # h-idem: idempotent HTTP commands
+                 package: str | None = None, commands: CommandHandlers | None = None, sagas: Iterable[Saga] = (),
+                 idempotency: "Idempotency | None" = None):
         validate_service_name(name)
         if not isinstance(metadata, MetaData):
             raise ConfigurationError(f"metadata={metadata!r} is not a SQLAlchemy MetaData", service=name,
@@ -57,6 +63,10 @@ class Service:
         self.replicas = list(replicas)
         self.snapshots = list(snapshots)
         self.description = description
+        # isles: commands it carries out (isles.messaging) and sagas it runs (isles.sagas)
+        self.commands = commands or CommandHandlers()
+        self.sagas = list(sagas)
+        self.saga_engine = SagaEngine(name, self.sagas, install_saga_tables(metadata)) if self.sagas else None
         #: the Python package that holds the service's code (its migrations live in <package>/migrations)
         self.package = package or _caller_package()
         self._runtime: ServiceRuntime | None = None
@@ -73,6 +83,9 @@ class Service:
         subs = list(self.handlers.subscriptions)
         for replica in self.replicas:
             subs.extend(replica.subscriptions())
+        subs.extend(self.commands.subscriptions(self.name))  # isles: commands and sagas
+        if self.saga_engine is not None:
+            subs.extend(self.saga_engine.subscriptions())
         return subs
 
     @property

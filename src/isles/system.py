@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from contextlib import asynccontextmanager
 import logging
 import os
 import re
 import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
+from isles import messaging, sagas  # isles: commands and sagas
 from isles.config import resolve_database
 from isles.consumer import Consumer
 from isles.contracts import check_contracts
@@ -90,7 +92,8 @@ def _waker(relay: Relay) -> Any:
 class System:
     def __init__(self, name: str, services: Iterable[Service], *, transport: Transport | None = None,
                  env: Mapping[str, str] | None = None, relay_options: dict[str, Any] | None = None,
-                 consumer_options: dict[str, Any] | None = None, freeze_heap: bool = True):
+                 consumer_options: dict[str, Any] | None = None, freeze_heap: bool = True,
+                 saga_options: dict[str, Any] | None = None):
         if not _SYSTEM_NAME.match(name or ""):
             raise ConfigurationError(f"{name!r} is not a valid system name",
                                      fix="use lower-case letters, digits and underscores (e.g. 'mes')")
@@ -105,12 +108,15 @@ class System:
         for service in self.services.values():
             for model in service.publishes:
                 self.registry.register(service.name, model)
+        messaging.register(self.registry, self.services.values())  # isles: commands and their replies
+        sagas.register(self.registry, self.services.values())  # isles: sagas' dead letters
         self._check_subscriptions()
         check_contracts(self.services.values(), self.registry)
         self._env = env
         self._transport = transport
         self.relay_options = relay_options or {}
         self.consumer_options = consumer_options or {}
+        self.saga_options = saga_options or {}  # isles: SagaWorker options (poll_interval, batch_size)
         self.freeze_heap = freeze_heap
         self.runtimes: dict[str, ServiceRuntime] = {}
         self.relays: dict[str, Relay] = {}
@@ -163,7 +169,7 @@ class System:
         return chosen & among
 
     async def start(self, *, services: Selection = True, relays: Selection = True, consumers: Selection = True,
-                    create_tables: bool = True) -> "System":
+                    create_tables: bool = True) -> System:
         """Bind the selected services to their databases and start relays and consumers.
 
         A start that fails half-way (a setting, a database, the broker) closes what it opened:
@@ -177,7 +183,7 @@ class System:
             raise
 
     async def _start(self, services: Selection, relays: Selection, consumers: Selection,
-                     create_tables: bool) -> "System":
+                     create_tables: bool) -> System:
         names = self._selected(services, self.services)
         retention = retention_settings(self.env, self.relay_options)  # isles.retention: the two windows
         self.transport = self._transport or transport_from_env(self.env)
@@ -194,6 +200,7 @@ class System:
             runtime = ServiceRuntime(name, database, dialect_for(database), service.tables, self.registry,
                                      self.source(name), self.topic(name),
                                      publishes=frozenset(m.event_type for m in service.publishes))
+            messaging.wire_runtime(self, service, runtime)  # isles: command routes, what it may send
             service._runtime = runtime
             self.runtimes[name] = runtime
         for name in self._selected(relays, names):
@@ -207,7 +214,7 @@ class System:
                 continue
             consumer = self.consumers[name] = Consumer(self.runtimes[name], subs, inbox_retention=retention.inbox,
                                                        **self.consumer_options)
-            topics = sorted({self.topic(self.registry.require(s.type, service=name).service) for s in subs})
+            topics = messaging.topics_for(self, name, subs)  # events topics + its command channel
             self.transport.subscribe(name, topics, consumer.deliver)
         await self.transport.start()
         for name, relay in self.relays.items():
@@ -215,6 +222,7 @@ class System:
         for name in self.consumers:  # isles.retention: each consumer purges its inbox
             self._tasks.append(asyncio.create_task(run_inbox_purge(self.runtimes[name], retention),
                                                    name=f"isles-inbox-purge-{name}"))
+        self._tasks += sagas.start_workers(self)  # saga timers of services consuming here
         if self.freeze_heap:
             _freeze_heap()
         return self
@@ -247,7 +255,7 @@ class System:
         self.consumers.clear()
 
     @asynccontextmanager
-    async def running(self, **selection: Any) -> AsyncIterator["System"]:
+    async def running(self, **selection: Any) -> AsyncIterator[System]:
         """``async with system.running(relays=False):`` - start with ``selection`` (see ``start``), stop after."""
         await self.start(**selection)
         try:
@@ -255,12 +263,12 @@ class System:
         finally:
             await self.stop()
 
-    async def __aenter__(self) -> "System":
+    async def __aenter__(self) -> System:
         if not self.runtimes:
             await self.start()
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
     # -- operations -------------------------------------------------------------------------------
@@ -311,8 +319,8 @@ class System:
         count, oldest = await backlog(runtime)
         age = None
         if oldest is not None:
-            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=timezone.utc)
-            age = (datetime.now(timezone.utc) - oldest).total_seconds()
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+            age = (datetime.now(UTC) - oldest).total_seconds()
         tables = runtime.tables
         async with runtime.database.engine.connect() as conn:
             inbox = await conn.scalar(select(func.count()).select_from(tables.inbox))

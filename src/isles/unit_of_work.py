@@ -156,6 +156,14 @@ class UnitOfWork:
                              fix="publish inside the `async with service.unit_of_work()` block")
         self._pending.append(_Pending(event, key, version, entity, current_traceparent.get()))
 
+    def send(self, command: Any, *, key: str | None = None, version: int | None = None) -> str:
+        """Record ``command`` (an isles.messaging.Command) in the outbox, routed to its target; return its id."""
+        sent_in = getattr(command, "sent_in", None)  # isles.messaging.Command (which builds on this module)
+        if sent_in is None:
+            raise EventError(f"{command!r} is not a Command", service=self.service,
+                             fix="declare it as class X(Command, type='system.service.action', target='service')")
+        return sent_in(self, key=key, version=version)
+
     async def _envelopes(self) -> list[Envelope]:
         """The envelopes of the pending events, each with its key and its own entity version."""
         resolved: list[tuple[_Pending, str, int]] = []

@@ -9,6 +9,7 @@ as a short sequence of **steps** per *component*:
 * ``api_tokens``: the API-token replica (services whose metadata has ``isles_api_tokens``);
 * ``idempotency``: the keys of idempotent HTTP commands (services that declare
   ``idempotency=Idempotency()``, whose metadata has ``isles_idempotency_keys``).
+* ``sagas``: saga state and timers (services that declare sagas, see :mod:`isles.sagas`).
 
 Step 1 of each component is the schema as it was when isles took its tables out of the services'
 revisions. When isles changes one of its tables it appends step 2 (never edits step 1), and
@@ -48,11 +49,12 @@ from isles.tables import DEAD_LETTERS, IDEMPOTENCY_KEYS, INBOX, OUTBOX
 #: the table recording which isles steps a service's database has
 VERSION_TABLE = "isles_schema_version"
 API_TOKENS = "isles_api_tokens"  # the name isles.security gives it (not imported: keep this module a leaf)
+SAGAS, SAGA_TIMERS = "isles_sagas", "isles_saga_timers"  # the names isles.sagas gives them
 
 #: component -> the table whose presence in a service's metadata means the service uses it
-COMPONENTS = {"core": OUTBOX, "api_tokens": API_TOKENS, "idempotency": IDEMPOTENCY_KEYS}
+COMPONENTS = {"core": OUTBOX, "api_tokens": API_TOKENS, "idempotency": IDEMPOTENCY_KEYS, "sagas": SAGAS}
 #: every table isles owns in a service's database (never copied into, nor proposed by, a revision)
-OWNED = frozenset({OUTBOX, INBOX, DEAD_LETTERS, API_TOKENS, IDEMPOTENCY_KEYS, VERSION_TABLE})
+OWNED = frozenset({OUTBOX, INBOX, DEAD_LETTERS, API_TOKENS, IDEMPOTENCY_KEYS, SAGAS, SAGA_TIMERS, VERSION_TABLE})
 
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -192,6 +194,47 @@ def _idempotency_1_down(op: Operations) -> None:
     op.drop_table(IDEMPOTENCY_KEYS)
 
 
+# -- sagas step 1: saga state and durable timers ----------------------------------------------------
+def _sagas_1_up(op: Operations) -> None:
+    op.create_table(
+        SAGAS,
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("waiting_for", sa.String(length=36), nullable=True),
+        sa.Column("data", sa.Text(), nullable=False),
+        sa.Column("history", sa.Text(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("idx_isles_sagas_status", SAGAS, ["status"], unique=False)
+    op.create_table(
+        SAGA_TIMERS,
+        sa.Column("id", _Id, autoincrement=True, nullable=False),
+        sa.Column("saga_id", sa.String(length=36), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("token", sa.String(length=36), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("idx_isles_saga_timers_due_at", SAGA_TIMERS, ["due_at"], unique=False)
+    op.create_index("idx_isles_saga_timers_saga_id", SAGA_TIMERS, ["saga_id"], unique=False)
+
+
+def _sagas_1_down(op: Operations) -> None:
+    op.drop_index("idx_isles_saga_timers_saga_id", table_name=SAGA_TIMERS)
+    op.drop_index("idx_isles_saga_timers_due_at", table_name=SAGA_TIMERS)
+    op.drop_table(SAGA_TIMERS)
+    op.drop_index("idx_isles_sagas_status", table_name=SAGAS)
+    op.drop_table(SAGAS)
+
+
 #: every step, in the order it runs within its component (append here; never edit a released step)
 STEPS: list[Step] = [
     Step("core", 1, "outbox, inbox and dead letters", _core_1_up, _core_1_down,
@@ -199,6 +242,7 @@ STEPS: list[Step] = [
     Step("api_tokens", 1, "API-token replica", _tokens_1_up, _tokens_1_down, creates=(API_TOKENS,)),
     Step("idempotency", 1, "idempotency keys of HTTP commands", _idempotency_1_up, _idempotency_1_down,
          creates=(IDEMPOTENCY_KEYS,)),
+    Step("sagas", 1, "saga state and timers", _sagas_1_up, _sagas_1_down, creates=(SAGAS, SAGA_TIMERS)),
 ]
 
 
