@@ -9,6 +9,8 @@ from sqlalchemy import MetaData
 from isles.config import validate_service_name
 from isles.errors import ConfigurationError
 from isles.events import Event
+from isles.projections.projection import Projection  # [projections]
+from isles.projections.tables import install_projection_tables  # [projections]
 from isles.replication import Replica, Snapshot
 from isles.runtime import ServiceRuntime
 from isles.subscriptions import Handlers, Subscription
@@ -31,14 +33,15 @@ class Service:
 
     ``metadata`` holds the service's own tables (isles adds its outbox, inbox and dead-letter
     tables to it). ``publishes`` lists the :class:`Event` types it may publish; ``handlers`` the
-    events of others it consumes; ``replicas`` its replicated fields; ``snapshots`` how its
+    events of others it consumes; ``replicas`` its replicated fields; ``projections`` its read models (see
+    :mod:`isles.projections`); ``snapshots`` how its
     entities are described for other services' backfills; ``router`` its FastAPI routes.
     """
 
     def __init__(self, name: str, *, metadata: MetaData, publishes: Iterable[type[Event]] = (),
                  handlers: Handlers | None = None, router: "APIRouter | None" = None,
                  replicas: Iterable[Replica] = (), snapshots: Iterable[Snapshot] = (), description: str = "",
-                 package: str | None = None):
+                 package: str | None = None, projections: Iterable[Projection] = ()):
         validate_service_name(name)
         if not isinstance(metadata, MetaData):
             raise ConfigurationError(f"metadata={metadata!r} is not a SQLAlchemy MetaData", service=name,
@@ -52,6 +55,9 @@ class Service:
         self.replicas = list(replicas)
         self.snapshots = list(snapshots)
         self.description = description
+        # [projections] read models fed by events, with their checkpoint and rebuild-lock tables
+        self.projections = list(projections)
+        self.projection_tables = install_projection_tables(metadata) if self.projections else None
         #: the Python package that holds the service's code (its migrations live in <package>/migrations)
         self.package = package or _caller_package()
         self._runtime: ServiceRuntime | None = None

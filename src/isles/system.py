@@ -30,6 +30,7 @@ from isles.drain import Watermarks
 from isles.errors import ConfigurationError, UnknownEventType
 from isles.events import EventRegistry
 from isles.outbox import backlog
+from isles.projections.wiring import check_projections, projection_subscriptions, projections_of  # [projections]
 from isles.relay import Relay
 from isles.replication import Snapshot
 from isles.runtime import ServiceRuntime
@@ -105,6 +106,7 @@ class System:
             for model in service.publishes:
                 self.registry.register(service.name, model)
         self._check_subscriptions()
+        check_projections(self.services.values(), self.registry)  # [projections]
         check_contracts(self.services.values(), self.registry)
         self._env = env
         self._transport = transport
@@ -187,6 +189,7 @@ class System:
             runtime.on_commit = _waker(relay)
         for name in self._selected(consumers, names):
             subs = [s for s in self.services[name].subscriptions if s.type in self.registry or not s.optional]
+            subs += projection_subscriptions(self.services[name], self.registry)  # [projections]
             if not subs:
                 continue
             consumer = self.consumers[name] = Consumer(self.runtimes[name], subs, **self.consumer_options)
@@ -244,6 +247,11 @@ class System:
         await self.stop()
 
     # -- operations -------------------------------------------------------------------------------
+    @property
+    def projections(self) -> dict[str, tuple[Service, Any]]:
+        """Every projection of the system by name, with its service.  [projections]"""
+        return projections_of(self.services.values())
+
     def runtime(self, name: str) -> ServiceRuntime:
         self.service(name)
         try:
