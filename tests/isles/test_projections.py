@@ -162,7 +162,7 @@ async def test_a_gap_never_stops_the_projection_nor_skips_the_late_commit(system
         await asyncio.sleep(0.2)
         assert (await toy.views())[a][0] == "a2"  # the gap does not stop the projection
         report = await rebuild(system, "item_names")  # and a rebuild across the gap keeps the hole open
-        assert report.events == 4
+        assert report.events == 3  # the held event is not committed: a hole, not an event
         [lag] = await projection_lag(system)
         assert lag.position > held_id and lag.behind == 0
         await held.commit()

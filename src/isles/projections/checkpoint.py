@@ -51,7 +51,7 @@ class Checkpoint:
             self.last_event_at = occurred_at
         if sequence is None:
             return
-        if not self.started:
+        if not self.started:  # (stored as floor -1)
             self.floor = self.position = sequence - 1  # the first event seen: what came before is a rebuild's job
             self.started = True
         if sequence > self.position:
@@ -69,7 +69,7 @@ class Checkpoint:
 
     def values(self) -> dict[str, Any]:
         self.forget_old_holes()
-        return {"position": self.position, "floor": self.floor,
+        return {"position": self.position, "floor": self.floor if self.started else -1,
                 "holes": orjson.dumps({str(k): v for k, v in self.holes.items()}).decode(),
                 "applied": self.applied, "last_event_at": self.last_event_at, "updated_at": utcnow()}
 
@@ -79,7 +79,8 @@ def from_row(projection: str, source: str, row: Any) -> Checkpoint:
         return Checkpoint(projection, source)
     holes = {int(k): float(v) for k, v in orjson.loads(row.holes or "{}").items()}
     return Checkpoint(projection, source, int(row.position), int(row.floor), holes, int(row.applied),
-                      as_utc(row.last_event_at) if row.last_event_at else None, exists=True, started=True)
+                      as_utc(row.last_event_at) if row.last_event_at else None, exists=True,
+                      started=int(row.floor) >= 0)
 
 
 async def load(executor: Any, tables: ProjectionTables, projection: str, *, for_update: bool = False) -> dict[str, Checkpoint]:
@@ -90,6 +91,17 @@ async def load(executor: Any, tables: ProjectionTables, projection: str, *, for_
         query = query.with_for_update()
     rows = (await executor.execute(query)).all()
     return {row.source: from_row(projection, row.source, row) for row in rows}
+
+
+async def ensure_rows(executor: Any, tables: ProjectionTables, dialect: Any, projection: str,
+                      sources: list[str]) -> None:
+    """Create the missing checkpoint rows (not started: floor -1), so that concurrent live
+    transactions lock an existing row instead of racing to insert it."""
+    cp = tables.checkpoints
+    for source in sources:
+        await executor.execute(dialect.insert(cp).values(projection=projection, source=source, position=0, floor=-1,
+                                                         holes="{}", applied=0)
+                               .on_conflict_do_nothing(index_elements=["projection", "source"]))
 
 
 async def save(executor: Any, tables: ProjectionTables, dialect: Any, checkpoint: Checkpoint) -> None:

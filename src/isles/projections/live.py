@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from isles.errors import UnknownEventType
 from isles.events import Envelope, EventRegistry
-from isles.projections.checkpoint import Checkpoint, load, save
+from isles.projections.checkpoint import Checkpoint, ensure_rows, load, save
 from isles.projections.projection import Projection, ProjectionUow
 from isles.projections.tables import ProjectionTables
 from isles.subscriptions import Subscription
@@ -100,6 +100,10 @@ class LiveProjection:
         if checkpoints is None:
             if uow.runtime.dialect.name == "postgresql":
                 await uow.execute(_LOCK_SHARED, {"k": lock_name(self.service, self.projection.name)})
+            known = await load(uow, self.tables, self.projection.name)
+            if set(self.owners) - set(known):
+                await ensure_rows(uow, self.tables, uow.runtime.dialect, self.projection.name,
+                                  sorted(set(self.owners) - set(known)))
             checkpoints = held[self.projection.name] = await load(uow, self.tables, self.projection.name,
                                                                   for_update=True)
         return checkpoints
