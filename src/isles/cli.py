@@ -227,7 +227,7 @@ def _register_optional_groups() -> None:
     """Command groups that live in their own modules (db, migrate, lint, audit-isolation, serve)."""
     for module_name, group in (("isles.commands.db", "db"), ("isles.commands.migrate", "migrate"),
                                ("isles.commands.lint", None), ("isles.commands.audit", None),
-                               ("isles.commands.serve", None)):
+                               ("isles.commands.serve", None), ("isles.commands.projections", "projections")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
