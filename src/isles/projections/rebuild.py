@@ -16,6 +16,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -30,7 +31,7 @@ from isles.projections.checkpoint import Checkpoint, load, save
 from isles.projections.fence import Fence
 from isles.projections.live import LOCK_EXCLUSIVE, followed_sources, lock_name, run_handlers
 from isles.projections.log import bounds, count_after, read_page
-from isles.projections.projection import Projection
+from isles.projections.projection import Projection, ProjectionUow
 from isles.projections.shadow import SUFFIX
 from isles.runtime import ServiceRuntime
 from isles.subscriptions import Subscription
@@ -94,6 +95,8 @@ class Rebuild:
         self.report = RebuildReport(projection.name, service_name)
         self._started = 0.0
         self._total = 0
+        #: per source, the next page being read: (after which id, task)
+        self._ahead: dict[str, tuple[int, Any]] = {}
 
     # -- the whole run ---------------------------------------------------------------------------
     async def run(self) -> RebuildReport:
@@ -116,6 +119,8 @@ class Rebuild:
                     await shadows.build_indexes(uow, table)
             await self._swap(checkpoints)
         except BaseException:
+            for _, task in self._ahead.values():
+                task.cancel()
             try:
                 async with UnitOfWork(self.runtime) as uow:
                     for table in self.shadows.values():
@@ -174,11 +179,21 @@ class Rebuild:
         """Apply one page per source; True while some source returned a full page."""
         more = False
         for owner, checkpoint in checkpoints.items():
-            rows = await read_page(self.owners[owner], checkpoint.position, checkpoint.holes, self.page_size,
-                                   **self._via(owner, uow))
+            ahead = self._ahead.pop(owner, None)
+            if ahead is not None and ahead[0] == checkpoint.position and uow is None:
+                rows = await ahead[1]
+            else:
+                if ahead is not None:
+                    ahead[1].cancel()
+                rows = await read_page(self.owners[owner], checkpoint.position, checkpoint.holes, self.page_size,
+                                       **self._via(owner, uow))
             if not rows:
                 continue
             more = more or len(rows) >= self.page_size
+            if uow is None and len(rows) >= self.page_size and not self._via(owner, None):
+                # read the next page while this one is applied: the two round trips overlap
+                self._ahead[owner] = (rows[-1].id, asyncio.ensure_future(read_page(
+                    self.owners[owner], rows[-1].id, dict(checkpoint.holes), self.page_size)))
             envelopes = [envelope_from_row(row) for row in rows]
             await self._apply(envelopes, {owner: checkpoint}, uow)
             self.report.events += len(envelopes)
@@ -200,14 +215,21 @@ class Rebuild:
                 await self._apply(envelopes, checkpoints, own)
             return
         owners = {owner: self.owners[owner].source for owner in checkpoints}
+        view = ProjectionUow(uow, self.projection, self.shadows, self.runtime.dialect)
+        service = self.runtime.name
         for envelope in envelopes:
             subs = self.handlers.get(envelope.type)
             if subs:
-                current = self.registry.upcast(envelope, service=self.runtime.name)
-                await run_handlers(subs, current, uow, self.projection, self.shadows, self.runtime.name)
+                spec = self.registry.get(envelope.type)
+                current = (envelope if spec is not None and spec.version == envelope.dataversion
+                           else self.registry.upcast(envelope, service=service))
+                uow.incoming = view.incoming = current
+                for sub in subs:
+                    await sub.fn(sub.parse(current, service), view)
             for owner, source in owners.items():
                 if envelope.source == source:
                     checkpoints[owner].advance(envelope.sequence, envelope.time)
+        uow.incoming = None
         for checkpoint in checkpoints.values():
             await save(uow, self.tables, self.runtime.dialect, checkpoint)
 
