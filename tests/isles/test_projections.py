@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
+import toy_views as toy
 from sqlalchemy import delete, func, insert, select, text
 
-import toy_views as toy
 from isles.errors import ConfigurationError
 from isles.events import Envelope
 from isles.outbox import SENT_COLUMNS, envelope_from_row, outbox_row

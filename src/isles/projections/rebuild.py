@@ -29,7 +29,11 @@ from isles.outbox import envelope_from_row
 from isles.projections import shadow as shadows
 from isles.projections.checkpoint import Checkpoint, load, save
 from isles.projections.fence import Fence
-from isles.projections.live import LOCK_EXCLUSIVE, followed_sources, lock_name, run_handlers
+from isles.projections.live import (
+    LOCK_EXCLUSIVE,
+    followed_sources,
+    lock_name,
+)
 from isles.projections.log import bounds, count_after, read_page
 from isles.projections.projection import Projection, ProjectionUow
 from isles.projections.shadow import SUFFIX
