@@ -266,7 +266,7 @@ def _register_optional_groups() -> None:
     for module_name, group in (("isles.commands.db", "db"), ("isles.commands.migrate", "migrate"),
                                ("isles.commands.lint", None), ("isles.commands.audit", None),
                                ("isles.commands.serve", None), ("isles.commands.new", "new"),
-                               ("isles.commands.sagas", "sagas")):
+                               ("isles.commands.sagas", "sagas"), ("isles.commands.projections", "projections")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -118,7 +118,7 @@ class Consumer:
             subs = self.by_type.get(envelope.type)
             if subs is None and envelope.type in self.runtime.registry:
                 continue  # a known type this service does not handle
-            # isles.retention: older than the inbox remembers, it may be a duplicate - refuse it
+            # older than the inbox remembers, it may be a duplicate - refuse it
             refused = too_old(envelope, self.inbox_retention, service=self.runtime.name)
             if refused is not None:
                 error: Exception = refused

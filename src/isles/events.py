@@ -56,7 +56,7 @@ _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*){2,}$")
 _JSON = JSONFormat()
 #: the attributes isles writes (see Envelope.attributes); events with others are read by the package
 _PLAIN_ATTRIBUTES = frozenset({"id", "source", "type", "specversion", "time", "datacontenttype", "subject",
-                               "partitionkey", "entityversion", "traceparent", "dataversion"})
+                               "partitionkey", "entityversion", "traceparent", "dataversion", "sequence"})
 
 #: The trace context of the event being handled, so events published while handling it join its trace.
 current_traceparent: contextvars.ContextVar[str | None] = contextvars.ContextVar("isles_traceparent", default=None)
@@ -174,6 +174,9 @@ class Envelope:
     dataversion: int = 1
     datacontenttype: str = "application/json"
     specversion: str = "1.0"
+    #: its position in the source's outbox (the row id), set by the relay; projections checkpoint on it
+    #: (CloudEvents ``sequence`` extension)
+    sequence: int | None = None
 
     @classmethod
     def wrap(cls, event: Event, *, source: str, key: str, version: int | None,
@@ -200,6 +203,8 @@ class Envelope:
             attrs["entityversion"] = self.entityversion
         if self.traceparent is not None:
             attrs["traceparent"] = self.traceparent
+        if self.sequence is not None:
+            attrs["sequence"] = str(self.sequence)
         return attrs
 
     def to_cloudevent(self, *, parsed: bool = False) -> CloudEvent:
@@ -227,6 +232,7 @@ class Envelope:
             time=attrs.get("time") or datetime.now(timezone.utc), subject=attrs.get("subject"),
             traceparent=attrs.get("traceparent"), dataversion=int(attrs.get("dataversion") or 1),
             datacontenttype=attrs.get("datacontenttype") or "application/json",
+            sequence=_sequence(attrs.get("sequence")),
         )
 
     def to_structured(self) -> bytes:
@@ -284,12 +290,17 @@ class Envelope:
             return cls(id=attrs["id"], source=attrs["source"], type=attrs["type"], data=data or b"null",
                        partitionkey=attrs["partitionkey"], entityversion=None if version in (None, "") else int(version),
                        time=moment, subject=optional[0], traceparent=optional[1], dataversion=int(dataversion or 1),
-                       datacontenttype=content_type)
+                       datacontenttype=content_type, sequence=_sequence(attrs.get("sequence")))
         except (KeyError, ValueError, TypeError):
             return None
 
     def with_id(self, new_id: str) -> "Envelope":
         return replace(self, id=new_id)
+
+
+def _sequence(value: Any) -> int | None:
+    """The ``sequence`` extension (a string on the wire) as the outbox position."""
+    return None if value in (None, "") else int(value)
 
 
 @dataclass(frozen=True)

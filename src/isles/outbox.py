@@ -40,11 +40,11 @@ def envelope_from_row(row: Sequence[Any]) -> Envelope:
     Read by position: the relay does this for every row it sends, and reading a SQLAlchemy row
     by name costs ten times as much.
     """
-    (_, event_id, type_, source, subject, key, entity_version, data_version, trace_parent, occurred_at,
+    (position, event_id, type_, source, subject, key, entity_version, data_version, trace_parent, occurred_at,
      data) = row[:11]
     return Envelope(id=event_id, source=source, type=type_, data=data.encode(), partitionkey=key,
                     entityversion=entity_version, time=as_utc(occurred_at), subject=subject,
-                    traceparent=trace_parent, dataversion=data_version)
+                    traceparent=trace_parent, dataversion=data_version, sequence=position)
 
 
 async def backlog(runtime: "ServiceRuntime") -> tuple[int, Any]:

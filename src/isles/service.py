@@ -10,10 +10,12 @@ from sqlalchemy import MetaData
 from isles.config import validate_service_name
 from isles.errors import ConfigurationError
 from isles.events import Event
-from isles.messaging import CommandHandlers  # isles: commands and sagas
+from isles.messaging import CommandHandlers
+from isles.projections.projection import Projection
+from isles.projections.tables import install_projection_tables
 from isles.replication import Replica, Snapshot
 from isles.runtime import ServiceRuntime
-from isles.sagas import Saga, SagaEngine  # isles: sagas
+from isles.sagas import Saga, SagaEngine
 from isles.sagas import install as install_saga_tables
 from isles.subscriptions import Handlers, Subscription
 from isles.tables import install
@@ -22,7 +24,7 @@ from isles.unit_of_work import UnitOfWork
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from isles.idempotency import Idempotency  # h-idem
+    from isles.idempotency import Idempotency
 
 
 def _caller_package() -> str:
@@ -37,19 +39,19 @@ class Service:
 
     ``metadata`` holds the service's own tables (isles adds its outbox, inbox and dead-letter
     tables to it). ``publishes`` lists the :class:`Event` types it may publish; ``handlers`` the
-    events of others it consumes; ``replicas`` its replicated fields; ``snapshots`` how its
-    entities are described for other services' backfills; ``router`` its FastAPI routes;
-    ``idempotency`` (an :class:`isles.idempotency.Idempotency`) makes its HTTP commands safe to
-    retry with an ``Idempotency-Key`` header.
-    ``commands`` the commands it carries out (:mod:`isles.messaging`); ``sagas`` the sagas it
-    runs (:mod:`isles.sagas`).
+    events of others it consumes; ``replicas`` its replicated fields; ``projections`` its read
+    models (see :mod:`isles.projections`); ``snapshots`` how its entities are described for other
+    services' backfills; ``router`` its FastAPI routes; ``idempotency`` (an
+    :class:`isles.idempotency.Idempotency`) makes its HTTP commands safe to retry with an
+    ``Idempotency-Key`` header; ``commands`` the commands it carries out (:mod:`isles.messaging`);
+    ``sagas`` the sagas it runs (:mod:`isles.sagas`).
     """
 
     def __init__(self, name: str, *, metadata: MetaData, publishes: Iterable[type[Event]] = (),
                  handlers: Handlers | None = None, router: APIRouter | None = None,
                  replicas: Iterable[Replica] = (), snapshots: Iterable[Snapshot] = (), description: str = "",
                  package: str | None = None, commands: CommandHandlers | None = None, sagas: Iterable[Saga] = (),
-                 idempotency: "Idempotency | None" = None):
+                 idempotency: "Idempotency | None" = None, projections: Iterable[Projection] = ()):
         validate_service_name(name)
         if not isinstance(metadata, MetaData):
             raise ConfigurationError(f"metadata={metadata!r} is not a SQLAlchemy MetaData", service=name,
@@ -63,14 +65,17 @@ class Service:
         self.replicas = list(replicas)
         self.snapshots = list(snapshots)
         self.description = description
-        # isles: commands it carries out (isles.messaging) and sagas it runs (isles.sagas)
+        # commands it carries out (isles.messaging) and sagas it runs (isles.sagas)
         self.commands = commands or CommandHandlers()
         self.sagas = list(sagas)
         self.saga_engine = SagaEngine(name, self.sagas, install_saga_tables(metadata)) if self.sagas else None
+        # read models fed by events, with their checkpoint and rebuild-lock tables
+        self.projections = list(projections)
+        self.projection_tables = install_projection_tables(metadata) if self.projections else None
         #: the Python package that holds the service's code (its migrations live in <package>/migrations)
         self.package = package or _caller_package()
         self._runtime: ServiceRuntime | None = None
-        # h-idem: POST/PUT/PATCH/DELETE honour Idempotency-Key (isles.idempotency); adds its table
+        # POST/PUT/PATCH/DELETE honour Idempotency-Key (isles.idempotency); adds its table
         self.idempotency = idempotency
         if idempotency is not None:
             idempotency.attach(self)
@@ -83,7 +88,7 @@ class Service:
         subs = list(self.handlers.subscriptions)
         for replica in self.replicas:
             subs.extend(replica.subscriptions())
-        subs.extend(self.commands.subscriptions(self.name))  # isles: commands and sagas
+        subs.extend(self.commands.subscriptions(self.name))
         if self.saga_engine is not None:
             subs.extend(self.saga_engine.subscriptions())
         return subs

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from isles import messaging, sagas  # isles: commands and sagas
+from isles import messaging, sagas
 from isles.config import resolve_database
 from isles.consumer import Consumer
 from isles.contracts import check_contracts
@@ -32,6 +32,7 @@ from isles.drain import Watermarks
 from isles.errors import ConfigurationError, UnknownEventType
 from isles.events import EventRegistry
 from isles.outbox import backlog
+from isles.projections.wiring import check_projections, projection_subscriptions, projections_of
 from isles.relay import Relay
 from isles.replication import Snapshot
 from isles.retention import retention_settings, run_inbox_purge
@@ -108,15 +109,16 @@ class System:
         for service in self.services.values():
             for model in service.publishes:
                 self.registry.register(service.name, model)
-        messaging.register(self.registry, self.services.values())  # isles: commands and their replies
-        sagas.register(self.registry, self.services.values())  # isles: sagas' dead letters
+        messaging.register(self.registry, self.services.values())  # commands and their replies
+        sagas.register(self.registry, self.services.values())  # sagas' dead letters
         self._check_subscriptions()
+        check_projections(self.services.values(), self.registry)
         check_contracts(self.services.values(), self.registry)
         self._env = env
         self._transport = transport
         self.relay_options = relay_options or {}
         self.consumer_options = consumer_options or {}
-        self.saga_options = saga_options or {}  # isles: SagaWorker options (poll_interval, batch_size)
+        self.saga_options = saga_options or {}  # SagaWorker options (poll_interval, batch_size)
         self.freeze_heap = freeze_heap
         self.runtimes: dict[str, ServiceRuntime] = {}
         self.relays: dict[str, Relay] = {}
@@ -185,7 +187,7 @@ class System:
     async def _start(self, services: Selection, relays: Selection, consumers: Selection,
                      create_tables: bool) -> System:
         names = self._selected(services, self.services)
-        retention = retention_settings(self.env, self.relay_options)  # isles.retention: the two windows
+        retention = retention_settings(self.env, self.relay_options)  # the two windows
         self.transport = self._transport or transport_from_env(self.env)
         for name in sorted(names):
             service = self.services[name]
@@ -200,7 +202,7 @@ class System:
             runtime = ServiceRuntime(name, database, dialect_for(database), service.tables, self.registry,
                                      self.source(name), self.topic(name),
                                      publishes=frozenset(m.event_type for m in service.publishes))
-            messaging.wire_runtime(self, service, runtime)  # isles: command routes, what it may send
+            messaging.wire_runtime(self, service, runtime)  # command routes, what it may send
             service._runtime = runtime
             self.runtimes[name] = runtime
         for name in self._selected(relays, names):
@@ -210,6 +212,7 @@ class System:
             runtime.on_commit = _waker(relay)
         for name in self._selected(consumers, names):
             subs = [s for s in self.services[name].subscriptions if s.type in self.registry or not s.optional]
+            subs += projection_subscriptions(self.services[name], self.registry)
             if not subs:
                 continue
             consumer = self.consumers[name] = Consumer(self.runtimes[name], subs, inbox_retention=retention.inbox,
@@ -219,7 +222,7 @@ class System:
         await self.transport.start()
         for name, relay in self.relays.items():
             self._tasks.append(asyncio.create_task(relay.run(), name=f"isles-relay-{name}"))
-        for name in self.consumers:  # isles.retention: each consumer purges its inbox
+        for name in self.consumers:  # each consumer purges its inbox
             self._tasks.append(asyncio.create_task(run_inbox_purge(self.runtimes[name], retention),
                                                    name=f"isles-inbox-purge-{name}"))
         self._tasks += sagas.start_workers(self)  # saga timers of services consuming here
@@ -272,6 +275,11 @@ class System:
         await self.stop()
 
     # -- operations -------------------------------------------------------------------------------
+    @property
+    def projections(self) -> dict[str, tuple[Service, Any]]:
+        """Every projection of the system by name, with its service."""
+        return projections_of(self.services.values())
+
     def runtime(self, name: str) -> ServiceRuntime:
         self.service(name)
         try:

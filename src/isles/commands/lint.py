@@ -39,7 +39,7 @@ def lint_command(
 
     Models: naming, UUID keys, timestamps, indexed *_id columns, no cross-service keys. Migrations:
     each revision's SQL (drops, renames, locks, timeouts). Code: imports, engines and raw SQL that
-    reach another service. Silence one finding with `# isles: ignore[CODE] reason`; adopt on an
+    reach another service. Silence one finding with `# ignore[CODE] reason`; adopt on an
     existing code base with --baseline. Exits 1 when an error-level finding remains.
     Settings: [tool.isles.lint] severity = {ISL204 = "error"}, baseline = "FILE" in pyproject.toml.
     """

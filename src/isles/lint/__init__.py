@@ -1,7 +1,7 @@
 """``isles lint``: naming, keys, indexes and boundaries of every service, and the safety of its
 migrations, checked from the one registry of services.
 
-Rules have stable codes (see :mod:`isles.lint.rules`); ``# isles: ignore[CODE] reason`` silences
+Rules have stable codes (see :mod:`isles.lint.rules`); ``# ignore[CODE] reason`` silences
 one finding with a reason; a baseline file lets an existing code base adopt the lint.
 """
 from isles.lint.findings import Finding

@@ -1,4 +1,4 @@
-"""Inline ignores: ``# isles: ignore[ISL106] why this rule does not apply here``.
+"""Inline ignores: ``# ignore[ISL106] why this rule does not apply here``.
 
 An ignore covers findings on its own line, or on the next line when the comment stands alone.
 It must give a reason (ISL001) and name known codes (ISL003); one that suppresses nothing is
