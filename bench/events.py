@@ -230,7 +230,8 @@ class RoundTrips:
     """Database round trips by stage, counted with SQLAlchemy engine events.
 
     material's engine carries the producer (statements run by the benchmark's writer tasks, which
-    set ``_stage``) and the relay (everything else on it); work_order's carries the consumer.
+    set ``_stage``) and the relay (everything else on it); work_order's carries the consumer, and
+    its own relay's polls (statements on its outbox or bucket claims, counted as relay).
     On PostgreSQL asyncpg sends BEGIN before a transaction's first statement (one round trip) and
     COMMIT/ROLLBACK only for a transaction that began; connections in autocommit send neither.
     """
@@ -249,8 +250,11 @@ class RoundTrips:
     def _listen(self, engine: Any, default: str) -> None:
         pg = engine.dialect.name == "postgresql"
 
-        def stage() -> str:
-            return "producer" if default == "relay" and _stage.get() == "producer" else default
+        def stage(statement: str = "") -> str:
+            if default == "relay":
+                return "producer" if _stage.get() == "producer" else "relay"
+            # work_order's own relay (its outbox, its bucket claims) is relay work, not the consumer's
+            return "relay" if "isles_outbox" in statement or "pg_locks" in statement else default
 
         def in_transaction(dbapi_connection: Any) -> bool:
             return getattr(dbapi_connection, "_transaction", None) is not None
@@ -259,9 +263,9 @@ class RoundTrips:
             return (not in_transaction(dbapi_connection)
                     and getattr(dbapi_connection, "isolation_level", None) != "autocommit")
 
-        def on_execute(conn, _cursor, _statement, _parameters, _context, _executemany) -> None:
+        def on_execute(conn, _cursor, statement, _parameters, _context, _executemany) -> None:
             dbapi_connection = conn.connection.dbapi_connection
-            self.counts[stage()] += 2 if pg and starts_transaction(dbapi_connection) else 1
+            self.counts[stage(statement)] += 2 if pg and starts_transaction(dbapi_connection) else 1
 
         def on_end(conn) -> None:
             if conn.invalidated:
