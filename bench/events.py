@@ -7,7 +7,15 @@ For each database (SQLite files, PostgreSQL database per service) it measures, i
   replicated fields) - p50 and p99, at the capped rate and at 100 and 200 events/s below it;
 * durable throughput: renames from concurrent writers until every effect is committed;
 * the baseline: the same two writes with no outbox, relay, transport or inbox (material's
-  update, then work_order's UPDATE), with the same concurrency - what you get with no guarantees.
+  update, then work_order's UPDATE), with the same concurrency - what you get with no guarantees;
+* CPU per event, with 1 and with 8 writers: user + system time of this process (which runs every
+  service, relay and consumer) over a window after a warm-up, divided by the effects committed,
+  durable and baseline (median of 3 windows; 1 with ``--quick``). ``overhead`` = durable -
+  baseline is what isles adds. Unlike rates, CPU time per event hardly moves when the shared
+  machine is busy;
+* database round trips per event by stage (producer, relay, consumer), counted with SQLAlchemy
+  engine events: statements, plus the BEGIN that asyncpg sends before a transaction's first
+  statement and the COMMIT/ROLLBACK that ends it.
 
     python -m bench.events [--quick] [--db sqlite|postgres|all] [--transport memory|kafka|redis]
 
@@ -21,18 +29,24 @@ import os
 import statistics
 import sys
 import tempfile
+import resource
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import or_, update
+from sqlalchemy import event, or_, update
 
 from isles.transport import InMemoryTransport
 
 console = Console()
 CURVE_RATES = (100, 200)  # offered events/s measured below the capped rate, for the latency curve
+WRITER_COUNTS = (1, 8)  # concurrent writers of the CPU and throughput windows
+STAGES = ("producer", "relay", "consumer")
+#: set by the benchmark's writer tasks: material's statements in them are the producer's, the rest the relay's
+_stage: ContextVar[str | None] = ContextVar("bench_stage", default=None)
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", database="postgres")
 
 
@@ -138,6 +152,7 @@ async def measure_latency(system, transport, ids, rate: int, count: int) -> tupl
     committed: dict[str, float] = {}
 
     async def rename(n: int) -> None:
+        _stage.set("producer")
         event_id, at = await _rename(material, ids[n % len(ids)], f"latency {started} {n}")
         committed[event_id] = at
 
@@ -170,10 +185,12 @@ async def measure_curve(system, transport, ids, offered: int, quick: bool) -> li
 async def measure_throughput(system, transport, ids, count: int, writers: int) -> float:
     material = system.service("material")
     per_writer = count // writers
+    run = uuid.uuid4().hex[:8]  # every rename changes the name (an unchanged name publishes nothing)
 
     async def writer(w: int) -> None:
+        _stage.set("producer")
         for n in range(per_writer):
-            await _rename(material, ids[(w + n * writers) % len(ids)], f"throughput {w}-{n}")
+            await _rename(material, ids[(w + n * writers) % len(ids)], f"throughput {run} {w}-{n}")
 
     expect(transport, per_writer * writers)
     started = time.perf_counter()
@@ -191,6 +208,7 @@ async def measure_baseline(system, ids, count: int, writers: int) -> float:
     per_writer = count // writers
 
     async def writer(w: int) -> None:
+        _stage.set("producer")
         for n in range(per_writer):
             part_id = ids[(w + n * writers) % len(ids)]
             async with material.unit_of_work() as uow:
@@ -208,38 +226,160 @@ async def measure_baseline(system, ids, count: int, writers: int) -> float:
     return per_writer * writers / (time.perf_counter() - started)
 
 
-async def run_db(db: str, quick: bool, rate: int) -> dict[str, Any]:
+class RoundTrips:
+    """Database round trips by stage, counted with SQLAlchemy engine events.
+
+    material's engine carries the producer (statements run by the benchmark's writer tasks, which
+    set ``_stage``) and the relay (everything else on it); work_order's carries the consumer, and
+    its own relay's polls (statements on its outbox or bucket claims, counted as relay).
+    On PostgreSQL asyncpg sends BEGIN before a transaction's first statement (one round trip) and
+    COMMIT/ROLLBACK only for a transaction that began; connections in autocommit send neither.
+    """
+
+    def __init__(self, system: Any) -> None:
+        self.counts = dict.fromkeys(STAGES, 0)
+        for service, default in (("material", "relay"), ("work_order", "consumer")):
+            self._listen(system.service(service).runtime.database.engine.sync_engine, default)
+
+    def reset(self) -> None:
+        self.counts = dict.fromkeys(STAGES, 0)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def _listen(self, engine: Any, default: str) -> None:
+        pg = engine.dialect.name == "postgresql"
+
+        def stage(statement: str = "") -> str:
+            if default == "relay":
+                return "producer" if _stage.get() == "producer" else "relay"
+            # work_order's own relay (its outbox, its bucket claims) is relay work, not the consumer's
+            return "relay" if "isles_outbox" in statement or "pg_locks" in statement else default
+
+        def in_transaction(dbapi_connection: Any) -> bool:
+            return getattr(dbapi_connection, "_transaction", None) is not None
+
+        def starts_transaction(dbapi_connection: Any) -> bool:
+            return (not in_transaction(dbapi_connection)
+                    and getattr(dbapi_connection, "isolation_level", None) != "autocommit")
+
+        def on_execute(conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+            dbapi_connection = conn.connection.dbapi_connection
+            self.counts[stage(statement)] += 2 if pg and starts_transaction(dbapi_connection) else 1
+
+        def on_end(conn) -> None:
+            if conn.invalidated:
+                return
+            if not pg or in_transaction(conn.connection.dbapi_connection):
+                self.counts[stage()] += 1
+
+        def on_reset(dbapi_connection, _record, _state) -> None:
+            if pg and in_transaction(dbapi_connection):
+                self.counts[stage()] += 1
+
+        event.listen(engine, "before_cursor_execute", on_execute)
+        event.listen(engine, "commit", on_end)
+        event.listen(engine, "rollback", on_end)
+        event.listen(engine.pool, "reset", on_reset)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _settle(system: Any) -> None:
+    """Let the relay's marks and the last commits finish outside the measured window."""
+    await system.drain(60)
+    await asyncio.sleep(0.2)
+
+
+async def cpu_window(system, transport, ids, trips: RoundTrips, writers: int, count: int,
+                     durable: bool) -> dict[str, Any]:
+    """One measured window of ``count`` renames by ``writers`` writers, after a warm-up.
+
+    Returns events/s, CPU ms per event and round trips per event (by stage for the durable path).
+    """
+    async def run(n: int) -> float:
+        if durable:
+            return await measure_throughput(system, transport, ids, n, writers)
+        return await measure_baseline(system, ids, n, writers)
+
+    await run(max(writers * 10, count // 10))  # warm-up: pools, statement caches, JIT-less Python caches
+    await _settle(system)
+    trips.reset()
+    cpu = _cpu_seconds()
+    rate = await run(count)
+    cpu = _cpu_seconds() - cpu
+    events = count // writers * writers
+    counts = dict(trips.counts)
+    await _settle(system)
+    return {"rate": rate, "cpu_ms": cpu * 1000 / events, "round_trips": sum(counts.values()) / events,
+            "by_stage": {k: v / events for k, v in counts.items()}}
+
+
+async def measure_cpu(system, transport, ids, trips: RoundTrips, writers: int, count: int,
+                      repeats: int) -> dict[str, Any]:
+    """Durable and baseline windows, alternated ``repeats`` times; the median of each figure."""
+    durable, baseline = [], []
+    for _ in range(repeats):
+        baseline.append(await cpu_window(system, transport, ids, trips, writers, count, durable=False))
+        durable.append(await cpu_window(system, transport, ids, trips, writers, count, durable=True))
+
+    def median(runs: list[dict[str, Any]], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    cpu, base_cpu = median(durable, "cpu_ms"), median(baseline, "cpu_ms")
+    return {"writers": writers, "throughput": round(median(durable, "rate")),
+            "baseline_throughput": round(median(baseline, "rate")),
+            "ratio": round(median(durable, "rate") / median(baseline, "rate"), 3),
+            "cpu_ms_per_event": round(cpu, 3), "baseline_cpu_ms_per_event": round(base_cpu, 3),
+            "overhead_cpu_ms_per_event": round(cpu - base_cpu, 3),
+            "round_trips_per_event": round(median(durable, "round_trips"), 2),
+            "baseline_round_trips_per_event": round(median(baseline, "round_trips"), 2),
+            **{f"{stage}_round_trips": round(statistics.median(r["by_stage"][stage] for r in durable), 2)
+               for stage in STAGES}}
+
+
+async def run_db(db: str, quick: bool, rate: int) -> list[dict[str, Any]]:
+    """One result per writer count: CPU, round trips and throughput; latency is the database's."""
     parts = 200 if quick else 1000
     latency_events = 1000 if quick else 5000
-    throughput_events = 2000 if quick else 10000
-    writers = 8
+    cpu_events = {1: 300, 8: 800} if quick else {1: 1500, 8: 4000}
+    repeats = 1 if quick else 3
     system, transport, ids, env = await _setup(db, parts)
+    trips = RoundTrips(system)
     try:
-        baseline = await measure_baseline(system, ids, throughput_events, writers)
-        throughput = await measure_throughput(system, transport, ids, throughput_events, writers)
+        by_writers = [await measure_cpu(system, transport, ids, trips, writers, cpu_events[writers], repeats)
+                      for writers in WRITER_COUNTS]
+        throughput = by_writers[-1]["throughput"]
         # Offering close to capacity measures queueing, not latency: cap the offered rate at half
         # of the durable throughput just measured on this machine. Lower rates show the curve.
         offered = min(rate, max(10, int(throughput / 2)))
         count = min(latency_events, offered * (5 if quick else 20))
         await measure_latency(system, transport, ids, offered, min(100, count))  # warm-up
         curve = await measure_curve(system, transport, ids, offered, quick)
+        p99_200 = next((p99 for step, _, p99 in curve if step == 200), None)
+        if p99_200 is None:  # 200/s is at or above the capped rate: measure it anyway
+            p99_200 = round((await measure_latency(system, transport, ids, 200, 200 * (3 if quick else 10)))[1], 3)
         p50, p99, achieved = await measure_latency(system, transport, ids, offered, count)
     finally:
         await system.stop()
         if db == "postgres":
             await _drop_pg(env)
-    rate = offered
-    return {"transport": "memory", "db": db, "rate": rate, "achieved_rate": round(achieved),
-            "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "throughput": round(throughput),
-            "baseline_throughput": round(baseline), "ratio": round(throughput / baseline, 3), "curve": curve}
+    latency = {"rate": offered, "achieved_rate": round(achieved), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
+               "p99_200_ms": p99_200}
+    return [{"transport": "memory", "db": db, **latency, **figures, "curve": curve if figures is by_writers[-1] else []}
+            for figures in by_writers]
 
 
 def print_results(results: list[dict[str, Any]]) -> None:
     table = Table(title="isles events: commit in material -> committed effect in work_order", header_style="bold")
-    for column in ("transport", "db", "offered/s", "p50 ms", "p99 ms", "durable ev/s", "baseline ev/s", "ratio"):
+    for column in ("transport", "db", "writers", "offered/s", "p50 ms", "p99 ms", "durable ev/s", "baseline ev/s",
+                   "ratio"):
         table.add_column(column, justify="right")
     for r in results:
-        table.add_row(r["transport"], r["db"], f"{r['rate']} ({r.get('achieved_rate', r['rate'])})",
+        table.add_row(r["transport"], r["db"], str(r.get("writers", 8)), f"{r['rate']} ({r.get('achieved_rate', r['rate'])})",
                       f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["throughput"]),
                       str(r["baseline_throughput"]), f"{r['ratio']:.0%}")
     console.print(table)
@@ -255,9 +395,23 @@ def print_results(results: list[dict[str, Any]]) -> None:
             for step, p50, p99 in r["curve"] + [(r["rate"], r["p50_ms"], r["p99_ms"])]:
                 table.add_row(r["transport"], r["db"], str(step), f"{p50:.2f}", f"{p99:.2f}")
         console.print(table)
+    cpu = [r for r in results if "cpu_ms_per_event" in r]
+    if cpu:
+        table = Table(title="CPU of this process per event (ms) and database round trips per event", header_style="bold")
+        for column in ("db", "writers", "durable", "baseline", "overhead", "round trips", "producer", "relay",
+                       "consumer", "baseline trips"):
+            table.add_column(column, justify="right")
+        for r in cpu:
+            table.add_row(r["db"], str(r["writers"]), f"{r['cpu_ms_per_event']:.3f}", f"{r['baseline_cpu_ms_per_event']:.3f}",
+                          f"{r['overhead_cpu_ms_per_event']:.3f}", f"{r['round_trips_per_event']:.2f}",
+                          f"{r['producer_round_trips']:.2f}", f"{r['relay_round_trips']:.2f}",
+                          f"{r['consumer_round_trips']:.2f}", f"{r['baseline_round_trips_per_event']:.2f}")
+        console.print(table)
     for r in results:
-        keys = ("transport", "db", "rate", "p50_ms", "p99_ms", "throughput", "baseline_throughput", "ratio",
-                "relay_ratio", "pipeline_throughput", "pipeline_ratio")
+        keys = ("transport", "db", "writers", "rate", "p50_ms", "p99_ms", "p99_200_ms", "throughput",
+                "baseline_throughput", "ratio", "cpu_ms_per_event", "baseline_cpu_ms_per_event",
+                "overhead_cpu_ms_per_event", "round_trips_per_event", "producer_round_trips", "relay_round_trips",
+                "consumer_round_trips", "relay_ratio", "pipeline_throughput", "pipeline_ratio")
         print("RESULT events " + " ".join(f"{k}={r[k]}" for k in keys if k in r))
 
 
@@ -281,7 +435,7 @@ async def main(argv: list[str]) -> int:
         results = []
         for db in dbs:
             console.print(f"[dim]measuring {db} ...[/]")
-            results.append(await run_db(db, args.quick, args.rate))
+            results.extend(await run_db(db, args.quick, args.rate))
     print_results(results)
     return 0
 

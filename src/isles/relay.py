@@ -25,10 +25,12 @@ from datetime import datetime, timedelta
 from typing import Any, Awaitable, Iterable
 
 from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy.sql import Select
 
 from isles.backoff import backoff_delay
 from isles.orm import as_utc, utcnow
 from isles.outbox import ID as _ID, KEY as _KEY, SENT_COLUMNS, envelope_from_row
+from isles.relay_claims import BUCKETS
 from isles.routing import submit_routed
 from isles.runtime import ServiceRuntime
 from isles.transport.base import Transport, settled
@@ -56,6 +58,11 @@ class Relay:
         self._pass = asyncio.Lock()
         # On PostgreSQL several relay instances may share the outbox: each owns some key buckets.
         self.claims = runtime.dialect.relay_claims(runtime.database.engine, runtime.topic, self.wake)
+        #: reads and marks on a connection of their own, one round trip each (PostgreSQL)
+        self._conn = runtime.dialect.relay_connection(runtime.database.engine)
+        #: the pending-rows query per set of buckets held (None: all), built once each
+        self._pending_queries: dict[frozenset[int] | None, Select[Any]] = {}
+        self._marks: tuple[Any, Any] | None = None  # (published, failed) mark statements, built once
         #: overlap reading, handing over and marking batches (needs more than one connection)
         self._overlap = runtime.dialect.concurrent_connections
         self.rebalance_interval = rebalance_interval
@@ -127,6 +134,8 @@ class Relay:
         """Give back this instance's buckets (other instances take them on their next rebalance)."""
         await self._take_prefetched()
         await self.wait_for_marks()
+        if self._conn is not None:
+            await self._conn.close()
         if self.claims is not None:
             await self.claims.close()
 
@@ -259,44 +268,64 @@ class Relay:
             return []  # set aside (its batch was not sent), or read for buckets no longer held
         return rows
 
-    def _pending_query(self, skip: Iterable[int] = ()) -> Any:
-        """Ready rows of this relay's buckets, oldest first, without held keys, rows in flight and ``skip``."""
-        outbox = self.runtime.tables.outbox
-        query = (select(*(outbox.c[name] for name in SENT_COLUMNS)).where(outbox.c.published_at.is_(None))
-                 .order_by(outbox.c.id).limit(self.batch_size))
-        if self._holds:
-            query = query.where(outbox.c.partition_key.not_in(list(self._holds)))
-        leave_out = self._in_flight.union(skip)
-        if leave_out:
-            query = query.where(~self._id_among(leave_out))
-        if self.claims is not None:
-            owned = self.claims.owned("partition_key")
-            if owned is not None:
-                query = query.where(owned)
-        return query
+    def _pending_query(self, skip: Iterable[int] = ()) -> tuple[Select[Any], dict[str, Any]]:
+        """Ready rows of this relay's buckets, oldest first, without held keys, rows in flight and
+        ``skip``: the statement (built once per set of buckets) and its parameters."""
+        owned = self.claims.held if self.claims is not None and len(self.claims.held) < BUCKETS else None
+        shape = frozenset(owned) if owned is not None else None
+        query = self._pending_queries.get(shape)
+        if query is None:
+            outbox, dialect = self.runtime.tables.outbox, self.runtime.dialect
+            query = (select(*(outbox.c[name] for name in SENT_COLUMNS))
+                     .where(outbox.c.published_at.is_(None), dialect.not_among(outbox.c.partition_key, "held"),
+                            dialect.not_among(outbox.c.id, "skip"))
+                     .order_by(outbox.c.id).limit(bindparam("batch")))
+            if self.claims is not None:
+                buckets = self.claims.owned("partition_key")
+                if buckets is not None:
+                    query = query.where(buckets)
+            if len(self._pending_queries) >= 8:  # buckets held before a rebalance: forget them
+                self._pending_queries.clear()
+            self._pending_queries[shape] = query
+        return query, {"held": list(self._holds), "skip": list(self._in_flight.union(skip)), "batch": self.batch_size}
 
-    def _id_among(self, ids: Iterable[int]) -> Any:
-        return self.runtime.dialect.id_among(self.runtime.tables.outbox.c.id, ids)
-
-    async def _fetch(self, query: Any) -> list[Any]:
+    async def _fetch(self, read: tuple[Select[Any], dict[str, Any]]) -> list[Any]:
+        query, params = read
+        if self._conn is not None:
+            return (await self._conn.execute(query, params)).all()
         async with self.runtime.database.engine.connect() as conn:
             await self.runtime.dialect.begin_pending_read(conn)
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query, params)).all()
             await conn.rollback()
         return rows
 
+    def _mark_statements(self) -> tuple[Any, Any]:
+        if self._marks is None:
+            outbox = self.runtime.tables.outbox
+            self._marks = (
+                update(outbox).where(self.runtime.dialect.among(outbox.c.id, "ids"))
+                .values(published_at=bindparam("now", type_=outbox.c.published_at.type)),
+                update(outbox).where(outbox.c.id == bindparam("b_id")).values(
+                    attempts=bindparam("b_attempts"), last_error=bindparam("b_error"),
+                    next_attempt_at=bindparam("b_retry_at")))
+        return self._marks
+
     async def _mark(self, ok_ids: list[int], failed: list[dict[str, Any]], now: datetime) -> None:
         """Record what was published (and which rows failed, when to retry them)."""
-        outbox = self.runtime.tables.outbox
+        published, failures = self._mark_statements()
         try:
-            async with self.runtime.database.engine.begin() as conn:
-                await self.runtime.dialect.begin_mark(conn)
+            if self._conn is not None:  # each statement commits alone: either one lost only resends rows
                 if ok_ids:
-                    await conn.execute(update(outbox).where(self._id_among(ok_ids)).values(published_at=now))
+                    await self._conn.execute(published, {"ids": ok_ids, "now": now})
                 if failed:
-                    await conn.execute(update(outbox).where(outbox.c.id == bindparam("b_id")).values(
-                        attempts=bindparam("b_attempts"), last_error=bindparam("b_error"),
-                        next_attempt_at=bindparam("b_retry_at")), failed)
+                    await self._conn.execute(failures, failed)
+            else:
+                async with self.runtime.database.engine.begin() as conn:
+                    await self.runtime.dialect.begin_mark(conn)
+                    if ok_ids:
+                        await conn.execute(published, {"ids": ok_ids, "now": now})
+                    if failed:
+                        await conn.execute(failures, failed)
         except Exception as exc:
             if not self._overlap:  # marked in the foreground: the pass fails and is retried
                 raise

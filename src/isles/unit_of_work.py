@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm.attributes import set_committed_value
@@ -233,9 +233,8 @@ class UnitOfWork:
             await self.session.flush()  # bumps entity versions before we read them
             published = await self._envelopes()
             # Outbox ids must follow per-key commit order (they otherwise follow insert order).
-            await self.runtime.dialect.order_outbox_keys(self, [e.partitionkey for e in published],
-                                                         self.runtime.topic)
-            await self.session.execute(insert(self.runtime.tables.outbox), [outbox_row(e) for e in published])
+            await self.runtime.dialect.write_outbox(self, self.runtime.tables.outbox,
+                                                    [outbox_row(e) for e in published], self.runtime.topic)
         await self.session.commit()
         self._finished = True
         self._pending.clear()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from conftest import TOPOLOGIES
 from isles.dialects import PostgresDialect, SqliteDialect, dialect_for
 from isles.events import Envelope
-from isles.orm import utcnow
+from isles.orm import as_utc, utcnow
 from isles.relay_claims import BucketClaims
 from isles.tables import DEAD, RESOLVED
 
@@ -158,3 +158,89 @@ async def test_relay_claims_exist_only_where_relays_can_share_an_outbox(shop):
     finally:
         await first.close()
         await second.close()
+
+
+def _outbox_rows(keys: list[str]) -> list[dict]:
+    from isles.outbox import outbox_row
+    return [outbox_row(_envelope(key)) for key in keys]
+
+
+async def test_write_outbox_writes_every_row_in_order(shop):
+    """The rows come back as written, their ids in the order given (one statement on PostgreSQL)."""
+    runtime = shop.runtime("catalog")
+    outbox = runtime.tables.outbox
+    rows = _outbox_rows(["k2", "k1", "k2", "k3"])
+    rows[1]["subject"], rows[2]["trace_parent"] = "subject-1", None
+    async with shop.service("catalog").unit_of_work() as uow:
+        await runtime.dialect.write_outbox(uow, outbox, rows, runtime.topic)
+    async with runtime.database.engine.connect() as conn:
+        got = (await conn.execute(select(outbox).where(outbox.c.event_id.in_([r["event_id"] for r in rows]))
+                                  .order_by(outbox.c.id))).mappings().all()
+    assert [r["event_id"] for r in got] == [r["event_id"] for r in rows]
+    for written, read in zip(rows, got):
+        assert {k: as_utc(read[k]) if k == "occurred_at" else read[k] for k in written} == written
+        assert read["published_at"] is None and read["attempts"] == 0 and read["data_version"] == 1
+
+
+async def test_write_outbox_serialises_one_key_until_commit(shop):
+    """A transaction writing a key's outbox row waits for one that wrote it before to commit, so
+    the key's ids follow commit order (on SQLite: transactions are serial anyway)."""
+    runtime = shop.runtime("catalog")
+    outbox = runtime.tables.outbox
+    order: list[str] = []
+
+    async def write(name: str, keys: list[str], delay: float) -> None:
+        async with shop.service("catalog").unit_of_work() as uow:
+            await runtime.dialect.write_outbox(uow, outbox, _outbox_rows(keys), runtime.topic)
+            order.append(f"{name}-in")
+            await asyncio.sleep(delay)
+            order.append(f"{name}-out")
+
+    if not runtime.dialect.concurrent_connections:
+        await write("a", ["k1"], 0)
+        await write("b", ["k2", "k1"], 0)
+    else:
+        first = asyncio.create_task(write("a", ["k1"], 0.3))
+        await asyncio.sleep(0.1)
+        await write("b", ["k2", "k1"], 0)
+        await first
+    assert order == ["a-in", "a-out", "b-in", "b-out"]
+
+
+async def test_among_and_not_among_bind_their_lists_at_execution(shop):
+    runtime = shop.runtime("catalog")
+    outbox, dialect = runtime.tables.outbox, runtime.dialect
+    async with shop.service("catalog").unit_of_work() as uow:
+        await dialect.write_outbox(uow, outbox, _outbox_rows(["a", "b", "c", "d"]), runtime.topic)
+    among = select(outbox.c.id).where(dialect.among(outbox.c.id, "ids")).order_by(outbox.c.id)
+    not_among = (select(outbox.c.id).where(dialect.not_among(outbox.c.id, "ids"),
+                                           dialect.not_among(outbox.c.partition_key, "keys")).order_by(outbox.c.id))
+    async with runtime.database.engine.connect() as conn:
+        ids = list((await conn.scalars(select(outbox.c.id).order_by(outbox.c.id))).all())
+        assert list((await conn.scalars(among, {"ids": ids[::2]})).all()) == ids[::2]
+        assert list((await conn.scalars(among, {"ids": []})).all()) == []
+        assert list((await conn.scalars(not_among, {"ids": ids[:1], "keys": ["d"]})).all()) == ids[1:3]
+        assert list((await conn.scalars(not_among, {"ids": [], "keys": []})).all()) == ids
+
+
+async def test_relay_connection_runs_each_statement_alone_and_recovers_from_errors(shop):
+    runtime = shop.runtime("catalog")
+    conn = runtime.dialect.relay_connection(runtime.database.engine)
+    if not runtime.dialect.concurrent_connections:
+        assert conn is None  # SQLite's one connection is shared: the relay takes it per transaction
+        return
+    from sqlalchemy import text
+    outbox = runtime.tables.outbox
+    async with shop.service("catalog").unit_of_work() as uow:
+        await runtime.dialect.write_outbox(uow, outbox, _outbox_rows(["a"]), runtime.topic)
+    try:
+        assert (await conn.execute(text("SHOW synchronous_commit"))).scalar() == "off"
+        assert (await conn.execute(text("SHOW enable_seqscan"))).scalar() == "off"
+        await conn.execute(outbox.update().values(attempts=7))
+        async with runtime.database.engine.connect() as other:  # committed by itself, at once
+            assert set((await other.scalars(select(outbox.c.attempts))).all()) == {7}
+        with pytest.raises(Exception):
+            await conn.execute(text("SELECT no_such_column FROM isles_outbox"))
+        assert (await conn.execute(text("SHOW synchronous_commit"))).scalar() == "off"  # a fresh session
+    finally:
+        await conn.close()

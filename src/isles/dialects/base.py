@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 
-from sqlalchemy import ColumnElement, Table, select
+from sqlalchemy import ColumnElement, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from isles.events import Envelope
@@ -16,6 +16,7 @@ from isles.tables import DEAD, WAITING, FrameworkTables
 
 if TYPE_CHECKING:
     from isles.relay_claims import BucketClaims
+    from isles.relay_connection import RelayConnection
 
 class Executor(Protocol):
     """Where a dialect runs its statements: a unit of work (which sends its queued writes first)."""
@@ -44,6 +45,29 @@ class Dialect(ABC):
     async def order_outbox_keys(self, uow: Executor, keys: Sequence[str], topic: str) -> None:
         """Before a transaction writes outbox rows of ``keys``: make same-key transactions assign
         their outbox ids in commit order, and wake the relays of ``topic`` when it commits."""
+
+    async def write_outbox(self, uow: Executor, outbox: Table, rows: Sequence[dict[str, Any]], topic: str) -> None:
+        """Write a transaction's outbox ``rows`` (see :func:`isles.outbox.outbox_row`), with what
+        :meth:`order_outbox_keys` promises: same-key transactions assign their ids in commit
+        order, and the relays of ``topic`` wake when it commits.
+
+        Here, in two statements; a dialect may do both in one.
+        """
+        await self.order_outbox_keys(uow, [row["partition_key"] for row in rows], topic)
+        await uow.execute(insert(outbox), list(rows))
+
+    def relay_connection(self, engine: AsyncEngine) -> "RelayConnection | None":
+        """The relay's own connection for its reads and marks, one round trip each (None: the
+        relay uses a pooled connection and a transaction for each, as on SQLite's one connection)."""
+        return None
+
+    @abstractmethod
+    def not_among(self, column: Any, name: str) -> ColumnElement[bool]:
+        """``column NOT IN :name``, the list bound at execution (so the statement is built once)."""
+
+    @abstractmethod
+    def among(self, column: Any, name: str) -> ColumnElement[bool]:
+        """``column IN :name``, the list bound at execution (so the statement is built once)."""
 
     @abstractmethod
     def relay_claims(self, engine: AsyncEngine, topic: str, on_notify: Callable[[], None]) -> "BucketClaims | None":

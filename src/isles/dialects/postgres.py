@@ -1,7 +1,8 @@
 """PostgreSQL: many connections and relay instances, so order and ownership are made explicit.
 
 * Same-key producer transactions queue on an advisory lock until commit, so outbox ids follow
-  per-key commit order, and a NOTIFY at commit wakes the relays at once.
+  per-key commit order, and a NOTIFY at commit wakes the relays at once - in the statement that
+  writes the outbox rows.
 * Relay instances share an outbox through bucket claims (see :mod:`isles.relay_claims`).
 * A consumer's batch enters the inbox in one statement that also skips parked keys.
 """
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Table, Text, any_, bindparam, func, select, text
+from sqlalchemy import (ARRAY, BigInteger, ColumnElement, Table, Text, all_, any_, bindparam, func, select, text,
+                        true)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -17,6 +19,7 @@ from isles.dialects.base import Dialect, Executor, ParkedKey
 from isles.events import Envelope
 from isles.orm import utcnow
 from isles.relay_claims import BucketClaims, notify_channel
+from isles.relay_connection import RelayConnection
 from isles.tables import DEAD, WAITING, FrameworkTables
 
 #: advisory lock classes (the second argument of hashtextextended): producer keys, consumer keys
@@ -37,6 +40,15 @@ _WALK_PENDING_IN_ID_ORDER = text("SELECT set_config('enable_bitmapscan', 'off', 
 #: absorb: no need to wait for the WAL flush.
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 
+#: The relay's own connection (see :mod:`isles.relay_connection`): the plan settings above, and
+#: the marks' asynchronous commit, for the whole session.
+_RELAY_SESSION = ("SET enable_bitmapscan = off", "SET enable_seqscan = off", "SET enable_sort = off",
+                  "SET synchronous_commit = off")
+
+#: the outbox columns a transaction writes (the others keep their defaults)
+_OUTBOX_COLUMNS = ("event_id", "type", "source", "subject", "partition_key", "entity_version", "data_version",
+                   "trace_parent", "occurred_at", "data")
+
 _LOCK_KEY = text(f"SELECT pg_advisory_xact_lock(hashtextextended(:k, {_CONSUMER_KEYS}))")
 
 
@@ -46,6 +58,7 @@ class PostgresDialect(Dialect):
 
     def __init__(self) -> None:
         self._inbox_inserts: dict[Table, Any] = {}
+        self._outbox_writes: dict[Table, Any] = {}
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
@@ -53,6 +66,45 @@ class PostgresDialect(Dialect):
     async def order_outbox_keys(self, uow: Executor, keys: Sequence[str], topic: str) -> None:
         # Sorted, so two transactions sharing keys take their locks in one order (no deadlock).
         await uow.execute(_ORDER_KEYS, {"keys": sorted(set(keys)), "channel": notify_channel(topic)})
+
+    async def write_outbox(self, uow: Executor, outbox: Table, rows: Sequence[dict[str, Any]], topic: str) -> None:
+        """One statement: lock the keys (sorted), NOTIFY, then insert the rows.
+
+        The locks are taken in an aggregate, which must read all its input before it yields its one
+        row, and every inserted row is joined to that row: so every key is locked before the first
+        row's id (``nextval``) is drawn, as when the locks were a statement of their own.
+        """
+        params: dict[str, Any] = {name: [row.get(name) for row in rows] for name in _OUTBOX_COLUMNS}
+        params["lock_keys"] = sorted(set(params["partition_key"]))
+        params["channel"] = notify_channel(topic)
+        await uow.execute(self._outbox_write(outbox), params)
+
+    def _outbox_write(self, outbox: Table) -> Any:
+        """The INSERT of :meth:`write_outbox`, built once per table."""
+        statement = self._outbox_writes.get(outbox)
+        if statement is not None:
+            return statement
+        keys = func.unnest(bindparam("lock_keys", type_=ARRAY(Text))).table_valued("k").render_derived(name="keys")
+        ordered = select(keys.c.k).order_by(keys.c.k).subquery("ordered")
+        locked = select(
+            func.count(func.pg_advisory_xact_lock(func.hashtextextended(ordered.c.k, _PRODUCER_KEYS))).label("locks"),
+            func.pg_notify(bindparam("channel", type_=Text), "").label("woken")).subquery("locked")
+        arrays = [bindparam(name, type_=ARRAY(outbox.c[name].type)) for name in _OUTBOX_COLUMNS]
+        v = func.unnest(*arrays).table_valued(*_OUTBOX_COLUMNS).render_derived(name="v")
+        rows = select(*(v.c[name] for name in _OUTBOX_COLUMNS)).select_from(v.join(locked, true()))
+        statement = postgresql.insert(outbox).from_select(list(_OUTBOX_COLUMNS), rows)
+        self._outbox_writes[outbox] = statement
+        return statement
+
+    def relay_connection(self, engine: AsyncEngine) -> RelayConnection:
+        return RelayConnection(engine, _RELAY_SESSION)
+
+    def not_among(self, column: Any, name: str) -> ColumnElement[bool]:
+        """One array parameter, whatever its length: one prepared statement."""
+        return column != all_(bindparam(name, type_=ARRAY(column.type)))
+
+    def among(self, column: Any, name: str) -> ColumnElement[bool]:
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
 
     def relay_claims(self, engine: AsyncEngine, topic: str, on_notify: Callable[[], None]) -> BucketClaims:
         return BucketClaims(engine, topic, on_notify)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Table, bindparam
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,6 +37,12 @@ class SqliteDialect(Dialect):
 
     def id_among(self, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
         return column.in_(sorted(ids))
+
+    def not_among(self, column: Any, name: str) -> ColumnElement[bool]:
+        return column.not_in(bindparam(name, expanding=True))
+
+    def among(self, column: Any, name: str) -> ColumnElement[bool]:
+        return column.in_(bindparam(name, expanding=True))
 
     async def begin_mark(self, conn: AsyncConnection) -> None:
         """Nothing to relax: the mark commits like any other transaction."""

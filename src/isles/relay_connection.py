@@ -1,0 +1,79 @@
+"""The relay's own connection for its reads and marks (PostgreSQL).
+
+A read or a mark in a pooled transaction is four round trips (BEGIN, the settings, the statement,
+COMMIT/ROLLBACK), and with one writer the relay reads and marks about once per event. On a
+connection of its own, in autocommit, with the settings made once for the session, each is one
+round trip: a lone SELECT sees one snapshot like the transaction did, and a lone UPDATE commits
+all its rows or none.
+
+One statement at a time runs on it (reads and background marks take turns). Any error - the
+server restarted, the statement was cancelled - drops the connection, and the next statement
+opens a fresh one: the relay's own retry (next pass) then runs on it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Sequence
+
+from sqlalchemy import Result
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger("isles.relay")
+
+
+class RelayConnection:
+    """A connection held by one relay, in autocommit, with ``settings`` run once per session."""
+
+    def __init__(self, engine: AsyncEngine, settings: Sequence[str]):
+        self.engine = engine
+        self.settings = tuple(settings)
+        self._conn: AsyncConnection | None = None
+        self._turn = asyncio.Lock()
+
+    async def execute(self, statement: Any, params: Any = None) -> Result[Any]:
+        """Run ``statement`` alone (it commits by itself); the result is buffered."""
+        async with self._turn:
+            conn = self._conn or await self._open()
+            try:
+                return await conn.execute(statement, params)
+            except BaseException:
+                await self._drop()
+                raise
+
+    async def close(self) -> None:
+        async with self._turn:
+            await self._drop()
+
+    async def _open(self) -> AsyncConnection:
+        conn = await self.engine.connect()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            for setting in self.settings:
+                await conn.exec_driver_sql(setting)
+        except BaseException:
+            await asyncio.shield(_discard(conn))
+            raise
+        self._conn = conn
+        return conn
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Shielded: a relay cancelled mid-statement still gives the connection back.
+            await asyncio.shield(_discard(conn))
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Close ``conn`` for good: its session state (settings, a statement cut short) is not reused."""
+    try:
+        await conn.invalidate()
+    except Exception as exc:  # already broken
+        log.debug("dropping the relay's connection: %s", exc)
+    try:
+        await conn.close()
+    except Exception as exc:
+        log.debug("closing the relay's connection: %s", exc)
+
+
+__all__ = ["RelayConnection"]
