@@ -216,6 +216,9 @@ class ReplicatedPart(ReadModel, Base):
     part_number: Mapped[str | None] = mapped_column(String(64))
     part_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    #: "lot", "serial" or "none" (None until the part's next event or a resync): serial parts are
+    #: ordered in whole units
+    tracking: Mapped[str | None] = mapped_column(String(16))
 
 
 class ReplicatedWorkCenter(ReadModel, Base):

@@ -26,7 +26,8 @@ service = Service(
     router=router,
     replicas=[
         # "WorkOrder.part_number and part_name mirror Part through part_id" (seed 000's headline flow)
-        Replica(ReplicatedPart, key="id", source="mes.material.part", fields=PART_FIELDS, upsert=True),
+        Replica(ReplicatedPart, key="id", source="mes.material.part", fields={**PART_FIELDS, "tracking": "tracking"},
+                upsert=True),
         Replica(WorkOrder, key="part_id", source="mes.material.part", fields=PART_FIELDS),
         # the site's name, and who created the order (still active or not)
         Replica(ReplicatedSite, key="id", source="mes.resource.site", upsert=True, optional=True, actions=("updated",),

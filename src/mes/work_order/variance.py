@@ -15,6 +15,7 @@ from isles.api import ApiModel, Quantity
 from isles.http import Uow
 from mes.work_order.models import MaterialActual
 from mes.work_order.orders import get_order, operations_of
+from mes.work_order.quantities import yield_percent
 
 router = APIRouter()
 
@@ -46,7 +47,7 @@ class VarianceOut(ApiModel):
     quantity_good: Quantity
     quantity_scrap: Quantity
     quantity_variance: float  # good - planned
-    yield_percent: float | None  # good / (good + scrap of the whole routing)
+    yield_percent: float | None  # good / planned (the order quantity)
     planned_minutes: Quantity
     actual_minutes: Quantity
     operations: list[OperationVariance]
@@ -79,7 +80,7 @@ async def variance(work_order_id: uuid.UUID, uow: Uow) -> VarianceOut:
         work_order_id=order.id, work_order_number=order.work_order_number, status=order.status,
         planned_quantity=order.quantity, quantity_good=good, quantity_scrap=scrap,
         quantity_variance=float(good - Decimal(order.quantity)),
-        yield_percent=round(float(good / (good + scrap)) * 100, 2) if good + scrap else None,
+        yield_percent=yield_percent(order, good),
         planned_minutes=sum((r.planned_minutes for r in rows), Decimal(0)),
         actual_minutes=sum((Decimal(r.actual_minutes) for r in rows), Decimal(0)),
         operations=rows, material=list(material.values()))
