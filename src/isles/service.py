@@ -9,6 +9,7 @@ from sqlalchemy import MetaData
 from isles.config import validate_service_name
 from isles.errors import ConfigurationError
 from isles.events import Event
+from isles.jobs import Job  # h-holes
 from isles.replication import Replica, Snapshot
 from isles.runtime import ServiceRuntime
 from isles.subscriptions import Handlers, Subscription
@@ -43,7 +44,8 @@ class Service:
                  handlers: Handlers | None = None, router: "APIRouter | None" = None,
                  replicas: Iterable[Replica] = (), snapshots: Iterable[Snapshot] = (), description: str = "",
                  package: str | None = None,
-                 idempotency: "Idempotency | None" = None):  # h-idem: idempotent HTTP commands
+                 idempotency: "Idempotency | None" = None,  # h-idem: idempotent HTTP commands
+                 jobs: Iterable[Job] = ()):  # h-holes: periodic jobs (isles.jobs), run by the System
         validate_service_name(name)
         if not isinstance(metadata, MetaData):
             raise ConfigurationError(f"metadata={metadata!r} is not a SQLAlchemy MetaData", service=name,
@@ -60,6 +62,7 @@ class Service:
         #: the Python package that holds the service's code (its migrations live in <package>/migrations)
         self.package = package or _caller_package()
         self._runtime: ServiceRuntime | None = None
+        self.jobs = list(jobs)  # h-holes: isles.jobs
         # h-idem: POST/PUT/PATCH/DELETE honour Idempotency-Key (isles.idempotency); adds its table
         self.idempotency = idempotency
         if idempotency is not None:

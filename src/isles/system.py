@@ -37,6 +37,7 @@ from isles.runtime import ServiceRuntime
 from isles.service import Service
 from isles.tables import DEAD, WAITING
 from isles.tasks import cancel_and_wait
+from isles.jobs import run_periodically  # h-holes
 from isles.transport import Transport
 from isles.transport.factory import transport_from_env
 
@@ -202,6 +203,10 @@ class System:
         for name in self.consumers:  # isles.retention: each consumer purges its inbox
             self._tasks.append(asyncio.create_task(run_inbox_purge(self.runtimes[name], retention),
                                                    name=f"isles-inbox-purge-{name}"))
+        for name in sorted(names):  # h-holes: each service's periodic jobs (isles.jobs)
+            for job in self.services[name].jobs:
+                self._tasks.append(asyncio.create_task(run_periodically(self.runtimes[name], job),
+                                                       name=f"isles-job-{name}-{job.name}"))
         if self.freeze_heap:
             _freeze_heap()
         return self

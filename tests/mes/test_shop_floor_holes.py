@@ -89,3 +89,87 @@ async def test_a_fractional_order_for_a_serial_tracked_part_is_refused(plant):
     patched = await plant.http.patch(f"{W}/work-orders/{order['id']}", headers=plant.crew.supervisor,
                                      json={"quantity": 1.5})
     assert patched.status_code == 200
+
+
+# -- expiry holds by the clock, whether or not the sweep ran ---------------------------------------------------
+async def _expire_now(plant, *lots: dict) -> None:
+    """Move the lots' expiry into the past behind the API's back (as time passing would)."""
+    from sqlalchemy import update
+    from mes.material.models import MaterialLot
+    import uuid
+    runtime = plant.api.system.runtime("material")
+    async with runtime.database.engine.begin() as conn:
+        await conn.execute(update(MaterialLot).where(MaterialLot.id.in_([uuid.UUID(lot["id"]) for lot in lots]))
+                           .values(expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
+
+
+async def test_an_expired_lot_is_refused_at_every_use_and_in_every_total(plant):
+    soon = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    part = plant.components[0]
+    old, good, other = (await plant.lot(part, 5, expiresAt=soon), await plant.lot(part, 7),
+                        await plant.lot(part, 3, expiresAt=soon))
+    await _expire_now(plant, old, other)
+    inventory = await plant.ok("GET", f"{M}/inventory?partId={part['id']}", plant.crew.viewer)
+    assert [(row["available"], row["expired"]) for row in inventory] == [(7, 8)]
+    merged = await plant.http.post(f"{M}/lots/merge", headers=plant.crew.operator,
+                                   json={"lotIds": [good["id"], old["id"]]})
+    assert merged.status_code == 409 and "expired" in merged.json()["detail"]
+    for url, body in ((f"{M}/lots/{old['id']}/split", {"quantity": 1}),
+                      (f"{M}/lots/{old['id']}/sublots", {"quantity": 1})):
+        refused = await plant.http.post(url, headers=plant.crew.operator, json=body)
+        assert refused.status_code == 409 and "expired" in refused.json()["detail"], (url, refused.text)
+    order = await plant.released(quantity=1)
+    assert (await _issue(plant, order, old, 1)).status_code == 409
+    # the sweep is a job of the material service, run by the System in its worker
+    from isles.jobs import run_once
+    from mes import material
+    job = next(j for j in material.service.jobs if j.name == "expire-due")
+    swept = await run_once(plant.api.system.runtime("material"), job)
+    assert sorted(lot.lot_number for lot in swept) == sorted([old["lotNumber"], other["lotNumber"]])
+    assert (await plant.ok("GET", f"{M}/lots/{old['id']}", plant.crew.viewer))["status"] == "expired"
+
+
+async def test_the_system_runs_a_services_periodic_jobs(mes_env):
+    from isles import Service, System
+    from isles.jobs import Job
+    from sqlalchemy import MetaData
+    import asyncio
+    runs = []
+
+    async def tick(uow):
+        runs.append(uow.runtime.name)
+
+    service = Service("ticker", metadata=MetaData(), jobs=[Job("tick", every=timedelta(seconds=0.05), run=tick)])
+    async with System("jobs", [service], env=mes_env).running():
+        await asyncio.sleep(0.3)
+    assert len(runs) >= 2 and set(runs) == {"ticker"}
+
+
+async def test_a_lot_past_its_expiry_is_not_received(plant):
+    past = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    refused = await plant.http.post(f"{M}/lots", headers=plant.crew.operator, json={
+        "partId": plant.components[0]["id"], "quantity": 5, "expiresAt": past})
+    assert refused.status_code == 409 and "has passed" in refused.json()["detail"]
+
+
+# -- a merge keeps its sources ----------------------------------------------------------------------------------
+async def test_a_merged_lot_shows_every_source_with_quantities_and_supplier_data(plant):
+    part = plant.components[0]
+    a = await plant.lot(part, 4, supplier="Forge AG", supplierLotNumber="H-1", certificateNumber="CoC-1")
+    b = await plant.lot(part, 6, supplier="Forge AG", supplierLotNumber="H-1", certificateNumber="CoC-1")
+    c = await plant.lot(part, 2, supplier="Other Ltd", certificateNumber="CoC-9")
+    same = await plant.ok("POST", f"{M}/lots/merge", plant.crew.operator, json={"lotIds": [a["id"], b["id"]]})
+    assert (same["supplier"], same["supplierLotNumber"], same["certificateNumber"]) == ("Forge AG", "H-1", "CoC-1")
+    parents = await plant.ok("GET", f"{M}/lots/{same['id']}/parents", plant.crew.viewer)
+    assert sorted((p["lotNumber"], p["link"], p["linkQuantity"]) for p in parents) == sorted(
+        [(a["lotNumber"], "merge", 4), (b["lotNumber"], "merge", 6)])
+    children = await plant.ok("GET", f"{M}/lots/{a['id']}/children", plant.crew.viewer)
+    assert [(ch["lotNumber"], ch["link"], ch["linkQuantity"]) for ch in children] == [(same["lotNumber"], "merge", 4)]
+    mixed = await plant.ok("POST", f"{M}/lots/merge", plant.crew.operator, json={"lotIds": [same["id"], c["id"]]})
+    assert mixed["certificateNumber"] is None
+    sources = await plant.ok("GET", f"{M}/lots/{mixed['id']}/parents", plant.crew.viewer)
+    assert {(p["supplier"], p["certificateNumber"], p["linkQuantity"]) for p in sources} == {
+        ("Forge AG", "CoC-1", 10), ("Other Ltd", "CoC-9", 2)}
+    split = await plant.ok("POST", f"{M}/lots/{mixed['id']}/split", plant.crew.operator, json={"quantity": 5})
+    up = await plant.ok("GET", f"{M}/lots/{split['child']['id']}/parents", plant.crew.viewer)
+    assert [(p["lotNumber"], p["link"], p["linkQuantity"]) for p in up] == [(mixed["lotNumber"], "split", 5)]

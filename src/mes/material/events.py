@@ -76,6 +76,9 @@ class MergedSource(Payload):
     lot_id: str
     lot_number: str
     quantity: Quantity
+    supplier: str | None = None
+    supplier_lot_number: str | None = None
+    certificate_number: str | None = None
 
 
 class LotMerged(_LotState, type="mes.material.lot.merged", key="lot_id"):

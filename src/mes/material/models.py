@@ -118,6 +118,24 @@ class MaterialLot(Entity, Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class LotMergeSource(Entity, Base):
+    """One source of a merged lot: which lot, how much of it, and the supplier data it carried
+    (a merge of several suppliers' lots keeps each one's supplier and certificate here)."""
+
+    __tablename__ = "lot_merge_sources"
+    __table_args__ = (
+        Index("idx_lot_merge_sources_merged_lot_id", "merged_lot_id"),
+        Index("idx_lot_merge_sources_source_lot_id", "source_lot_id"),
+    )
+
+    merged_lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
+    source_lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
+    quantity: Mapped[Decimal] = mapped_column(Qty, nullable=False)
+    supplier: Mapped[str | None] = mapped_column(String(255))
+    supplier_lot_number: Mapped[str | None] = mapped_column(String(64))
+    certificate_number: Mapped[str | None] = mapped_column(String(64))
+
+
 class MaterialSublot(Entity, Base):
     """ISA-95 sublot: a separately stored portion of a lot (a box, a bin) carved out of its quantity."""
 
