@@ -173,3 +173,25 @@ async def test_a_merged_lot_shows_every_source_with_quantities_and_supplier_data
     split = await plant.ok("POST", f"{M}/lots/{mixed['id']}/split", plant.crew.operator, json={"quantity": 5})
     up = await plant.ok("GET", f"{M}/lots/{split['child']['id']}/parents", plant.crew.viewer)
     assert [(p["lotNumber"], p["link"], p["linkQuantity"]) for p in up] == [(mixed["lotNumber"], "split", 5)]
+
+
+# -- a BOM never contains its own part, at any depth ------------------------------------------------------------
+async def test_a_circular_bom_is_refused_with_its_path(plant):
+    eng = plant.crew.engineer
+
+    async def part(number):
+        return await plant.ok("POST", f"{M}/parts", eng, json={"partNumber": number, "name": number})
+
+    async def bom(parent, *components):
+        draft = await plant.ok("POST", f"{M}/parts/{parent['id']}/boms", eng, json={"items": [
+            {"lineNumber": 10 * (i + 1), "componentPartId": c["id"], "quantityPer": 1} for i, c in enumerate(components)]})
+        return await plant.http.post(f"{M}/parts/{parent['id']}/boms/{draft['bomVersion']}/release", headers=eng)
+
+    top, mid, low = await part("P-50001"), await part("P-50010"), await part("P-50020")
+    assert (await bom(top, mid)).status_code == 200
+    direct = await bom(mid, top)
+    assert direct.status_code == 409 and "P-50010 -> P-50001 -> P-50010" in direct.json()["detail"]
+    assert (await bom(mid, low)).status_code == 200
+    deep = await bom(low, plant.components[0], top)
+    assert deep.status_code == 409 and "P-50020 -> P-50001 -> P-50010 -> P-50020" in deep.json()["detail"]
+    assert (await bom(low, plant.components[0])).status_code == 200
