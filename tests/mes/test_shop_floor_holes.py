@@ -145,11 +145,16 @@ async def test_the_system_runs_a_services_periodic_jobs(mes_env):
     assert len(runs) >= 2 and set(runs) == {"ticker"}
 
 
-async def test_a_lot_past_its_expiry_is_not_received(plant):
+async def test_a_lot_past_its_expiry_is_received_as_expired(plant):
     past = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
-    refused = await plant.http.post(f"{M}/lots", headers=plant.crew.operator, json={
+    lot = await plant.ok("POST", f"{M}/lots", plant.crew.operator, json={
         "partId": plant.components[0]["id"], "quantity": 5, "expiresAt": past})
-    assert refused.status_code == 409 and "has passed" in refused.json()["detail"]
+    assert lot["status"] == "expired" and "expired on receipt" in lot["statusReason"]
+    refused = await plant.http.post(f"{M}/lots/{lot['id']}/status", headers=plant.crew.quality,
+                                    json={"status": "released"})
+    assert refused.status_code == 409
+    inventory = await plant.ok("GET", f"{M}/inventory?partId={plant.components[0]['id']}", plant.crew.viewer)
+    assert [(row["available"], row["received"], row["expired"]) for row in inventory] == [(0, 0, 5)]
 
 
 # -- a merge keeps its sources ----------------------------------------------------------------------------------
@@ -195,3 +200,37 @@ async def test_a_circular_bom_is_refused_with_its_path(plant):
     deep = await bom(low, plant.components[0], top)
     assert deep.status_code == 409 and "P-50020 -> P-50001 -> P-50010 -> P-50020" in deep.json()["detail"]
     assert (await bom(low, plant.components[0])).status_code == 200
+
+
+# -- issued against required: over-issue needs a reason, the variance shows both -------------------------------
+async def test_over_issue_needs_a_reason_and_the_variance_sets_issued_against_the_bom(plant):
+    order = await plant.released(quantity=4)  # BOM: C-1 x1 (OP10), C-2 x2
+    forging, bushing = (await plant.lot(plant.components[0], 20), await plant.lot(plant.components[1], 20))
+    assert (await _issue(plant, order, forging, 3, operationCode="OP10")).status_code == 201
+    over = await _issue(plant, order, forging, 2, operationCode="OP10")
+    assert over.status_code == 409
+    assert "requires 4 EA of C-1" in over.json()["detail"] and "has 3" in over.json()["detail"]
+    allowed = await _issue(plant, order, forging, 2, operationCode="OP10", reason="two forgings cracked at setup")
+    assert allowed.status_code == 201 and allowed.json()["reason"] == "two forgings cracked at setup"
+    assert (await _issue(plant, order, bushing, 8)).status_code == 201
+    await plant.api.system.drain()
+    variance = await plant.ok("GET", f"{W}/work-orders/{order['id']}/variance", plant.crew.viewer)
+    rows = {m["partNumber"]: (m["quantity"], m["required"], m["variance"]) for m in variance["material"]}
+    assert rows == {"C-1": (5, 4, 1), "C-2": (8, 8, 0)}
+
+
+async def test_the_variance_lists_required_material_nothing_was_issued_for(plant):
+    order = await plant.released(quantity=2)
+    await plant.api.system.drain()
+    variance = await plant.ok("GET", f"{W}/work-orders/{order['id']}/variance", plant.crew.viewer)
+    rows = {m["partNumber"]: (m["quantity"], m["required"], m["variance"]) for m in variance["material"]}
+    assert rows == {"C-1": (0, 2, -2), "C-2": (0, 4, -4)}
+
+
+async def test_a_consumptions_operation_must_be_one_of_the_orders(plant):
+    order = await plant.released(quantity=4)
+    lot = await plant.lot(plant.components[0], 10)
+    wrong = await _issue(plant, order, lot, 1, operationCode="OP99")
+    assert wrong.status_code == 409 and "no operation OP99" in wrong.json()["detail"]
+    assert "OP10, OP20, OP30" in wrong.json()["detail"]
+    assert (await _issue(plant, order, lot, 1, operationCode="OP20")).status_code == 201

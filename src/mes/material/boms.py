@@ -21,10 +21,11 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
-from isles.orm import utcnow
+from isles.orm import as_utc, utcnow
 from isles.http import Uow
 from isles.text import Identifier
 from mes.material.access import Engineer
+from mes.material.events import BomLine, BomReleased
 from mes.material.models import Bom, BomItem, Part
 from mes.material.parts import get_part
 
@@ -221,5 +222,12 @@ async def delete_bom_item(part_id: uuid.UUID, bom_version: BomVersion, line_numb
 async def post_release_bom(part_id: uuid.UUID, bom_version: BomVersion, uow: Uow, principal: Engineer) -> BomOut:
     """Put this draft in force; the previous released version becomes obsolete."""
     bom = await release_bom(uow, part_id, bom_version, principal.user_id)
+    out = await bom_out(uow, bom)
+    part = await get_part(uow, part_id, active=False)
+    uow.publish(BomReleased(part_id=str(part_id), part_number=part.part_number, bom_version=bom.bom_version, items=[
+        BomLine(line_number=i.line_number, component_part_id=str(i.component_part_id),
+                component_part_number=i.component_part_number or "", quantity_per=i.quantity_per,
+                unit_of_measure=i.unit_of_measure, operation_code=i.operation_code) for i in out.items]),
+        key=str(part_id), version=int(as_utc(bom.released_at).timestamp() * 1_000_000))
     await uow.commit()
-    return await bom_out(uow, bom)
+    return out

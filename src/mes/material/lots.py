@@ -10,9 +10,9 @@ lot's quantity, so the lot's *loose* quantity is its quantity minus its sublots'
 Expiry holds by the clock, not by the sweep: a lot past its ``expiresAt`` is refused at every use
 (issue, split, merge, sublot) and counted as expired in inventory even while its status still
 says released; the ``expire-due`` job (service_def.py, every few minutes in the service's worker)
-then records the status. A lot already past its expiry is refused at receipt (409): stock that
-cannot be used is not received into the plant (receive it after a re-test with a new expiresAt,
-or refuse the delivery).
+then records the status. A lot already past its expiry when it is received is received straight
+into ``expired`` (never ``received``): the delivery is on the dock and on record, it cannot be
+used, and the usual way out applies - quarantine for a re-test that sets a new expiresAt, or reject.
 
 Genealogy one level up and down: a split child names its parent (``parent_lot_id``); a merged lot
 has one ``lot_merge_sources`` row per source with the quantity taken and the supplier data it
@@ -218,14 +218,12 @@ async def receive_lot(uow: UnitOfWork, data: LotIn) -> MaterialLot:
     if part.tracking == "none":
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"part {part.part_number} is not lot-tracked (tracking=none); it needs no lot")
-    if data.expires_at is not None and as_utc(data.expires_at) <= utcnow():
-        raise HTTPException(status.HTTP_409_CONFLICT,
-                            f"expiresAt {data.expires_at.isoformat()} has passed: an expired lot is not received "
-                            "(refuse the delivery, or receive it after a re-test with a new expiresAt)")
     number = (await _number_free(uow, data.lot_number) if data.lot_number else await _new_number(uow, "L"))
+    state, why = ("quarantine", "incoming inspection") if data.quarantine else ("received", None)
+    if data.expires_at is not None and as_utc(data.expires_at) <= utcnow():
+        state, why = "expired", f"expired on receipt (expiresAt {data.expires_at.isoformat()} had passed)"
     lot = MaterialLot(lot_number=number, part_id=part.id, quantity=data.quantity, initial_quantity=data.quantity,
-                      unit_of_measure=part.unit_of_measure, status="quarantine" if data.quarantine else "received",
-                      status_reason="incoming inspection" if data.quarantine else None,
+                      unit_of_measure=part.unit_of_measure, status=state, status_reason=why,
                       location_id=await _location(uow, data.location_id), origin="received",
                       supplier=data.supplier, supplier_lot_number=data.supplier_lot_number,
                       certificate_number=data.certificate_number, received_at=utcnow(), expires_at=data.expires_at)
@@ -237,7 +235,8 @@ async def receive_lot(uow: UnitOfWork, data: LotIn) -> MaterialLot:
 
 @router.post("/lots", status_code=status.HTTP_201_CREATED, response_model=LotOut)
 async def post_lot(data: LotIn, uow: Uow, _: Handler) -> MaterialLot:
-    """Receive a lot (status received, or quarantine when inspection is pending)."""
+    """Receive a lot (status received, or quarantine when inspection is pending; expired when its
+    expiresAt has already passed)."""
     lot = await receive_lot(uow, data)
     await uow.commit()
     return lot

@@ -10,7 +10,9 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from isles import Entity, ReadModel
@@ -193,6 +195,8 @@ class Consumption(Entity, Base):
     unit_of_measure: Mapped[str] = mapped_column(String(16), nullable=False)
     consumed_by: Mapped[str | None] = mapped_column(String(36))  # auth user id
     consumed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    #: why more than the BOM requirement was issued (required for an over-issue)
+    reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class ReplicatedWorkOrder(ReadModel, Base):
@@ -204,3 +208,7 @@ class ReplicatedWorkOrder(ReadModel, Base):
     work_order_number: Mapped[str | None] = mapped_column(String(64))
     part_id: Mapped[str | None] = mapped_column(String(36))
     status: Mapped[str | None] = mapped_column(String(16))
+    #: the order quantity (the BOM requirement is quantityPer x this)
+    quantity: Mapped[Decimal | None] = mapped_column(Qty)
+    #: the codes of the order's operations once it is released (None before, or not yet known)
+    operation_codes: Mapped[Any] = mapped_column(JSON, nullable=True)

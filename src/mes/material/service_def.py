@@ -28,7 +28,8 @@ service = Service(
         # the work orders material may issue lots to (status) and whose BOM applies (part)
         Replica(ReplicatedWorkOrder, key="id", source="mes.work_order.work_order", upsert=True, optional=True,
                 actions=("created", "status_changed", "completed"),
-                fields={"work_order_number": "workOrderNumber", "part_id": "partId", "status": "status"}),
+                fields={"work_order_number": "workOrderNumber", "part_id": "partId", "status": "status",
+                        "quantity": "quantity", "operation_codes": "operationCodes"}),
         # API tokens issued by auth, checked against this service's own copy
         api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],

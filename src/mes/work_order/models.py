@@ -221,6 +221,17 @@ class ReplicatedPart(ReadModel, Base):
     tracking: Mapped[str | None] = mapped_column(String(16))
 
 
+class ReplicatedBom(ReadModel, Base):
+    """The BOM in force of each part (``id`` is the part's id), fed by mes.material.bom.released:
+    what the variance report sets the issued material against."""
+
+    __tablename__ = "replicated_boms"
+
+    bom_version: Mapped[int | None] = mapped_column(Integer)
+    #: the lines: componentPartId, componentPartNumber, quantityPer, unitOfMeasure, operationCode
+    items: Mapped[Any] = mapped_column(JSON, nullable=False, default=list)
+
+
 class ReplicatedWorkCenter(ReadModel, Base):
     __tablename__ = "replicated_work_centers"
     __table_args__ = (Index("idx_replicated_work_centers_site_id", "site_id"),)
