@@ -234,3 +234,33 @@ async def test_a_consumptions_operation_must_be_one_of_the_orders(plant):
     assert wrong.status_code == 409 and "no operation OP99" in wrong.json()["detail"]
     assert "OP10, OP20, OP30" in wrong.json()["detail"]
     assert (await _issue(plant, order, lot, 1, operationCode="OP20")).status_code == 201
+
+
+# -- resource's product follows a part rename ---------------------------------------------------------------------
+async def test_a_products_part_number_follows_a_rename_in_material(plant):
+    product = await plant.ok("GET", f"{R}/products/{plant.product['id']}", plant.crew.viewer)
+    assert product["partNumber"] == "P-100"
+    await plant.ok("PATCH", f"{M}/parts/{plant.part['id']}", plant.crew.engineer, json={"partNumber": "P-100X"})
+    await plant.api.system.drain()
+    renamed = await plant.ok("GET", f"{R}/products/{plant.product['id']}", plant.crew.viewer)
+    assert renamed["partNumber"] == "P-100X"
+
+
+# -- every list filters by its natural key ---------------------------------------------------------------------------
+async def test_lists_filter_by_their_natural_key(plant):
+    order = await plant.order(quantity=1)
+    viewer = plant.crew.viewer
+    found = await plant.ok("GET", f"{W}/work-orders?number={order['workOrderNumber']}", viewer)
+    assert [o["id"] for o in found] == [order["id"]]
+    assert await plant.ok("GET", f"{W}/work-orders?number=WO-NONE", viewer) == []
+    assert [p["id"] for p in await plant.ok("GET", f"{M}/parts?partNumber=c-1", viewer)] == [plant.components[0]["id"]]
+    lot = await plant.lot(plant.components[0], 1)
+    assert [x["id"] for x in await plant.ok("GET", f"{M}/lots?lotNumber={lot['lotNumber']}", viewer)] == [lot["id"]]
+    centers = await plant.ok("GET", f"{R}/work-centers?code=ASSY-1", viewer)
+    assert [c["id"] for c in centers] == [plant.centers[1]["id"]]
+    products = await plant.ok("GET", f"{R}/products?productNumber=P-100", viewer)
+    assert [p["id"] for p in products] == [plant.product["id"]]
+    routings = await plant.ok("GET", f"{R}/routings?code=RT-100", viewer)
+    assert [r["id"] for r in routings] == [plant.routing["id"]]
+    users = await plant.ok("GET", "/api/auth/users?username=Operator1", plant.crew.admin)
+    assert [u["id"] for u in users] == [plant.crew.ids["operator"]]

@@ -76,8 +76,13 @@ async def post_location(data: LocationIn, uow: Uow, _: Engineer) -> Location:
 
 
 @router.get("/locations", response_model=list[LocationOut])
-async def list_locations(uow: Uow) -> list[Location]:
-    return list(await uow.scalars(select(Location).order_by(Location.code)))
+async def list_locations(uow: Uow, code: str | None = Query(None, min_length=1, max_length=64,
+                                                           description="the location with this code")
+                         ) -> list[Location]:
+    query = select(Location).order_by(Location.code)
+    if code is not None:
+        query = query.where(Location.code == code)
+    return list(await uow.scalars(query))
 
 
 @router.patch("/locations/{location_id}", response_model=LocationOut)
