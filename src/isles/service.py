@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 from isles.config import validate_service_name
 from isles.errors import ConfigurationError
 from isles.events import Event
+from isles.jobs import Job
 from isles.messaging import CommandHandlers
 from isles.projections.projection import Projection
 from isles.projections.tables import install_projection_tables
@@ -51,7 +52,8 @@ class Service:
                  handlers: Handlers | None = None, router: APIRouter | None = None,
                  replicas: Iterable[Replica] = (), snapshots: Iterable[Snapshot] = (), description: str = "",
                  package: str | None = None, commands: CommandHandlers | None = None, sagas: Iterable[Saga] = (),
-                 idempotency: "Idempotency | None" = None, projections: Iterable[Projection] = ()):
+                 idempotency: "Idempotency | None" = None, projections: Iterable[Projection] = (),
+                 jobs: Iterable[Job] = ()):
         validate_service_name(name)
         if not isinstance(metadata, MetaData):
             raise ConfigurationError(f"metadata={metadata!r} is not a SQLAlchemy MetaData", service=name,
@@ -75,6 +77,7 @@ class Service:
         #: the Python package that holds the service's code (its migrations live in <package>/migrations)
         self.package = package or _caller_package()
         self._runtime: ServiceRuntime | None = None
+        self.jobs = list(jobs)  # periodic jobs (isles.jobs), run by the System
         # POST/PUT/PATCH/DELETE honour Idempotency-Key (isles.idempotency); adds its table
         self.idempotency = idempotency
         if idempotency is not None:

@@ -40,6 +40,7 @@ from isles.runtime import ServiceRuntime
 from isles.service import Service
 from isles.tables import DEAD, WAITING
 from isles.tasks import cancel_and_wait
+from isles.jobs import run_periodically
 from isles.transport import Transport
 from isles.transport.factory import transport_from_env
 
@@ -226,6 +227,10 @@ class System:
             self._tasks.append(asyncio.create_task(run_inbox_purge(self.runtimes[name], retention),
                                                    name=f"isles-inbox-purge-{name}"))
         self._tasks += sagas.start_workers(self)  # saga timers of services consuming here
+        for name in sorted(names):  # each service's periodic jobs (isles.jobs)
+            for job in self.services[name].jobs:
+                self._tasks.append(asyncio.create_task(run_periodically(self.runtimes[name], job),
+                                                       name=f"isles-job-{name}-{job.name}"))
         if self.freeze_heap:
             _freeze_heap()
         return self

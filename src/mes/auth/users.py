@@ -259,10 +259,14 @@ async def post_user(data: UserIn, principal: Admin, uow: Uow) -> UserOut:
 
 @router.get("/users", response_model=list[UserOut])
 async def list_users(principal: Admin, uow: Uow, page: Page,
-                     include_inactive: bool = Query(False, alias="includeInactive")) -> list[UserOut]:
+                     include_inactive: bool = Query(False, alias="includeInactive"),
+                     username: str | None = Query(None, min_length=1, max_length=255,
+                                                  description="the user with this username (any case)")) -> list[UserOut]:
     query = select(User).order_by(User.username)
     if not include_inactive:
         query = query.where(User.is_active.is_(True))
+    if username is not None:
+        query = query.where(func.lower(User.username) == username.strip().lower())
     return [await user_out(uow, u) for u in await list_page(uow, query, page)]
 
 

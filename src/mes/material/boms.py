@@ -4,6 +4,10 @@ A part's BOM is built as a draft (version 1, 2, ...), then released. A released 
 changes - work orders were planned and material was issued against it - so a change is a new
 draft (``POST .../boms`` copies the version in force when asked). Releasing a version makes the
 one in force obsolete: a part has at most one released BOM at any time.
+
+A BOM structure is a tree: releasing a version that would make a part contain itself, at any
+depth (P-50001 contains P-50010, whose BOM would contain P-50001), is refused with the path.
+Every release is checked, so the released BOMs never hold a cycle and the walk always ends.
 """
 from __future__ import annotations
 
@@ -17,10 +21,11 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
-from isles.orm import utcnow
+from isles.orm import as_utc, utcnow
 from isles.http import Uow
 from isles.text import Identifier
 from mes.material.access import Engineer
+from mes.material.events import BomLine, BomReleased
 from mes.material.models import Bom, BomItem, Part
 from mes.material.parts import get_part
 
@@ -127,10 +132,40 @@ async def create_bom(uow: UnitOfWork, part_id: uuid.UUID, data: BomIn) -> Bom:
     return bom
 
 
+async def _components(uow: UnitOfWork, bom_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(await uow.scalars(select(BomItem.component_part_id).where(BomItem.bom_id == bom_id)
+                                  .order_by(BomItem.line_number)))
+
+
+async def _cycle(uow: UnitOfWork, part_id: uuid.UUID, bom: Bom) -> list[uuid.UUID] | None:
+    """The path from ``part_id`` back to itself through ``bom`` and the released BOMs below it, if any."""
+    children: dict[uuid.UUID, list[uuid.UUID]] = {part_id: await _components(uow, bom.id)}
+    stack: list[tuple[uuid.UUID, list[uuid.UUID]]] = [(c, [part_id, c]) for c in reversed(children[part_id])]
+    seen: set[uuid.UUID] = set()
+    while stack:
+        node, path = stack.pop()
+        if node == part_id:
+            return path
+        if node in seen:
+            continue
+        seen.add(node)
+        below = await released_bom(uow, node)
+        for child in reversed(await _components(uow, below.id) if below else []):
+            stack.append((child, [*path, child]))
+    return None
+
+
 async def release_bom(uow: UnitOfWork, part_id: uuid.UUID, bom_version: BomVersion, released_by: str | None) -> Bom:
     bom = await _draft(uow, part_id, bom_version)
     if not await uow.scalar(select(BomItem.id).where(BomItem.bom_id == bom.id).limit(1)):
         raise HTTPException(status.HTTP_409_CONFLICT, "a BOM without items cannot be released")
+    path = await _cycle(uow, part_id, bom)
+    if path is not None:
+        numbers = {p.id: p.part_number for p in await uow.scalars(select(Part).where(Part.id.in_(set(path))))}
+        shown = " -> ".join(numbers.get(p, str(p)) for p in path)
+        raise HTTPException(status.HTTP_409_CONFLICT, f"BOM version {bom_version} of part {numbers.get(part_id)} "
+                                                      f"would make it contain itself: {shown}; remove the line "
+                                                      "that closes the loop")
     current = await released_bom(uow, part_id)
     if current is not None:
         current.status = "obsolete"
@@ -187,5 +222,12 @@ async def delete_bom_item(part_id: uuid.UUID, bom_version: BomVersion, line_numb
 async def post_release_bom(part_id: uuid.UUID, bom_version: BomVersion, uow: Uow, principal: Engineer) -> BomOut:
     """Put this draft in force; the previous released version becomes obsolete."""
     bom = await release_bom(uow, part_id, bom_version, principal.user_id)
+    out = await bom_out(uow, bom)
+    part = await get_part(uow, part_id, active=False)
+    uow.publish(BomReleased(part_id=str(part_id), part_number=part.part_number, bom_version=bom.bom_version, items=[
+        BomLine(line_number=i.line_number, component_part_id=str(i.component_part_id),
+                component_part_number=i.component_part_number or "", quantity_per=i.quantity_per,
+                unit_of_measure=i.unit_of_measure, operation_code=i.operation_code) for i in out.items]),
+        key=str(part_id), version=int(as_utc(bom.released_at).timestamp() * 1_000_000))
     await uow.commit()
-    return await bom_out(uow, bom)
+    return out

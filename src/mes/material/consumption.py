@@ -5,6 +5,14 @@ material does not read work_order's database: it knows the work orders from thei
 refused when the work order is not released or running, when the lot is not released (or has
 expired), when the quantity is not there, and when the lot's part is not on the released BOM of
 the part the work order makes - the checks a materials planner expects an MES to make.
+
+Two more, from the order's copy (its quantity and operation codes arrive with its events):
+- issuing past the BOM requirement (quantityPer x the order quantity, summed over the BOM's lines
+  for the component) needs a ``reason``, recorded on the consumption; without one it is a 409
+  naming the requirement and what was issued already;
+- an ``operationCode`` must be one of the order's operations (work_order publishes their codes
+  from release on). The order's operations, not the BOM line's code, are checked: the routing
+  the order was planned from is what runs on the floor, and a BOM line may name no operation.
 """
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ from decimal import Decimal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
@@ -25,7 +33,8 @@ from mes.material.access import Handler
 from mes.material.boms import released_bom
 from mes.material.events import LotConsumed
 from mes.material.lots import get_lot, is_expired, loose_quantity, lot_state
-from mes.material.models import BomItem, Consumption, MaterialSublot, Part, ReplicatedWorkOrder, SerializedPart
+from mes.material.models import (BomItem, Consumption, MaterialLot, MaterialSublot, Part, ReplicatedWorkOrder,
+                                 SerializedPart)
 from mes.material.parts import get_part
 
 router = APIRouter()
@@ -39,6 +48,8 @@ class ConsumptionIn(ApiModel):
     sublot_id: uuid.UUID | None = Field(default=None, description="issue from this sublot of the lot")
     operation_code: Identifier | None = Field(default=None, min_length=1, max_length=64)
     serial_id: uuid.UUID | None = Field(default=None, description="the serialized unit the material goes into")
+    reason: str | None = Field(default=None, min_length=1, max_length=500,
+                               description="required to issue more than the BOM requirement for the order")
 
 
 class ConsumptionOut(ApiModel):
@@ -52,10 +63,13 @@ class ConsumptionOut(ApiModel):
     unit_of_measure: str
     consumed_by: str | None
     consumed_at: datetime
+    reason: str | None = None
 
 
 async def _work_order(uow: UnitOfWork, work_order_id: uuid.UUID) -> ReplicatedWorkOrder:
-    order = await uow.get(ReplicatedWorkOrder, work_order_id)
+    # locked: issues to one order are serialised, so two cannot both pass the requirement check
+    order = await uow.scalar(select(ReplicatedWorkOrder).where(ReplicatedWorkOrder.id == work_order_id)
+                             .with_for_update())
     if order is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"work order {work_order_id} is unknown to material; work orders arrive through "
@@ -66,17 +80,42 @@ async def _work_order(uow: UnitOfWork, work_order_id: uuid.UUID) -> ReplicatedWo
     return order
 
 
-async def _check_bom(uow: UnitOfWork, order: ReplicatedWorkOrder, component: Part) -> None:
+async def _check_bom(uow: UnitOfWork, order: ReplicatedWorkOrder, component: Part, quantity: Decimal,
+                     reason: str | None) -> None:
     parent_id = uuid.UUID(order.part_id) if order.part_id else None
     bom = await released_bom(uow, parent_id) if parent_id else None
     if bom is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"the part of work order {order.work_order_number} has no "
                                                       "released BOM; release one before issuing material")
-    if not await uow.scalar(select(BomItem.id).where(BomItem.bom_id == bom.id,
-                                                     BomItem.component_part_id == component.id).limit(1)):
+    per = list(await uow.scalars(select(BomItem.quantity_per).where(BomItem.bom_id == bom.id,
+                                                                    BomItem.component_part_id == component.id)))
+    if not per:
         raise HTTPException(status.HTTP_409_CONFLICT, f"part {component.part_number} is not on BOM version "
                                                       f"{bom.bom_version} of the part work order "
                                                       f"{order.work_order_number} makes")
+    if order.quantity is None or reason:
+        return
+    required = sum((Decimal(q) for q in per), Decimal(0)) * Decimal(order.quantity)
+    issued = Decimal(await uow.scalar(
+        select(func.coalesce(func.sum(Consumption.quantity), 0)).join(MaterialLot, MaterialLot.id == Consumption.lot_id)
+        .where(Consumption.work_order_id == order.id, MaterialLot.part_id == component.id)) or 0)
+    if issued + quantity > required:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"work order {order.work_order_number} requires {_shown(required)} "
+                            f"{component.unit_of_measure} of {component.part_number} (BOM version {bom.bom_version}: "
+                            f"{_shown(sum((Decimal(q) for q in per), Decimal(0)))} per unit x {_shown(order.quantity)}) "
+                            f"and has {_shown(issued)}; issuing {_shown(quantity)} more needs a reason (over-issue)")
+
+
+def _shown(value: Decimal | int) -> str:
+    return format(Decimal(value).normalize(), "f")
+
+
+def _check_operation(order: ReplicatedWorkOrder, code: str | None) -> None:
+    codes = order.operation_codes
+    if code is not None and codes is not None and code not in codes:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"work order {order.work_order_number} has no operation "
+                                                      f"{code}; its operations are {', '.join(codes)}")
 
 
 async def consume(uow: UnitOfWork, data: ConsumptionIn, consumed_by: str | None) -> Consumption:
@@ -89,7 +128,8 @@ async def consume(uow: UnitOfWork, data: ConsumptionIn, consumed_by: str | None)
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} expired at {lot.expires_at}; it "
                                                       "cannot be issued (POST /lots/expire-due marks it)")
     part = await get_part(uow, lot.part_id, active=False)
-    await _check_bom(uow, order, part)
+    _check_operation(order, data.operation_code)
+    await _check_bom(uow, order, part, data.quantity, data.reason)
     if data.sublot_id is not None:
         sublot = await uow.get(MaterialSublot, data.sublot_id)
         if sublot is None or sublot.lot_id != lot.id:
@@ -114,7 +154,8 @@ async def consume(uow: UnitOfWork, data: ConsumptionIn, consumed_by: str | None)
         lot.status, lot.status_reason = "consumed", f"issued to {order.work_order_number}"
     row = Consumption(lot_id=lot.id, sublot_id=data.sublot_id, work_order_id=order.id,
                       operation_code=data.operation_code, serial_id=data.serial_id, quantity=data.quantity,
-                      unit_of_measure=lot.unit_of_measure, consumed_by=consumed_by, consumed_at=utcnow())
+                      unit_of_measure=lot.unit_of_measure, consumed_by=consumed_by, consumed_at=utcnow(),
+                      reason=data.reason)
     uow.add(row)
     await uow.flush()
     uow.publish(LotConsumed(**lot_state(lot, part), consumption_id=str(row.id), consumed_quantity=row.quantity,

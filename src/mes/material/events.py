@@ -55,6 +55,25 @@ class _LotState(Event):
     expires_at: str | None = None
 
 
+class BomLine(Payload):
+    line_number: int
+    component_part_id: str
+    component_part_number: str
+    quantity_per: Quantity
+    unit_of_measure: str
+    operation_code: str | None = None
+
+
+class BomReleased(Event, type="mes.material.bom.released", key="part_id"):
+    """``bom_version`` of the part's BOM is now in force: what one unit of the part needs.
+    Its entity version is the release time in microseconds, so a later release always wins."""
+
+    part_id: str
+    part_number: str
+    bom_version: int
+    items: list[BomLine]
+
+
 class LotCreated(_LotState, type="mes.material.lot.created", key="lot_id"):
     """A lot was received, or made by a split or a merge (``origin``)."""
 
@@ -76,6 +95,9 @@ class MergedSource(Payload):
     lot_id: str
     lot_number: str
     quantity: Quantity
+    supplier: str | None = None
+    supplier_lot_number: str | None = None
+    certificate_number: str | None = None
 
 
 class LotMerged(_LotState, type="mes.material.lot.merged", key="lot_id"):
@@ -116,5 +138,5 @@ class SerialUpdated(SerialCreated, type="mes.material.serial.updated", key="seri
     previous_values: dict[str, Any] = {}
 
 
-PUBLISHES = [PartCreated, PartUpdated, PartDeleted, LotCreated, LotStatusChanged, LotSplit, LotMerged,
+PUBLISHES = [PartCreated, PartUpdated, PartDeleted, BomReleased, LotCreated, LotStatusChanged, LotSplit, LotMerged,
              LotConsumed, SerialCreated, SerialUpdated]

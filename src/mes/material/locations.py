@@ -11,10 +11,11 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from isles.api import ApiModel, Quantity
+from isles.orm import utcnow
 from isles.http import Uow, get_or_404
 from isles.text import Identifier, Name
 from mes.material.access import Engineer
@@ -57,6 +58,7 @@ class InventoryRow(ApiModel):
     available: Quantity = Field(description="released lots: may be issued")
     received: Quantity = Field(description="received, not yet dispositioned")
     quarantine: Quantity
+    expired: Quantity = Field(default=Decimal(0), description="past its expiry: not available")
     lots: int
 
 
@@ -74,8 +76,13 @@ async def post_location(data: LocationIn, uow: Uow, _: Engineer) -> Location:
 
 
 @router.get("/locations", response_model=list[LocationOut])
-async def list_locations(uow: Uow) -> list[Location]:
-    return list(await uow.scalars(select(Location).order_by(Location.code)))
+async def list_locations(uow: Uow, code: str | None = Query(None, min_length=1, max_length=64,
+                                                           description="the location with this code")
+                         ) -> list[Location]:
+    query = select(Location).order_by(Location.code)
+    if code is not None:
+        query = query.where(Location.code == code)
+    return list(await uow.scalars(query))
 
 
 @router.patch("/locations/{location_id}", response_model=LocationOut)
@@ -90,14 +97,19 @@ async def patch_location(location_id: uuid.UUID, data: LocationPatch, uow: Uow, 
 @router.get("/inventory", response_model=list[InventoryRow])
 async def inventory(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="partId"),
                     location_id: uuid.UUID | None = Query(None, alias="locationId")) -> list[InventoryRow]:
-    """On-hand quantities per part and location, by status (lots received, quarantined or released)."""
+    """On-hand quantities per part and location, by status (lots received, quarantined or released).
+
+    A lot past its expiry counts as ``expired`` - never as available - from the moment it expires,
+    whether or not the expire-due sweep has marked it yet; lots marked expired count there too."""
+    due = and_(MaterialLot.expires_at.is_not(None), MaterialLot.expires_at <= utcnow())
+    bucket = case((or_(MaterialLot.status == "expired", due), "expired"), else_=MaterialLot.status)
     query = (select(MaterialLot.part_id, Part.part_number, MaterialLot.location_id, Location.code,
-                    MaterialLot.unit_of_measure, MaterialLot.status, func.sum(MaterialLot.quantity), func.count())
+                    MaterialLot.unit_of_measure, bucket, func.sum(MaterialLot.quantity), func.count())
              .join(Part, Part.id == MaterialLot.part_id)
              .outerjoin(Location, Location.id == MaterialLot.location_id)
-             .where(MaterialLot.status.in_(ON_HAND))
+             .where(MaterialLot.status.in_((*ON_HAND, "expired")), MaterialLot.quantity > 0)
              .group_by(MaterialLot.part_id, Part.part_number, MaterialLot.location_id, Location.code,
-                       MaterialLot.unit_of_measure, MaterialLot.status)
+                       MaterialLot.unit_of_measure, bucket)
              .order_by(Part.part_number, Location.code))
     if part_id is not None:
         query = query.where(MaterialLot.part_id == part_id)
@@ -107,7 +119,7 @@ async def inventory(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="par
     for part, number, location, code, unit, lot_status, total, count in (await uow.execute(query)).all():
         row = rows.setdefault((part, location, unit), InventoryRow(
             part_id=part, part_number=number, location_id=location, location_code=code, unit_of_measure=unit,
-            available=Decimal(0), received=Decimal(0), quarantine=Decimal(0), lots=0))
+            available=Decimal(0), received=Decimal(0), quarantine=Decimal(0), expired=Decimal(0), lots=0))
         setattr(row, "available" if lot_status == "released" else lot_status,
                 Decimal(str(total)).quantize(Decimal("0.000001")))
         row.lots += count

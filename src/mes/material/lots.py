@@ -6,6 +6,17 @@ genealogy events (``lot.split``, ``lot.merged``) say which lots came from which.
 
 A sublot is a portion of a lot stored apart (a box, a bin). Sublot quantities are part of the
 lot's quantity, so the lot's *loose* quantity is its quantity minus its sublots'.
+
+Expiry holds by the clock, not by the sweep: a lot past its ``expiresAt`` is refused at every use
+(issue, split, merge, sublot) and counted as expired in inventory even while its status still
+says released; the ``expire-due`` job (service_def.py, every few minutes in the service's worker)
+then records the status. A lot already past its expiry when it is received is received straight
+into ``expired`` (never ``received``): the delivery is on the dock and on record, it cannot be
+used, and the usual way out applies - quarantine for a re-test that sets a new expiresAt, or reject.
+
+Genealogy one level up and down: a split child names its parent (``parent_lot_id``); a merged lot
+has one ``lot_merge_sources`` row per source with the quantity taken and the supplier data it
+carried (``/lots/{id}/parents``, ``/lots/{id}/children``).
 """
 from __future__ import annotations
 
@@ -25,7 +36,7 @@ from isles.http import Page, Uow, get_or_404, list_page, not_found
 from isles.text import Identifier, Name
 from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
-from mes.material.models import LOT_NUMBER, Location, MaterialLot, MaterialSublot, Part
+from mes.material.models import LOT_NUMBER, Location, LotMergeSource, MaterialLot, MaterialSublot, Part
 from mes.material.parts import get_part
 
 router = APIRouter()
@@ -104,6 +115,13 @@ class MergeIn(ApiModel):
     location_id: uuid.UUID | None = None
 
 
+class LotLinkOut(LotOut):
+    """A lot one level up or down the genealogy, with how it is linked and the quantity that moved."""
+
+    link: Literal["split", "merge"]
+    link_quantity: Quantity
+
+
 class SublotIn(ApiModel):
     quantity: Quantity = Field(gt=0)
     sublot_number: Identifier | None = Field(default=None, min_length=1, max_length=64)
@@ -157,6 +175,14 @@ def is_expired(lot: MaterialLot) -> bool:
     return as_utc(expires) <= utcnow()
 
 
+def refuse_expired(lot: MaterialLot, action: str) -> None:
+    """409 when the lot's shelf life has ended, whether or not the expire-due sweep has run."""
+    if lot.status == "expired" or is_expired(lot):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} expired at {lot.expires_at}; it "
+                                                      f"cannot be {action} (quarantine it for a re-test to extend "
+                                                      "its shelf life)")
+
+
 async def _location(uow: UnitOfWork, location_id: uuid.UUID | None) -> uuid.UUID | None:
     if location_id is not None:
         location = await uow.get(Location, location_id)
@@ -193,9 +219,11 @@ async def receive_lot(uow: UnitOfWork, data: LotIn) -> MaterialLot:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"part {part.part_number} is not lot-tracked (tracking=none); it needs no lot")
     number = (await _number_free(uow, data.lot_number) if data.lot_number else await _new_number(uow, "L"))
+    state, why = ("quarantine", "incoming inspection") if data.quarantine else ("received", None)
+    if data.expires_at is not None and as_utc(data.expires_at) <= utcnow():
+        state, why = "expired", f"expired on receipt (expiresAt {data.expires_at.isoformat()} had passed)"
     lot = MaterialLot(lot_number=number, part_id=part.id, quantity=data.quantity, initial_quantity=data.quantity,
-                      unit_of_measure=part.unit_of_measure, status="quarantine" if data.quarantine else "received",
-                      status_reason="incoming inspection" if data.quarantine else None,
+                      unit_of_measure=part.unit_of_measure, status=state, status_reason=why,
                       location_id=await _location(uow, data.location_id), origin="received",
                       supplier=data.supplier, supplier_lot_number=data.supplier_lot_number,
                       certificate_number=data.certificate_number, received_at=utcnow(), expires_at=data.expires_at)
@@ -207,7 +235,8 @@ async def receive_lot(uow: UnitOfWork, data: LotIn) -> MaterialLot:
 
 @router.post("/lots", status_code=status.HTTP_201_CREATED, response_model=LotOut)
 async def post_lot(data: LotIn, uow: Uow, _: Handler) -> MaterialLot:
-    """Receive a lot (status received, or quarantine when inspection is pending)."""
+    """Receive a lot (status received, or quarantine when inspection is pending; expired when its
+    expiresAt has already passed)."""
     lot = await receive_lot(uow, data)
     await uow.commit()
     return lot
@@ -216,9 +245,10 @@ async def post_lot(data: LotIn, uow: Uow, _: Handler) -> MaterialLot:
 @router.get("/lots", response_model=list[LotOut])
 async def list_lots(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
                     status_: Status | None = Query(None, alias="status"),
-                    location_id: uuid.UUID | None = Query(None, alias="locationId")) -> list[MaterialLot]:
+                    location_id: uuid.UUID | None = Query(None, alias="locationId"),
+                    lot_number: str | None = Query(None, alias="lotNumber", max_length=64)) -> list[MaterialLot]:
     return await list_page(uow, select(MaterialLot).order_by(MaterialLot.received_at, MaterialLot.lot_number), page,
-                           part_id=part_id, status=status_, location_id=location_id)
+                           part_id=part_id, status=status_, location_id=location_id, lot_number=lot_number)
 
 
 @router.get("/lots/{lot_id}", response_model=LotOut)
@@ -226,12 +256,35 @@ async def read_lot(lot_id: uuid.UUID, uow: Uow) -> MaterialLot:
     return await get_lot(uow, lot_id)
 
 
-@router.get("/lots/{lot_id}/children", response_model=list[LotOut])
-async def lot_children(lot_id: uuid.UUID, uow: Uow) -> list[MaterialLot]:
-    """Lots split off this one (one level down; traceability answers deeper questions)."""
+def _link(lot: MaterialLot, link: str, quantity: Decimal) -> LotLinkOut:
+    return LotLinkOut(**LotOut.model_validate(lot).model_dump(), link=link, link_quantity=quantity)
+
+
+@router.get("/lots/{lot_id}/children", response_model=list[LotLinkOut])
+async def lot_children(lot_id: uuid.UUID, uow: Uow) -> list[LotLinkOut]:
+    """Lots made from this one, one level down: split off it, or merged from it (traceability
+    answers deeper questions)."""
     await get_lot(uow, lot_id)
-    return list(await uow.scalars(select(MaterialLot).where(MaterialLot.parent_lot_id == lot_id)
-                                  .order_by(MaterialLot.lot_number)))
+    split = [_link(c, "split", Decimal(c.initial_quantity)) for c in await uow.scalars(
+        select(MaterialLot).where(MaterialLot.parent_lot_id == lot_id).order_by(MaterialLot.lot_number))]
+    merged = [_link(lot, "merge", Decimal(row.quantity)) for row, lot in (await uow.execute(
+        select(LotMergeSource, MaterialLot).join(MaterialLot, MaterialLot.id == LotMergeSource.merged_lot_id)
+        .where(LotMergeSource.source_lot_id == lot_id).order_by(MaterialLot.lot_number))).all()]
+    return split + merged
+
+
+@router.get("/lots/{lot_id}/parents", response_model=list[LotLinkOut])
+async def lot_parents(lot_id: uuid.UUID, uow: Uow) -> list[LotLinkOut]:
+    """Lots this one was made from, one level up: the lot it was split off, or every source of a
+    merge with the quantity each gave."""
+    lot = await get_lot(uow, lot_id)
+    parents = []
+    if lot.parent_lot_id is not None:
+        parents.append(_link(await get_lot(uow, lot.parent_lot_id), "split", Decimal(lot.initial_quantity)))
+    parents += [_link(source, "merge", Decimal(row.quantity)) for row, source in (await uow.execute(
+        select(LotMergeSource, MaterialLot).join(MaterialLot, MaterialLot.id == LotMergeSource.source_lot_id)
+        .where(LotMergeSource.merged_lot_id == lot_id).order_by(MaterialLot.lot_number))).all()]
+    return parents
 
 
 # -- disposition ----------------------------------------------------------------------------------------
@@ -262,16 +315,27 @@ async def post_lot_status(lot_id: uuid.UUID, data: StatusIn, uow: Uow, _: Qualit
     return lot
 
 
-@router.post("/lots/expire-due", response_model=list[LotOut])
-async def expire_due(uow: Uow, _: Quality) -> list[MaterialLot]:
-    """Mark every on-hand lot whose expiry has passed as expired (run it daily, or before a shift)."""
+async def expire_due_lots(uow: UnitOfWork) -> list[MaterialLot]:
+    """Mark every on-hand lot whose expiry has passed as expired, and commit. The ``expire-due``
+    job runs this in the service's worker; two workers may run it at once: each lot is re-read
+    under its row lock and changed only if it is still due."""
     expired = []
-    for lot in await uow.scalars(select(MaterialLot).where(MaterialLot.status.in_(("received", "released")),
-                                                           MaterialLot.expires_at.is_not(None))):
-        if is_expired(lot):
+    due = list(await uow.scalars(select(MaterialLot.id).where(MaterialLot.status.in_(("received", "released")),
+                                                              MaterialLot.expires_at.is_not(None))
+                                 .order_by(MaterialLot.id)))
+    for lot_id in due:
+        lot = await get_lot(uow, lot_id, lock=True)
+        if lot.status in ("received", "released") and is_expired(lot):
             expired.append(await change_status(uow, lot, StatusIn(status="expired", reason="shelf life ended")))
     await uow.commit()
     return expired
+
+
+@router.post("/lots/expire-due", response_model=list[LotOut])
+async def expire_due(uow: Uow, _: Quality) -> list[MaterialLot]:
+    """Mark every on-hand lot whose expiry has passed as expired now (the service's worker does it
+    every few minutes on its own; use, inventory and every total treat such lots as expired anyway)."""
+    return await expire_due_lots(uow)
 
 
 @router.post("/lots/{lot_id}/move", response_model=LotOut)
@@ -291,6 +355,7 @@ async def split_lot(lot_id: uuid.UUID, data: SplitIn, uow: Uow, _: Handler) -> S
     parent = await get_lot(uow, lot_id, lock=True)
     if parent.status not in ON_HAND:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {parent.lot_number} is {parent.status}; it cannot be split")
+    refuse_expired(parent, "split")
     loose = await loose_quantity(uow, parent)
     if data.quantity >= loose:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {parent.lot_number} has {loose} {parent.unit_of_measure} "
@@ -315,6 +380,13 @@ async def split_lot(lot_id: uuid.UUID, data: SplitIn, uow: Uow, _: Handler) -> S
     return SplitOut(parent=LotOut.model_validate(parent), child=LotOut.model_validate(child))
 
 
+def _common(lots: list[MaterialLot], field: str) -> str | None:
+    """The sources' value of ``field`` when they agree; else None (each source's stays on its
+    merge-source row and shows in ``/lots/{id}/parents``)."""
+    values = {getattr(lot, field) for lot in lots}
+    return values.pop() if len(values) == 1 else None
+
+
 @router.post("/lots/merge", status_code=status.HTTP_201_CREATED, response_model=LotOut)
 async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
     """Empty several lots of one part and one status into a new lot (it expires with the earliest)."""
@@ -327,26 +399,33 @@ async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
     for lot in sources:
         if lot.status not in ON_HAND:
             raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} is {lot.status}; it cannot be merged")
+        refuse_expired(lot, "merged")
         if (lot.part_id, lot.status, lot.unit_of_measure) != (first.part_id, first.status, first.unit_of_measure):
             raise HTTPException(status.HTTP_409_CONFLICT, "only lots of one part, one status and one unit merge; "
                                                           f"{lot.lot_number} differs from {first.lot_number}")
         if await loose_quantity(uow, lot) != lot.quantity:
             raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} has sublots; issue or merge them first")
     expiries = [lot.expires_at for lot in sources if lot.expires_at is not None]
-    suppliers = {lot.supplier for lot in sources}
     total = sum((Decimal(lot.quantity) for lot in sources), Decimal(0))
     number = (await _number_free(uow, data.lot_number) if data.lot_number else await _new_number(uow, "M"))
     target = MaterialLot(lot_number=number, part_id=first.part_id, quantity=total, initial_quantity=total,
                          unit_of_measure=first.unit_of_measure, status=first.status, status_reason=first.status_reason,
                          location_id=await _location(uow, data.location_id) or first.location_id, origin="merge",
-                         supplier=suppliers.pop() if len(suppliers) == 1 else None, received_at=utcnow(),
+                         supplier=_common(sources, "supplier"),
+                         supplier_lot_number=_common(sources, "supplier_lot_number"),
+                         certificate_number=_common(sources, "certificate_number"), received_at=utcnow(),
                          expires_at=min(expiries) if expiries else None)
     uow.add(target)
     await uow.flush()
     part = await get_part(uow, first.part_id, active=False)
     merged = []
     for lot in sources:
-        merged.append(MergedSource(lot_id=str(lot.id), lot_number=lot.lot_number, quantity=lot.quantity))
+        merged.append(MergedSource(lot_id=str(lot.id), lot_number=lot.lot_number, quantity=lot.quantity,
+                                   supplier=lot.supplier, supplier_lot_number=lot.supplier_lot_number,
+                                   certificate_number=lot.certificate_number))
+        uow.add(LotMergeSource(merged_lot_id=target.id, source_lot_id=lot.id, quantity=lot.quantity,
+                               supplier=lot.supplier, supplier_lot_number=lot.supplier_lot_number,
+                               certificate_number=lot.certificate_number))
         lot.quantity = Decimal(0)
         previous = _set_status(lot, "consumed", f"merged into {target.lot_number}")
         await uow.flush()
@@ -363,6 +442,7 @@ async def post_sublot(lot_id: uuid.UUID, data: SublotIn, uow: Uow, _: Handler) -
     lot = await get_lot(uow, lot_id, lock=True)
     if lot.status not in ON_HAND:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} is {lot.status}; it takes no sublots")
+    refuse_expired(lot, "divided into sublots")
     loose = await loose_quantity(uow, lot)
     if data.quantity > loose:
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} has only {loose} {lot.unit_of_measure} "

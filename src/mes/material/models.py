@@ -10,7 +10,9 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from isles import Entity, ReadModel
@@ -118,6 +120,24 @@ class MaterialLot(Entity, Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class LotMergeSource(Entity, Base):
+    """One source of a merged lot: which lot, how much of it, and the supplier data it carried
+    (a merge of several suppliers' lots keeps each one's supplier and certificate here)."""
+
+    __tablename__ = "lot_merge_sources"
+    __table_args__ = (
+        Index("idx_lot_merge_sources_merged_lot_id", "merged_lot_id"),
+        Index("idx_lot_merge_sources_source_lot_id", "source_lot_id"),
+    )
+
+    merged_lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
+    source_lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
+    quantity: Mapped[Decimal] = mapped_column(Qty, nullable=False)
+    supplier: Mapped[str | None] = mapped_column(String(255))
+    supplier_lot_number: Mapped[str | None] = mapped_column(String(64))
+    certificate_number: Mapped[str | None] = mapped_column(String(64))
+
+
 class MaterialSublot(Entity, Base):
     """ISA-95 sublot: a separately stored portion of a lot (a box, a bin) carved out of its quantity."""
 
@@ -175,6 +195,8 @@ class Consumption(Entity, Base):
     unit_of_measure: Mapped[str] = mapped_column(String(16), nullable=False)
     consumed_by: Mapped[str | None] = mapped_column(String(36))  # auth user id
     consumed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    #: why more than the BOM requirement was issued (required for an over-issue)
+    reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class ReplicatedWorkOrder(ReadModel, Base):
@@ -186,3 +208,7 @@ class ReplicatedWorkOrder(ReadModel, Base):
     work_order_number: Mapped[str | None] = mapped_column(String(64))
     part_id: Mapped[str | None] = mapped_column(String(36))
     status: Mapped[str | None] = mapped_column(String(16))
+    #: the order quantity (the BOM requirement is quantityPer x this)
+    quantity: Mapped[Decimal | None] = mapped_column(Qty)
+    #: the codes of the order's operations once it is released (None before, or not yet known)
+    operation_codes: Mapped[Any] = mapped_column(JSON, nullable=True)

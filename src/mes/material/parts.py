@@ -108,11 +108,13 @@ async def post_part(data: PartIn, uow: Uow, _: Engineer) -> Part:
 
 
 @router.get("/parts", response_model=list[PartOut])
-async def list_parts(uow: Uow, page: Page, include_retired: bool = Query(False, alias="includeRetired")) -> list[Part]:
+async def list_parts(uow: Uow, page: Page, include_retired: bool = Query(False, alias="includeRetired"),
+                     part_number: str | None = Query(None, alias="partNumber", min_length=1, max_length=64,
+                                                     description="the part with this number (any case)")) -> list[Part]:
     query = select(Part).order_by(Part.part_number)
     if not include_retired:
         query = query.where(Part.is_active.is_(True))
-    return await list_page(uow, query, page)
+    return await list_page(uow, query, page, part_number=part_number.strip().upper() if part_number else None)
 
 
 @router.get("/parts/{part_id}", response_model=PartOut)

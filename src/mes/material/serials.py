@@ -10,7 +10,7 @@ import uuid
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel
@@ -102,9 +102,14 @@ async def post_serials(data: SerialIn, uow: Uow, _: Handler) -> list[SerializedP
 
 @router.get("/serials", response_model=list[SerialOut])
 async def list_serials(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
-                       work_order_id: uuid.UUID | None = Query(None, alias="workOrderId")) -> list[SerializedPart]:
-    return await list_page(uow, select(SerializedPart).order_by(SerializedPart.process_serial), page,
-                           part_id=part_id, work_order_id=work_order_id)
+                       work_order_id: uuid.UUID | None = Query(None, alias="workOrderId"),
+                       serial: str | None = Query(None, min_length=1, max_length=64,
+                                                  description="a process or product serial number")
+                       ) -> list[SerializedPart]:
+    query = select(SerializedPart).order_by(SerializedPart.process_serial)
+    if serial is not None:
+        query = query.where(or_(SerializedPart.process_serial == serial, SerializedPart.product_serial == serial))
+    return await list_page(uow, query, page, part_id=part_id, work_order_id=work_order_id)
 
 
 @router.get("/serials/{serial_id}", response_model=SerialOut)

@@ -1,11 +1,15 @@
 """The material service declaration: what it owns, publishes, and copies from work_order."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from isles import Replica, Service, Snapshot
+from isles.jobs import Job
 from isles.idempotency import Idempotency
 from isles.security import api_token_replica
 from mes.material.api import router
 from mes.material.events import PUBLISHES, PartUpdated
+from mes.material.lots import expire_due_lots
 from mes.material.models import Base, Part, ReplicatedWorkOrder
 
 
@@ -24,11 +28,14 @@ service = Service(
         # the work orders material may issue lots to (status) and whose BOM applies (part)
         Replica(ReplicatedWorkOrder, key="id", source="mes.work_order.work_order", upsert=True, optional=True,
                 actions=("created", "status_changed", "completed"),
-                fields={"work_order_number": "workOrderNumber", "part_id": "partId", "status": "status"}),
+                fields={"work_order_number": "workOrderNumber", "part_id": "partId", "status": "status",
+                        "quantity": "quantity", "operation_codes": "operationCodes"}),
         # API tokens issued by auth, checked against this service's own copy
         api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],
     # commands are safe to retry with an Idempotency-Key header (a lost answer on a plant network)
     idempotency=Idempotency(),
+    # a lot's expiry is recorded on its own (use and inventory refuse expired lots before that, too)
+    jobs=[Job("expire-due", every=timedelta(minutes=5), run=expire_due_lots)],
     description="Parts, BOMs, locations, lots, sublots, serials and material issues",
 )

@@ -49,10 +49,12 @@ OnChange = Callable[[UnitOfWork, Any, dict[str, Any], dict[str, Any]], Any]
 
 def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch: type[Schema], out: type[Schema], *,
          label: str, parents: dict[str, type] | None = None, filters: tuple[str, ...] = (),
-         on_change: OnChange | None = None, order_by: str = "code") -> None:
+         on_change: OnChange | None = None, order_by: str = "code", natural_key: str | None = None) -> None:
     """POST/GET/GET one/PATCH/DELETE (= deactivate) for one entity; ``parents`` maps *_id fields to
-    the model they must exist in; ``on_change`` publishes the entity's event in the same transaction."""
+    the model they must exist in; ``on_change`` publishes the entity's event in the same transaction.
+    The list filters by the ``natural_key`` (default: the ``order_by`` column, e.g. ``?code=CNC-1``)."""
     parents = parents or {}
+    natural_key = natural_key or order_by
 
     async def check_parents(uow: UnitOfWork, values: dict[str, Any]) -> None:
         for field, parent in parents.items():
@@ -86,11 +88,13 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
     async def list_(uow: Uow, principal: Reader, page: Page,
                     include_inactive: bool = Query(False, alias="includeInactive"),
                     parent_id: uuid.UUID | None = Query(None, alias="parentId",
-                                                        description=f"filter by {', '.join(filters) or '-'}")) -> Any:
+                                                        description=f"filter by {', '.join(filters) or '-'}"),
+                    key: str | None = Query(None, alias=to_camel(natural_key), min_length=1, max_length=255,
+                                            description=f"the {label} with this {to_camel(natural_key)}")) -> Any:
         query = select(model).order_by(getattr(model, order_by))
         if not include_inactive and hasattr(model, "is_active"):
             query = query.where(model.is_active.is_(True))
-        return await list_page(uow, query, page, **({filters[0]: parent_id} if filters else {}))
+        return await list_page(uow, query, page, **({filters[0]: parent_id} if filters else {}), **{natural_key: key})
 
     async def get(entity_id: uuid.UUID, uow: Uow, principal: Reader) -> Any:
         return await load(uow, entity_id)

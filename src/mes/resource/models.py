@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from isles import Entity
+from isles import Entity, ReadModel
 
 
 class Base(DeclarativeBase):
@@ -163,8 +163,20 @@ class Product(Entity, Base):
     revision: Mapped[str] = mapped_column(String(16), nullable=False, default="A")
     description: Mapped[str | None] = mapped_column(Text)
     part_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # material's part: an id, not a foreign key
+    #: material's part number, replicated through part_id (service_def.py): a rename follows
+    part_number: Mapped[str | None] = mapped_column(String(64))
+    part_version: Mapped[int | None] = mapped_column(BigInteger)
     unit_of_measure: Mapped[str] = mapped_column(String(16), nullable=False, default="EA")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+class ReplicatedPart(ReadModel, Base):
+    """resource's read model of material's parts (number only), fed by part events: a product
+    naming a part gets its number at once, and every product follows a rename."""
+
+    __tablename__ = "replicated_parts"
+
+    part_number: Mapped[str | None] = mapped_column(String(64))
 
 
 class Routing(Entity, Base):

@@ -10,7 +10,7 @@ from pydantic import Field
 from isles import UnitOfWork
 from mes.resource.crud import Code, Name, Out, Schema, camel, crud
 from mes.resource.events import ProductUpdated
-from mes.resource.models import Product
+from mes.resource.models import Product, ReplicatedPart
 
 router = APIRouter()
 
@@ -23,6 +23,9 @@ def product_event(product: Product, **changes: Any) -> ProductUpdated:
 
 
 async def publish_product(uow: UnitOfWork, product: Product, changed: dict, previous: dict) -> None:
+    if not changed or "part_id" in changed:  # created, or pointed at another part: copy its number now
+        part = await uow.get(ReplicatedPart, product.part_id) if product.part_id else None
+        product.part_number, product.part_version = (part.part_number, part.version) if part else (None, None)
     uow.publish(product_event(product, changes=camel(changed), previous_values=camel(previous)), entity=product)
 
 
@@ -51,6 +54,7 @@ class ProductOut(Out):
     revision: str
     description: str | None
     part_id: uuid.UUID | None
+    part_number: str | None = Field(default=None, description="material's part number (follows a rename)")
     unit_of_measure: str
     is_active: bool
 

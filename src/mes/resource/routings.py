@@ -129,8 +129,11 @@ async def post_routing(data: RoutingIn, uow: Uow, principal: Writer) -> RoutingO
 
 @router.get("/routings", response_model=list[RoutingOut])
 async def list_routings(uow: Uow, principal: Reader, page: Page,
-                        product_id: uuid.UUID | None = Query(None, alias="productId")) -> list[RoutingOut]:
-    rows = await list_page(uow, select(Routing).order_by(Routing.code, Routing.revision), page, product_id=product_id)
+                        product_id: uuid.UUID | None = Query(None, alias="productId"),
+                        code: str | None = Query(None, min_length=1, max_length=64,
+                                                 description="the routing's code (every revision)")) -> list[RoutingOut]:
+    rows = await list_page(uow, select(Routing).order_by(Routing.code, Routing.revision), page, product_id=product_id,
+                           code=code)
     return [await _routing_out(uow, r) for r in rows]
 
 

@@ -21,6 +21,8 @@ class _WorkOrderState(Event):
     status: str
     priority: int = 500
     due_date: str | None = None
+    #: the codes of the order's operations, in routing order (from release on; None before)
+    operation_codes: list[str] | None = None
 
 
 class WorkOrderCreated(_WorkOrderState, type="mes.work_order.work_order.created", key="work_order_id"):

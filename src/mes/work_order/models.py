@@ -216,6 +216,20 @@ class ReplicatedPart(ReadModel, Base):
     part_number: Mapped[str | None] = mapped_column(String(64))
     part_name: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    #: "lot", "serial" or "none" (None until the part's next event or a resync): serial parts are
+    #: ordered in whole units
+    tracking: Mapped[str | None] = mapped_column(String(16))
+
+
+class ReplicatedBom(ReadModel, Base):
+    """The BOM in force of each part (``id`` is the part's id), fed by mes.material.bom.released:
+    what the variance report sets the issued material against."""
+
+    __tablename__ = "replicated_boms"
+
+    bom_version: Mapped[int | None] = mapped_column(Integer)
+    #: the lines: componentPartId, componentPartNumber, quantityPer, unitOfMeasure, operationCode
+    items: Mapped[Any] = mapped_column(JSON, nullable=False, default=list)
 
 
 class ReplicatedWorkCenter(ReadModel, Base):

@@ -26,7 +26,8 @@ from isles.text import Identifier
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.events import WorkOrderCreated
 from mes.work_order.models import (WORK_ORDER_NUMBER, Dispatch, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
-                                   WorkInstruction, WorkOrder, WorkOrderOperation)
+                                   ReplicatedWorkCenter, WorkInstruction, WorkOrder, WorkOrderOperation)
+from mes.work_order.quantities import balance
 from mes.work_order.states import ACTIVE, move, state_fields, stop_clock
 
 router = APIRouter()
@@ -101,6 +102,10 @@ class OperationOut(ApiModel):
     actual_minutes: Quantity
     quantity_good: Quantity
     quantity_scrap: Quantity
+    quantity_in: Quantity = Field(default=0, description="given to it: the order quantity, or the previous "
+                                                          "operation's good quantity")
+    quantity_in_process: Quantity = Field(default=0, description="quantityIn - quantityGood - quantityScrap")
+    yield_percent: float | None = Field(default=None, description="quantityGood / the order quantity (planned)")
     operator_id: uuid.UUID | None
     version: int
 
@@ -116,6 +121,17 @@ class ReleaseIn(ApiModel):
 class DispatchIn(ApiModel):
     work_center_id: uuid.UUID | None = None
     note: str | None = Field(default=None, max_length=500)
+
+
+class DispatchOut(ApiModel):
+    id: uuid.UUID
+    work_order_id: uuid.UUID
+    work_center_id: uuid.UUID | None
+    work_center_code: str | None = None
+    work_center_name: str | None = None
+    dispatched_by_id: uuid.UUID | None
+    dispatched_at: datetime
+    note: str | None
 
 
 class ReasonIn(ApiModel):
@@ -138,15 +154,29 @@ async def operations_of(uow: UnitOfWork, order: WorkOrder) -> list[WorkOrderOper
                                   .order_by(WorkOrderOperation.sequence)))
 
 
+def operation_out(order: WorkOrder, ops: list[WorkOrderOperation], op: WorkOrderOperation) -> OperationOut:
+    """The operation with its quantity balance (see quantities.py)."""
+    return OperationOut.model_validate(op).model_copy(update=balance(order, ops, op))
+
+
 async def detail(uow: UnitOfWork, order: WorkOrder) -> WorkOrderDetail:
     out = WorkOrderDetail.model_validate(order)
-    out.operations = [OperationOut.model_validate(o) for o in await operations_of(uow, order)]
+    ops = await operations_of(uow, order)
+    out.operations = [operation_out(order, ops, o) for o in ops]
     return out
 
 
 async def _shared(uow: UnitOfWork, model: type, ident: uuid.UUID) -> object | None:
     """A read-model row, read FOR SHARE (see the module docstring)."""
     return await uow.scalar(select(model).where(model.id == ident).with_for_update(read=True))
+
+
+def _whole_units(part: ReplicatedPart | None, quantity: Decimal) -> None:
+    """A serial-tracked part is made unit by unit: each unit gets a serial, so no half units."""
+    if part is not None and part.tracking == "serial" and quantity != quantity.to_integral_value():
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"part {part.part_number} is serial-tracked: quantity {quantity} must be a whole number "
+                            "of units")
 
 
 async def _generated_number(uow: UnitOfWork) -> str:
@@ -166,6 +196,7 @@ async def create_work_order(uow: UnitOfWork, data: WorkOrderIn, created_by: Prin
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"part {data.part_id} is unknown to work_order (or retired); parts arrive through "
                             "mes.material.part.created events - check `isles status` if it was just created")
+    _whole_units(part, data.quantity)
     site = await _shared(uow, ReplicatedSite, data.site_id) if data.site_id else None
     if data.site_id and site is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -206,9 +237,11 @@ async def post_work_order(data: WorkOrderIn, uow: Uow, principal: Planner) -> Wo
 
 @router.get("/work-orders", response_model=list[WorkOrderOut])
 async def list_work_orders(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
-                           status_: Status | None = Query(None, alias="status")) -> list[WorkOrder]:
+                           status_: Status | None = Query(None, alias="status"),
+                           number: str | None = Query(None, max_length=64, description="the work order number")
+                           ) -> list[WorkOrder]:
     return await list_page(uow, select(WorkOrder).order_by(WorkOrder.work_order_number), page,
-                           part_id=part_id, status=status_)
+                           part_id=part_id, status=status_, work_order_number=number)
 
 
 @router.get("/work-orders/{work_order_id}", response_model=WorkOrderDetail)
@@ -227,6 +260,8 @@ async def patch_work_order(work_order_id: uuid.UUID, data: WorkOrderPatch, uow: 
                                                       f"only priority and dueDate change after release")
     if order.status in ("Completed", "Closed", "Cancelled", "Aborted") and changes:
         raise HTTPException(status.HTTP_409_CONFLICT, f"work order {order.work_order_number} is {order.status}")
+    if "quantity" in changes:
+        _whole_units(await uow.get(ReplicatedPart, order.part_id), Decimal(changes["quantity"]))
     if changes.get("routing_id") and await uow.get(ReplicatedRouting, changes["routing_id"]) is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"routing {changes['routing_id']} is unknown")
     for name, value in changes.items():
@@ -297,11 +332,40 @@ async def post_release(work_order_id: uuid.UUID, data: ReleaseIn, uow: Uow, _: S
 async def post_dispatch(work_order_id: uuid.UUID, data: DispatchIn, uow: Uow, principal: Supervisor) -> WorkOrder:
     """Released -> Ready: send the order to the floor (to a work center, if named)."""
     order = await get_order(uow, work_order_id, lock=True)
+    if data.work_center_id is not None:
+        center = await uow.get(ReplicatedWorkCenter, data.work_center_id)
+        if center is None or center.is_active is False:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"workCenterId {data.work_center_id} is not an active work center known to "
+                                "work_order (work centers arrive through mes.resource.work_center.updated events)")
     await move(uow, order, "Ready")
     uow.add(Dispatch(work_order_id=order.id, work_center_id=data.work_center_id,
                      dispatched_by_id=uuid.UUID(principal.user_id), dispatched_at=utcnow(), note=data.note))
     await uow.commit()
     return order
+
+
+async def _dispatch_out(uow: UnitOfWork, row: Dispatch) -> DispatchOut:
+    center = await uow.get(ReplicatedWorkCenter, row.work_center_id) if row.work_center_id else None
+    return DispatchOut.model_validate(row).model_copy(update={
+        "work_center_code": center.code if center else None, "work_center_name": center.name if center else None})
+
+
+@router.get("/work-orders/{work_order_id}/dispatches", response_model=list[DispatchOut])
+async def list_dispatches(work_order_id: uuid.UUID, uow: Uow, page: Page) -> list[DispatchOut]:
+    """Where and when the order was sent to the floor, oldest first."""
+    await get_order(uow, work_order_id)
+    rows = await list_page(uow, select(Dispatch).where(Dispatch.work_order_id == work_order_id)
+                           .order_by(Dispatch.dispatched_at, Dispatch.id), page)
+    return [await _dispatch_out(uow, row) for row in rows]
+
+
+@router.get("/work-orders/{work_order_id}/dispatches/{dispatch_id}", response_model=DispatchOut)
+async def read_dispatch(work_order_id: uuid.UUID, dispatch_id: uuid.UUID, uow: Uow) -> DispatchOut:
+    row = await uow.get(Dispatch, dispatch_id)
+    if row is None or row.work_order_id != work_order_id:
+        raise not_found("dispatch", dispatch_id)
+    return await _dispatch_out(uow, row)
 
 
 async def _pause_running(uow: UnitOfWork, order: WorkOrder) -> None:

@@ -124,8 +124,13 @@ async def post_schedule(data: ScheduleIn, uow: Uow, _: Planner) -> ScheduleOut:
 
 
 @router.get("/schedules", response_model=list[ScheduleOut])
-async def list_schedules(uow: Uow, limit: Limit = 100) -> list[ScheduleOut]:
-    rows = await uow.scalars(select(ProductionSchedule).order_by(ProductionSchedule.starts_at.desc()).limit(limit))
+async def list_schedules(uow: Uow, limit: Limit = 100,
+                         number: str | None = Query(None, min_length=1, max_length=64,
+                                                    description="the schedule with this number")) -> list[ScheduleOut]:
+    query = select(ProductionSchedule).order_by(ProductionSchedule.starts_at.desc()).limit(limit)
+    if number is not None:
+        query = query.where(ProductionSchedule.schedule_number == number)
+    rows = await uow.scalars(query)
     return [await _out(uow, s) for s in rows]
 
 

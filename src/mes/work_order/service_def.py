@@ -12,7 +12,7 @@ from isles.security import api_token_replica
 from mes.work_order.api import router
 from mes.work_order.events import PUBLISHES
 from mes.work_order.handlers import handlers
-from mes.work_order.models import (Base, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
+from mes.work_order.models import (Base, ReplicatedBom, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
                                    ReplicatedWorkCenter, WorkOrder)
 
 PART_FIELDS = {"part_number": "partNumber", "part_name": "partName"}
@@ -26,7 +26,8 @@ service = Service(
     router=router,
     replicas=[
         # "WorkOrder.part_number and part_name mirror Part through part_id" (seed 000's headline flow)
-        Replica(ReplicatedPart, key="id", source="mes.material.part", fields=PART_FIELDS, upsert=True),
+        Replica(ReplicatedPart, key="id", source="mes.material.part", fields={**PART_FIELDS, "tracking": "tracking"},
+                upsert=True),
         Replica(WorkOrder, key="part_id", source="mes.material.part", fields=PART_FIELDS),
         # the site's name, and who created the order (still active or not)
         Replica(ReplicatedSite, key="id", source="mes.resource.site", upsert=True, optional=True, actions=("updated",),
@@ -45,6 +46,9 @@ service = Service(
         Replica(ReplicatedWorkCenter, key="id", source="mes.resource.work_center", upsert=True, optional=True,
                 actions=("updated",), fields={"code": "code", "name": "name", "site_id": "siteId",
                                               "is_active": "isActive"}),
+        # the BOM in force per part: the variance report's material requirement
+        Replica(ReplicatedBom, key="id", source="mes.material.bom", upsert=True, optional=True, actions=("released",),
+                fields={"bom_version": "bomVersion", "items": "items"}),
         # API tokens issued by auth, checked against this service's own copy
         api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],

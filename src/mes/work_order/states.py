@@ -17,6 +17,7 @@ from datetime import timezone
 from decimal import Decimal
 
 from fastapi import HTTPException, status
+from sqlalchemy import select
 
 from isles import UnitOfWork
 from isles.orm import utcnow
@@ -49,6 +50,13 @@ def state_fields(order: WorkOrder) -> dict:
                 due_date=order.due_date.isoformat() if order.due_date else None)
 
 
+async def operation_codes(uow: UnitOfWork, order: WorkOrder) -> list[str] | None:
+    """The order's operation codes in routing order (material checks issues against them)."""
+    codes = list(await uow.scalars(select(WorkOrderOperation.code).where(WorkOrderOperation.work_order_id == order.id)
+                                   .order_by(WorkOrderOperation.sequence)))
+    return codes or None
+
+
 async def move(uow: UnitOfWork, order: WorkOrder, new: str, reason: str | None = None) -> WorkOrder:
     """Move ``order`` to ``new`` (409 naming the allowed moves if it may not) and publish it."""
     previous = order.status
@@ -69,8 +77,8 @@ async def move(uow: UnitOfWork, order: WorkOrder, new: str, reason: str | None =
     elif new == "Closed":
         order.closed_at = now
     await uow.flush()
-    uow.publish(WorkOrderStatusChanged(**state_fields(order), previous_status=previous, new_status=new,
-                                       reason=reason), entity=order)
+    uow.publish(WorkOrderStatusChanged(**state_fields(order), operation_codes=await operation_codes(uow, order),
+                                       previous_status=previous, new_status=new, reason=reason), entity=order)
     return order
 
 

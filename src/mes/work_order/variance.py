@@ -1,4 +1,8 @@
-"""Planned against actual: per operation (minutes, good, scrap) and for the order, with material issued.
+"""Planned against actual: per operation (minutes, good, scrap) and for the order, with material
+issued set against what the BOM requires for the order quantity.
+
+The requirement comes from work_order's copy of each part's BOM in force (``replicated_boms``, fed
+by material's ``bom.released`` events): the variance stays a read of this service's own tables.
 
 Computed on read from the operations and the material actuals - the record itself is what was
 planned and what was reported, so the variance can never disagree with it.
@@ -9,12 +13,14 @@ import uuid
 from decimal import Decimal
 
 from fastapi import APIRouter
+from pydantic import Field
 from sqlalchemy import select
 
 from isles.api import ApiModel, Quantity
 from isles.http import Uow
-from mes.work_order.models import MaterialActual
+from mes.work_order.models import MaterialActual, ReplicatedBom
 from mes.work_order.orders import get_order, operations_of
+from mes.work_order.quantities import yield_percent
 
 router = APIRouter()
 
@@ -36,6 +42,9 @@ class MaterialIssued(ApiModel):
     quantity: Quantity
     unit_of_measure: str
     lots: list[str]
+    required: Quantity | None = Field(default=None, description="BOM quantityPer x the order quantity; None when "
+                                                                "the part is not on the BOM in force")
+    variance: Quantity | None = Field(default=None, description="issued - required (positive: over-issued)")
 
 
 class VarianceOut(ApiModel):
@@ -46,11 +55,12 @@ class VarianceOut(ApiModel):
     quantity_good: Quantity
     quantity_scrap: Quantity
     quantity_variance: float  # good - planned
-    yield_percent: float | None  # good / (good + scrap of the whole routing)
+    yield_percent: float | None  # good / planned (the order quantity)
     planned_minutes: Quantity
     actual_minutes: Quantity
     operations: list[OperationVariance]
     material: list[MaterialIssued]
+    bom_version: int | None = None
 
 
 @router.get("/work-orders/{work_order_id}/variance", response_model=VarianceOut)
@@ -75,11 +85,20 @@ async def variance(work_order_id: uuid.UUID, uow: Uow) -> VarianceOut:
         item.quantity += Decimal(actual.quantity)
         if actual.lot_number not in item.lots:
             item.lots.append(actual.lot_number)
+    bom = await uow.get(ReplicatedBom, order.part_id)
+    for line in (bom.items if bom else []):
+        key = (uuid.UUID(line["componentPartId"]), line["unitOfMeasure"])
+        item = material.setdefault(key, MaterialIssued(
+            part_id=key[0], part_number=line["componentPartNumber"], quantity=Decimal(0), unit_of_measure=key[1],
+            lots=[], required=Decimal(0)))
+        item.required = (item.required or Decimal(0)) + Decimal(str(line["quantityPer"])) * Decimal(order.quantity)
+    for item in material.values():
+        item.variance = item.quantity - item.required if item.required is not None else None
     return VarianceOut(
         work_order_id=order.id, work_order_number=order.work_order_number, status=order.status,
         planned_quantity=order.quantity, quantity_good=good, quantity_scrap=scrap,
         quantity_variance=float(good - Decimal(order.quantity)),
-        yield_percent=round(float(good / (good + scrap)) * 100, 2) if good + scrap else None,
+        yield_percent=yield_percent(order, good),
         planned_minutes=sum((r.planned_minutes for r in rows), Decimal(0)),
         actual_minutes=sum((Decimal(r.actual_minutes) for r in rows), Decimal(0)),
-        operations=rows, material=list(material.values()))
+        operations=rows, material=list(material.values()), bom_version=bom.bom_version if bom else None)

@@ -21,7 +21,7 @@ async def test_racing_issues_from_one_lot(mes_env, pg_database):
         order = await plant.released(quantity=20)
         for _ in range(5):
             lot = await plant.lot(plant.components[0], 10)
-            body = {"lotId": lot["id"], "workOrderId": order["id"], "quantity": 6}
+            body = {"lotId": lot["id"], "workOrderId": order["id"], "quantity": 6, "reason": "racing on purpose"}
             answers = await asyncio.gather(*(api.http.post(f"{M}/consumptions", headers=plant.crew.operator,
                                                            json=body) for _ in range(2)))
             assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
