@@ -7,6 +7,7 @@ from isles.security import api_token_replica
 from mes.material.api import router
 from mes.material.events import PUBLISHES, PartUpdated
 from mes.material.models import Base, Part, ReplicatedWorkOrder
+from mes.material.production import handlers
 
 
 def _part_snapshot(part: Part) -> PartUpdated:
@@ -18,13 +19,15 @@ service = Service(
     "material",
     metadata=Base.metadata,
     publishes=PUBLISHES,
+    handlers=handlers,  # production output (production.py)
     router=router,
     snapshots=[Snapshot("mes.material.part", Part, _part_snapshot)],
     replicas=[
         # the work orders material may issue lots to (status) and whose BOM applies (part)
         Replica(ReplicatedWorkOrder, key="id", source="mes.work_order.work_order", upsert=True, optional=True,
                 actions=("created", "status_changed", "completed"),
-                fields={"work_order_number": "workOrderNumber", "part_id": "partId", "status": "status"}),
+                fields={"work_order_number": "workOrderNumber", "part_id": "partId", "status": "status",
+                        "quantity": "quantity"}),
         # API tokens issued by auth, checked against this service's own copy
         api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],
