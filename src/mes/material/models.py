@@ -204,6 +204,7 @@ class ProductionReceipt(Entity, Base):
         Index("idx_production_receipts_report_id", "report_id", unique=True),
         Index("idx_production_receipts_work_order_id", "work_order_id"),
         Index("idx_production_receipts_lot_id", "lot_id"),
+        Index("idx_production_receipts_corrects_report_id", "corrects_report_id"),
     )
 
     report_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)  # work_order's: an id, not a foreign key
@@ -223,13 +224,13 @@ class LotGenealogy(Entity, Base):
     (and into the unit ``child_serial_id`` when the issue named one). Rows are never edited: a
     reversed consumption adds a row with the negative quantity, so the net of an edge is the sum."""
 
-    __tablename__ = "lot_genealogy"
+    __tablename__ = "lot_genealogy_edges"
     __table_args__ = (
-        Index("idx_lot_genealogy_parent_lot_id", "parent_lot_id"),
-        Index("idx_lot_genealogy_child_lot_id", "child_lot_id"),
-        Index("idx_lot_genealogy_child_serial_id", "child_serial_id"),
-        Index("idx_lot_genealogy_consumption_id", "consumption_id"),
-        Index("idx_lot_genealogy_work_order_id", "work_order_id"),
+        Index("idx_lot_genealogy_edges_parent_lot_id", "parent_lot_id"),
+        Index("idx_lot_genealogy_edges_child_lot_id", "child_lot_id"),
+        Index("idx_lot_genealogy_edges_child_serial_id", "child_serial_id"),
+        Index("idx_lot_genealogy_edges_consumption_id", "consumption_id"),
+        Index("idx_lot_genealogy_edges_work_order_id", "work_order_id"),
     )
 
     parent_lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
@@ -311,6 +312,7 @@ class ReturnLine(Entity, Base):
         Index("idx_return_lines_return_id", "return_id"),
         Index("idx_return_lines_shipment_line_id", "shipment_line_id"),
         Index("idx_return_lines_lot_id", "lot_id"),
+        Index("idx_return_lines_serial_id", "serial_id"),
     )
 
     return_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customer_returns.id"), nullable=False)

@@ -184,6 +184,7 @@ class MaterialActual(Entity, Base):
         Index("idx_material_actuals_work_order_id", "work_order_id"),
         Index("idx_material_actuals_lot_id", "lot_id"),
         Index("idx_material_actuals_part_id", "part_id"),
+        Index("idx_material_actuals_reverses_consumption_id", "reverses_consumption_id"),
     )
 
     consumption_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)

@@ -74,6 +74,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('idx_production_receipts_lot_id', 'production_receipts', ['lot_id'], unique=False)
+    op.create_index('idx_production_receipts_corrects_report_id', 'production_receipts', ['corrects_report_id'], unique=False)
     op.create_index('idx_production_receipts_report_id', 'production_receipts', ['report_id'], unique=True)
     op.create_index('idx_production_receipts_work_order_id', 'production_receipts', ['work_order_id'], unique=False)
     op.create_table('shipment_lines',
@@ -107,7 +108,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('idx_consumption_reversals_consumption_id', 'consumption_reversals', ['consumption_id'], unique=False)
-    op.create_table('lot_genealogy',
+    op.create_table('lot_genealogy_edges',
     sa.Column('parent_lot_id', sa.Uuid(), nullable=False),
     sa.Column('child_lot_id', sa.Uuid(), nullable=False),
     sa.Column('child_serial_id', sa.Uuid(), nullable=True),
@@ -126,11 +127,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['parent_lot_id'], ['material_lots.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('idx_lot_genealogy_child_lot_id', 'lot_genealogy', ['child_lot_id'], unique=False)
-    op.create_index('idx_lot_genealogy_child_serial_id', 'lot_genealogy', ['child_serial_id'], unique=False)
-    op.create_index('idx_lot_genealogy_consumption_id', 'lot_genealogy', ['consumption_id'], unique=False)
-    op.create_index('idx_lot_genealogy_parent_lot_id', 'lot_genealogy', ['parent_lot_id'], unique=False)
-    op.create_index('idx_lot_genealogy_work_order_id', 'lot_genealogy', ['work_order_id'], unique=False)
+    op.create_index('idx_lot_genealogy_edges_child_lot_id', 'lot_genealogy_edges', ['child_lot_id'], unique=False)
+    op.create_index('idx_lot_genealogy_edges_child_serial_id', 'lot_genealogy_edges', ['child_serial_id'], unique=False)
+    op.create_index('idx_lot_genealogy_edges_consumption_id', 'lot_genealogy_edges', ['consumption_id'], unique=False)
+    op.create_index('idx_lot_genealogy_edges_parent_lot_id', 'lot_genealogy_edges', ['parent_lot_id'], unique=False)
+    op.create_index('idx_lot_genealogy_edges_work_order_id', 'lot_genealogy_edges', ['work_order_id'], unique=False)
     op.create_table('return_lines',
     sa.Column('return_id', sa.Uuid(), nullable=False),
     sa.Column('shipment_line_id', sa.Uuid(), nullable=False),
@@ -148,6 +149,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('idx_return_lines_lot_id', 'return_lines', ['lot_id'], unique=False)
+    op.create_index('idx_return_lines_serial_id', 'return_lines', ['serial_id'], unique=False)
     op.create_index('idx_return_lines_return_id', 'return_lines', ['return_id'], unique=False)
     op.create_index('idx_return_lines_shipment_line_id', 'return_lines', ['shipment_line_id'], unique=False)
     op.add_column('replicated_work_orders', sa.Column('quantity', sa.Numeric(precision=18, scale=6), nullable=True))
@@ -158,14 +160,15 @@ def downgrade() -> None:
     op.drop_column('replicated_work_orders', 'quantity')
     op.drop_index('idx_return_lines_shipment_line_id', table_name='return_lines')
     op.drop_index('idx_return_lines_return_id', table_name='return_lines')
+    op.drop_index('idx_return_lines_serial_id', table_name='return_lines')
     op.drop_index('idx_return_lines_lot_id', table_name='return_lines')
     op.drop_table('return_lines')
-    op.drop_index('idx_lot_genealogy_work_order_id', table_name='lot_genealogy')
-    op.drop_index('idx_lot_genealogy_parent_lot_id', table_name='lot_genealogy')
-    op.drop_index('idx_lot_genealogy_consumption_id', table_name='lot_genealogy')
-    op.drop_index('idx_lot_genealogy_child_serial_id', table_name='lot_genealogy')
-    op.drop_index('idx_lot_genealogy_child_lot_id', table_name='lot_genealogy')
-    op.drop_table('lot_genealogy')
+    op.drop_index('idx_lot_genealogy_edges_work_order_id', table_name='lot_genealogy_edges')
+    op.drop_index('idx_lot_genealogy_edges_parent_lot_id', table_name='lot_genealogy_edges')
+    op.drop_index('idx_lot_genealogy_edges_consumption_id', table_name='lot_genealogy_edges')
+    op.drop_index('idx_lot_genealogy_edges_child_serial_id', table_name='lot_genealogy_edges')
+    op.drop_index('idx_lot_genealogy_edges_child_lot_id', table_name='lot_genealogy_edges')
+    op.drop_table('lot_genealogy_edges')
     op.drop_index('idx_consumption_reversals_consumption_id', table_name='consumption_reversals')
     op.drop_table('consumption_reversals')
     op.drop_index('idx_shipment_lines_shipment_id', table_name='shipment_lines')
@@ -174,6 +177,7 @@ def downgrade() -> None:
     op.drop_table('shipment_lines')
     op.drop_index('idx_production_receipts_work_order_id', table_name='production_receipts')
     op.drop_index('idx_production_receipts_report_id', table_name='production_receipts')
+    op.drop_index('idx_production_receipts_corrects_report_id', table_name='production_receipts')
     op.drop_index('idx_production_receipts_lot_id', table_name='production_receipts')
     op.drop_table('production_receipts')
     op.drop_index('idx_customer_returns_shipment_id', table_name='customer_returns')
