@@ -61,6 +61,9 @@ class ApiModel(BaseModel):
 #: splitting a lot ten times does not drift like binary floats - and written as a JSON number.
 Quantity = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
                      PlainSerializer(float, return_type=float, when_used="json")]
+#: A quantity that may be negative (a counter-entry, a correction), written like :data:`Quantity`.
+SignedQuantity = Annotated[Decimal, Field(max_digits=18, decimal_places=6, allow_inf_nan=False),
+                           *Quantity.__metadata__[1:]]
 
 
 #: Where Swagger UI's and ReDoc's scripts, styles and icon are served from (no CDN).

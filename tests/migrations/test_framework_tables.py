@@ -94,7 +94,7 @@ async def test_database_migrated_with_copied_ddl_is_adopted_once(backend_env, mo
     monkeypatch.setattr(material.service, "migrations_dir", Path(material.__file__).parent / "migrations")
     (result,) = await upgrade(system, ["material"])
     assert result.ok, result.error
-    assert result.applied == ["8b4e2d7c1a90", "c4a9e1f0b7d2"] and result.framework == [
+    assert result.applied == ["8b4e2d7c1a90", "c4a9e1f0b7d2", "7e994a3d624b"] and result.framework == [
         "isles:core:1 (adopted)", "isles:api_tokens:1 (adopted)", "isles:idempotency:1 (adopted)"]
     assert await _read(system, "material", _versions) == {"core": {1}, "api_tokens": {1}, "idempotency": {1}}
     (again,) = await upgrade(system, ["material"])

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mes.material import boms, consumption, locations, lots, parts, serials
+from mes.material import boms, consumption, locations, lots, parts, production, reversals, serials, shipments
 from mes.material.access import Reader
 from mes.material.parts import PartIn, PartOut, PartPatch, create_part, update_part
 
 router = APIRouter(dependencies=[Reader])
-for module in (parts, boms, locations, lots, consumption, serials):
+for module in (parts, boms, locations, lots, consumption, serials, production, reversals, shipments):
     router.include_router(module.router)
 
 __all__ = ["router", "PartIn", "PartOut", "PartPatch", "create_part", "update_part"]

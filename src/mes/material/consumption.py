@@ -36,6 +36,7 @@ from mes.material.lots import get_lot, is_expired, loose_quantity, lot_state
 from mes.material.models import (BomItem, Consumption, MaterialLot, MaterialSublot, Part, ReplicatedWorkOrder,
                                  SerializedPart)
 from mes.material.parts import get_part
+from mes.material.production import link_consumption
 
 router = APIRouter()
 ISSUABLE = ("Released", "Ready", "Running", "Paused")
@@ -158,11 +159,13 @@ async def consume(uow: UnitOfWork, data: ConsumptionIn, consumed_by: str | None)
                       reason=data.reason)
     uow.add(row)
     await uow.flush()
+    child_lot_id = await link_consumption(uow, row)  # the order's finished lot, if it has one already
     uow.publish(LotConsumed(**lot_state(lot, part), consumption_id=str(row.id), consumed_quantity=row.quantity,
                             work_order_id=str(order.id), work_order_number=order.work_order_number,
                             operation_code=row.operation_code, sublot_id=str(sublot.id) if sublot else None,
                             serial_id=str(row.serial_id) if row.serial_id else None, consumed_by=consumed_by,
-                            consumed_at=row.consumed_at.isoformat()), entity=lot)
+                            consumed_at=row.consumed_at.isoformat(),
+                            child_lot_id=str(child_lot_id) if child_lot_id else None), entity=lot)
     return row
 
 

@@ -23,7 +23,7 @@ from mes.material.lots import ON_HAND
 from mes.material.models import Location, MaterialLot, Part
 
 router = APIRouter()
-Kind = Literal["warehouse", "stores", "line_side", "quarantine", "shipping"]
+Kind = Literal["warehouse", "stores", "line_side", "quarantine", "shipping", "finished_goods"]
 
 
 class LocationIn(ApiModel):

@@ -41,7 +41,7 @@ from mes.material.parts import get_part
 
 router = APIRouter()
 
-Status = Literal["received", "quarantine", "released", "consumed", "expired", "rejected"]
+Status = Literal["received", "quarantine", "released", "consumed", "expired", "rejected", "shipped"]
 #: dispositions a person may make; ``consumed`` follows from issuing the whole quantity.
 TRANSITIONS: dict[str, set[str]] = {
     "received": {"quarantine", "released", "rejected", "expired"},
@@ -50,6 +50,7 @@ TRANSITIONS: dict[str, set[str]] = {
     "expired": {"quarantine", "rejected"},  # quarantine: a re-test may extend the shelf life
     "consumed": set(),
     "rejected": set(),
+    "shipped": set(),  # reached by shipping the whole quantity (shipments.py)
 }
 ON_HAND = ("received", "quarantine", "released")
 NEEDS_REASON = {"quarantine", "rejected"}

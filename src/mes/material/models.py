@@ -29,6 +29,9 @@ class Base(DeclarativeBase):
 #: requests never share one (split and sublot numbers count under their parent lot's row lock)
 LOT_NUMBER = Sequence("lot_number", Base.metadata)
 PROCESS_SERIAL = Sequence("process_serial", Base.metadata)
+#: shipment and customer return numbers (SH-000001, RT-000001)
+SHIPMENT_NUMBER = Sequence("shipment_number", Base.metadata)
+RETURN_NUMBER = Sequence("return_number", Base.metadata)
 
 
 class Part(Entity, Base):
@@ -169,7 +172,7 @@ class SerializedPart(Entity, Base):
     part_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("parts.id"), nullable=False)
     process_serial: Mapped[str] = mapped_column(String(64), nullable=False)
     product_serial: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="in_process")  # in_process, completed, scrapped
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="in_process")  # in_process, completed, scrapped, shipped, returned
     lot_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("material_lots.id"))
     work_order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # work_order's: an id, not a foreign key
 
@@ -212,3 +215,133 @@ class ReplicatedWorkOrder(ReadModel, Base):
     quantity: Mapped[Decimal | None] = mapped_column(Qty)
     #: the codes of the order's operations once it is released (None before, or not yet known)
     operation_codes: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+# -- production output, genealogy, shipments, returns, corrections (see production.py, shipments.py) -------
+class ProductionReceipt(Entity, Base):
+    """Finished material received from one production report of a work order (``report_id`` is
+    work_order's report: applied once, whatever the transport redelivers). A counter-entry arrives
+    as a receipt with a negative quantity that names the report it corrects."""
+
+    __tablename__ = "production_receipts"
+    __table_args__ = (
+        Index("idx_production_receipts_report_id", "report_id", unique=True),
+        Index("idx_production_receipts_work_order_id", "work_order_id"),
+        Index("idx_production_receipts_lot_id", "lot_id"),
+        Index("idx_production_receipts_corrects_report_id", "corrects_report_id"),
+    )
+
+    report_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)  # work_order's: an id, not a foreign key
+    corrects_report_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    work_order_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
+    work_order_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    operation_code: Mapped[str | None] = mapped_column(String(64))
+    lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
+    quantity: Mapped[Decimal] = mapped_column(Qty, nullable=False)  # negative for a counter-entry
+    reason: Mapped[str | None] = mapped_column(String(500))
+    reported_by: Mapped[str | None] = mapped_column(String(36))
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class LotGenealogy(Entity, Base):
+    """One edge of the lot graph: ``quantity`` of ``parent_lot_id`` went into ``child_lot_id``
+    (and into the unit ``child_serial_id`` when the issue named one). Rows are never edited: a
+    reversed consumption adds a row with the negative quantity, so the net of an edge is the sum."""
+
+    __tablename__ = "lot_genealogy_edges"
+    __table_args__ = (
+        Index("idx_lot_genealogy_edges_parent_lot_id", "parent_lot_id"),
+        Index("idx_lot_genealogy_edges_child_lot_id", "child_lot_id"),
+        Index("idx_lot_genealogy_edges_child_serial_id", "child_serial_id"),
+        Index("idx_lot_genealogy_edges_consumption_id", "consumption_id"),
+        Index("idx_lot_genealogy_edges_work_order_id", "work_order_id"),
+    )
+
+    parent_lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
+    child_lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
+    child_serial_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("serialized_parts.id"))
+    #: "consumed" (issued into the work order that made the child) or "returned" (a customer return)
+    relation: Mapped[str] = mapped_column(String(16), nullable=False, default="consumed")
+    quantity: Mapped[Decimal] = mapped_column(Qty, nullable=False)
+    work_order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    operation_code: Mapped[str | None] = mapped_column(String(64))
+    consumption_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("consumptions.id"))
+
+
+class ConsumptionReversal(Entity, Base):
+    """Material given back from a work order to the lot it was issued from (a wrong lot scanned,
+    an over-issue): the consumption stays on record, this row says how much came back and why."""
+
+    __tablename__ = "consumption_reversals"
+    __table_args__ = (Index("idx_consumption_reversals_consumption_id", "consumption_id"),)
+
+    consumption_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("consumptions.id"), nullable=False)
+    quantity: Mapped[Decimal] = mapped_column(Qty, nullable=False)
+    reason: Mapped[str] = mapped_column(String(500), nullable=False)
+    reversed_by: Mapped[str | None] = mapped_column(String(36))  # auth user id
+    reversed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Shipment(Entity, Base):
+    """Finished material sent to a customer; the lines say which lots and serials, so a recall
+    reaches every customer that got a suspect unit."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (
+        Index("idx_shipments_shipment_number", "shipment_number", unique=True),
+        Index("idx_shipments_customer", "customer"),
+    )
+
+    shipment_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    customer: Mapped[str] = mapped_column(String(255), nullable=False)
+    customer_order: Mapped[str | None] = mapped_column(String(64))
+    shipped_by: Mapped[str | None] = mapped_column(String(36))  # auth user id
+    shipped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ShipmentLine(Entity, Base):
+    __tablename__ = "shipment_lines"
+    __table_args__ = (
+        Index("idx_shipment_lines_shipment_id", "shipment_id"),
+        Index("idx_shipment_lines_lot_id", "lot_id"),
+        Index("idx_shipment_lines_serial_id", "serial_id"),
+    )
+
+    shipment_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("shipments.id"), nullable=False)
+    lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
+    serial_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("serialized_parts.id"))
+    quantity: Mapped[Decimal] = mapped_column(Qty, nullable=False)
+
+
+class CustomerReturn(Entity, Base):
+    """Material a customer sent back against a shipment; it arrives as a new lot in quarantine."""
+
+    __tablename__ = "customer_returns"
+    __table_args__ = (
+        Index("idx_customer_returns_return_number", "return_number", unique=True),
+        Index("idx_customer_returns_shipment_id", "shipment_id"),
+    )
+
+    return_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    shipment_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("shipments.id"), nullable=False)
+    customer: Mapped[str] = mapped_column(String(255), nullable=False)
+    reason: Mapped[str] = mapped_column(String(500), nullable=False)
+    received_by: Mapped[str | None] = mapped_column(String(36))  # auth user id
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ReturnLine(Entity, Base):
+    __tablename__ = "return_lines"
+    __table_args__ = (
+        Index("idx_return_lines_return_id", "return_id"),
+        Index("idx_return_lines_shipment_line_id", "shipment_line_id"),
+        Index("idx_return_lines_lot_id", "lot_id"),
+        Index("idx_return_lines_serial_id", "serial_id"),
+    )
+
+    return_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("customer_returns.id"), nullable=False)
+    shipment_line_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("shipment_lines.id"), nullable=False)
+    #: the lot the returned material now sits in (a new quarantined lot whose parent is the shipped one)
+    lot_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("material_lots.id"), nullable=False)
+    serial_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("serialized_parts.id"))
+    quantity: Mapped[Decimal] = mapped_column(Qty, nullable=False)

@@ -21,6 +21,7 @@ from mes.material.events import SerialCreated, SerialUpdated
 from mes.material.lots import get_lot
 from mes.material.models import PROCESS_SERIAL, SerializedPart
 from mes.material.parts import get_part
+from mes.material.production import serials_left
 
 router = APIRouter()
 
@@ -82,6 +83,12 @@ async def post_serials(data: SerialIn, uow: Uow, _: Handler) -> list[SerializedP
     serials = data.process_serials
     if serials is None:
         serials = [f"{part.part_number}-PS{await PROCESS_SERIAL.next_value(uow):05d}" for _ in range(data.count)]
+    if data.work_order_id is not None:
+        left = await serials_left(uow, data.work_order_id)
+        if left is not None and len(serials) > left:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"work order {data.work_order_id} may mint {left} more "
+                                                          f"serial(s); {len(serials)} cannot start (an order "
+                                                          "mints no more serials than its quantity)")
     if len(set(serials)) != len(serials):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "processSerials lists a serial twice")
     taken = list(await uow.scalars(select(SerializedPart.process_serial).where(
@@ -121,14 +128,16 @@ async def read_serial(serial_id: uuid.UUID, uow: Uow) -> SerializedPart:
 async def assign_product_serial(serial_id: uuid.UUID, data: ProductSerialIn, uow: Uow, _: Quality) -> SerializedPart:
     """The finished, accepted unit gets its product serial; the process serial stays on record."""
     unit = await _unit(uow, serial_id)
-    if unit.status != "in_process":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"unit {unit.process_serial} is {unit.status}")
+    if unit.status not in ("in_process", "completed") or unit.product_serial is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"unit {unit.process_serial} is {unit.status}"
+                            + (f" with product serial {unit.product_serial}" if unit.product_serial else ""))
     if await uow.scalar(select(SerializedPart.id).where(SerializedPart.part_id == unit.part_id,
                                                         SerializedPart.product_serial == data.product_serial)):
         raise HTTPException(status.HTTP_409_CONFLICT, f"product serial {data.product_serial} is already used")
+    previous = unit.status
     unit.product_serial, unit.status = data.product_serial, "completed"
     await _publish_update(uow, unit, {"productSerial": data.product_serial, "status": "completed"},
-                          {"productSerial": None, "status": "in_process"})
+                          {"productSerial": None, "status": previous})
     await uow.commit()
     return unit
 

@@ -11,6 +11,7 @@ from mes.material.api import router
 from mes.material.events import PUBLISHES, PartUpdated
 from mes.material.lots import expire_due_lots
 from mes.material.models import Base, Part, ReplicatedWorkOrder
+from mes.material.production import handlers
 
 
 def _part_snapshot(part: Part) -> PartUpdated:
@@ -22,6 +23,7 @@ service = Service(
     "material",
     metadata=Base.metadata,
     publishes=PUBLISHES,
+    handlers=handlers,  # production output (production.py)
     router=router,
     snapshots=[Snapshot("mes.material.part", Part, _part_snapshot)],
     replicas=[

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mes.work_order import instructions, operations, orders, schedules, variance
+from mes.work_order import instructions, operations, orders, output, schedules, variance
 from mes.work_order.access import Reader
 from mes.work_order.orders import WorkOrderIn, WorkOrderOut, create_work_order, release
 
 router = APIRouter(dependencies=[Reader])
-for module in (orders, operations, schedules, instructions, variance):
+for module in (orders, operations, output, schedules, instructions, variance):
     router.include_router(module.router)
 
 __all__ = ["router", "WorkOrderIn", "WorkOrderOut", "create_work_order", "release"]

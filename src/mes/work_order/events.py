@@ -6,7 +6,7 @@ such as material's read model of issuable orders can build its copy from any one
 from __future__ import annotations
 
 from isles import Event, Payload
-from isles.api import Quantity
+from isles.api import Quantity, SignedQuantity
 
 
 class _WorkOrderState(Event):
@@ -43,7 +43,34 @@ class WorkOrderCompleted(_WorkOrderState, type="mes.work_order.work_order.comple
     actual_end: str
 
 
-PUBLISHES = [WorkOrderCreated, WorkOrderStatusChanged, WorkOrderCompleted]
+class ProductionReported(Event, type="mes.work_order.production.reported", key="work_order_id"):
+    """Good and scrap reported at an operation. On the ``final_operation`` the good quantity is
+    finished material (material receives it into the order's finished lot). A counter-entry has
+    negative quantities and names the report it corrects."""
+
+    report_id: str
+    corrects_report_id: str | None = None
+    work_order_id: str
+    work_order_number: str
+    part_id: str
+    part_number: str | None = None
+    order_quantity: Quantity
+    operation_id: str
+    operation_code: str
+    sequence: int
+    final_operation: bool
+    quantity_good: SignedQuantity
+    quantity_scrap: SignedQuantity
+    scrap_reason: str | None = None
+    reason: str | None = None
+    reported_by: str | None = None
+    reported_at: str
+    #: the order's totals after this report
+    order_quantity_good: Quantity
+    order_quantity_scrap: Quantity
+
+
+PUBLISHES = [WorkOrderCreated, WorkOrderStatusChanged, WorkOrderCompleted, ProductionReported]
 
 
 # -- this service's views of other services' events (it imports no other service) -----------------------
@@ -66,3 +93,20 @@ class LotConsumed(Payload):
     work_order_id: str
     operation_code: str | None = None
     consumed_at: str
+
+
+class ConsumptionReversed(Payload):
+    """mes.material.lot.consumption_reversed: material given back from one of our work orders."""
+
+    reversal_id: str
+    consumption_id: str
+    lot_id: str
+    lot_number: str
+    part_id: str
+    part_number: str
+    reversed_quantity: Quantity
+    unit_of_measure: str
+    work_order_id: str
+    operation_code: str | None = None
+    reason: str
+    reversed_at: str

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 from isles import Handlers, UnitOfWork
 from mes.work_order import reference
-from mes.work_order.events import LotConsumed, PartRetired
+from mes.work_order.events import ConsumptionReversed, LotConsumed, PartRetired
 from mes.work_order.models import MaterialActual, ReplicatedPart, WorkOrder
 
 handlers = Handlers()
@@ -38,3 +38,20 @@ async def material_issued(event: LotConsumed, uow: UnitOfWork) -> None:
                            part_number=event.part_number, quantity=event.consumed_quantity,
                            unit_of_measure=event.unit_of_measure, operation_code=event.operation_code,
                            consumed_at=datetime.fromisoformat(event.consumed_at)))
+
+
+@handlers.on("mes.material.lot.consumption_reversed")
+async def material_given_back(event: ConsumptionReversed, uow: UnitOfWork) -> None:
+    """Material given back from one of our orders: a negative material actual (see MaterialActual)."""
+    order_id = uuid.UUID(event.work_order_id)
+    if await uow.get(WorkOrder, order_id) is None:
+        return
+    reversal_id = uuid.UUID(event.reversal_id)
+    if await uow.scalar(select(MaterialActual.id).where(MaterialActual.consumption_id == reversal_id)):
+        return
+    uow.add(MaterialActual(consumption_id=reversal_id, reverses_consumption_id=uuid.UUID(event.consumption_id),
+                           work_order_id=order_id, lot_id=uuid.UUID(event.lot_id), lot_number=event.lot_number,
+                           part_id=uuid.UUID(event.part_id), part_number=event.part_number,
+                           quantity=-event.reversed_quantity, unit_of_measure=event.unit_of_measure,
+                           operation_code=event.operation_code, reason=event.reason,
+                           consumed_at=datetime.fromisoformat(event.reversed_at)))

@@ -145,11 +145,15 @@ class Dispatch(Entity, Base):
 
 
 class PerformanceReport(Entity, Base):
-    """Quantities and time reported against an operation (ISA-95 production performance)."""
+    """Quantities and time reported against an operation (ISA-95 production performance).
+
+    Reports are never edited: a mistake is corrected by a counter-entry, a report with negative
+    quantities that names the report it corrects (``corrects_report_id``) and says why (output.py)."""
 
     __tablename__ = "performance_reports"
     __table_args__ = (
         Index("idx_performance_reports_work_order_id", "work_order_id"),
+        Index("idx_performance_reports_corrects_report_id", "corrects_report_id"),
         Index("idx_performance_reports_operation_id", "operation_id"),
         Index("idx_performance_reports_reported_by_id", "reported_by_id"),
     )
@@ -159,12 +163,20 @@ class PerformanceReport(Entity, Base):
     quantity_good: Mapped[Decimal] = mapped_column(Qty, nullable=False, default=0)
     quantity_scrap: Mapped[Decimal] = mapped_column(Qty, nullable=False, default=0)
     scrap_reason: Mapped[str | None] = mapped_column(String(500))
+    #: the report a counter-entry corrects (same table; no foreign key, so the column adds in place on SQLite)
+    corrects_report_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    #: why a counter-entry was made
+    reason: Mapped[str | None] = mapped_column(String(500))
     reported_by_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
 class MaterialActual(Entity, Base):
-    """Material issued to the order, as material reported it (``mes.material.lot.consumed``)."""
+    """Material issued to the order, as material reported it (``mes.material.lot.consumed``).
+
+    A reversal (``mes.material.lot.consumption_reversed``) is a row of its own with the negative
+    quantity: ``consumption_id`` is then the reversal's id and ``reverses_consumption_id`` the issue
+    it takes back, so sums over ``quantity`` are the net issued."""
 
     __tablename__ = "material_actuals"
     __table_args__ = (
@@ -172,6 +184,7 @@ class MaterialActual(Entity, Base):
         Index("idx_material_actuals_work_order_id", "work_order_id"),
         Index("idx_material_actuals_lot_id", "lot_id"),
         Index("idx_material_actuals_part_id", "part_id"),
+        Index("idx_material_actuals_reverses_consumption_id", "reverses_consumption_id"),
     )
 
     consumption_id: Mapped[uuid.UUID] = mapped_column(Uuid, nullable=False)
@@ -184,6 +197,8 @@ class MaterialActual(Entity, Base):
     unit_of_measure: Mapped[str] = mapped_column(String(16), nullable=False)
     operation_code: Mapped[str | None] = mapped_column(String(64))
     consumed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    reverses_consumption_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class WorkInstruction(Entity, Base):

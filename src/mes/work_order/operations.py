@@ -31,6 +31,7 @@ from mes.work_order.access import Operator
 from mes.work_order.events import WorkOrderCompleted
 from mes.work_order.models import PerformanceReport, WorkOrder, WorkOrderOperation
 from mes.work_order.orders import OperationOut, get_order, operation_out, operations_of
+from mes.work_order.output import publish_report
 from mes.work_order.quantities import in_process, quantity_in, shown
 from mes.work_order.states import ACTIVE, move, state_fields, stop_clock
 
@@ -88,9 +89,11 @@ def _record(uow: UnitOfWork, order: WorkOrder, ops: list[WorkOrderOperation], op
         raise HTTPException(status.HTTP_409_CONFLICT, f"{_label(op)} was given {shown(given)}; it cannot report "
                                                       f"{shown(good)} good + {shown(scrap)} scrap")
     op.quantity_good, op.quantity_scrap = good, scrap
-    uow.add(PerformanceReport(work_order_id=order.id, operation_id=op.id, quantity_good=data.quantity_good,
-                              quantity_scrap=data.quantity_scrap, scrap_reason=data.scrap_reason,
-                              reported_by_id=uuid.UUID(who.user_id), reported_at=utcnow()))
+    report = PerformanceReport(id=uuid.uuid4(), work_order_id=order.id, operation_id=op.id,
+                               quantity_good=data.quantity_good, quantity_scrap=data.quantity_scrap,
+                               scrap_reason=data.scrap_reason, reported_by_id=uuid.UUID(who.user_id), reported_at=utcnow())
+    uow.add(report)
+    publish_report(uow, order, ops, op, report)  # material receives the last operation's good output
 
 
 @router.post("/work-orders/{work_order_id}/operations/{sequence}/start", response_model=OperationOut)
