@@ -156,7 +156,7 @@ async def test_a_reversed_consumption_goes_back_to_its_lot_and_off_the_orders_ac
     assert (lot["quantity"], lot["status"]) == (1, "released")
     await plant.api.system.drain()
     variance = await plant.ok("GET", f"{W}/work-orders/{order['id']}/variance", crew.viewer)
-    assert [(m["partNumber"], m["quantity"]) for m in variance["material"]] == [("C-1", 3)]
+    assert [(m["partNumber"], m["quantity"]) for m in variance["material"] if m["quantity"]] == [("C-1", 3)]
     too_much = await plant.http.post(f"{M}/consumptions/{issue['id']}/reverse", headers=crew.operator,
                                      json={"reason": "again", "quantity": 4})
     assert too_much.status_code == 409
@@ -169,7 +169,7 @@ async def test_a_reversed_consumption_goes_back_to_its_lot_and_off_the_orders_ac
     assert [(r["quantity"], r["reason"]) for r in reversals] == [(1, "wrong lot scanned"), (3, "order re-planned")]
     await plant.api.system.drain()
     variance = await plant.ok("GET", f"{W}/work-orders/{order['id']}/variance", crew.viewer)
-    assert [m["quantity"] for m in variance["material"]] == [0]
+    assert all(m["quantity"] == 0 for m in variance["material"])
 
 
 async def test_a_reversed_issue_leaves_the_finished_lots_genealogy(plant):
