@@ -15,24 +15,36 @@ from decimal import Decimal
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from isles import problems
+from isles.access_log import AccessLogMiddleware
+from isles.api_docs import document_api
 
 from isles.database import is_connection_error
-from isles.http import serve
+from isles.http import refuse_unknown_query, serve
 from isles.idempotency import IdempotencyMiddleware
 from isles.security.access import PUBLIC, document_access
 from isles.system import System
 
 
 class ApiModel(BaseModel):
-    """Base of request and response bodies: camelCase JSON like the seeds' payloads, built from ORM rows."""
+    """Base of request bodies (and, through :class:`ApiOut`, of responses): camelCase JSON like the
+    seeds' payloads, built from ORM rows.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+    A field the model does not declare is refused (422 ``extra_forbidden`` naming it): a misspelt
+    optional field (``"lotNumbr"``) would otherwise be dropped silently and the request succeed
+    with a default the client did not mean."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True,
+                              extra="forbid")
 
     @field_validator("*", mode="after")
     @classmethod
@@ -47,10 +59,26 @@ class ApiModel(BaseModel):
         return value
 
 
+class ApiOut(ApiModel):
+    """Base of response bodies: like :class:`ApiModel` but open (no ``additionalProperties: false``
+    in the OpenAPI), so a client that checks answers against the schema keeps working when a later
+    version adds a field."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _quantity_json(value: Decimal | int | float) -> int | float:
+    """A quantity as a JSON number without trailing zeros: ``5``, ``2.5``, ``0.125`` (never
+    ``5.000000`` or ``5.0``). Whole quantities are written exactly whatever their size; others as
+    the shortest float that reads back the same (exact to 15 significant digits)."""
+    value = value if isinstance(value, Decimal) else Decimal(str(value))
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 #: A non-negative quantity (up to 12 digits before the point, 6 after) held as ``Decimal`` - so
-#: splitting a lot ten times does not drift like binary floats - and written as a JSON number.
+#: splitting a lot ten times does not drift like binary floats - and written as a JSON number without trailing zeros (``5``, ``2.5``).
 Quantity = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
-                     PlainSerializer(float, return_type=float, when_used="json")]
+                     PlainSerializer(_quantity_json, return_type=int | float, when_used="json")]
 
 
 #: Where Swagger UI's and ReDoc's scripts, styles and icon are served from (no CDN).
@@ -81,13 +109,15 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
     app = FastAPIOffline(title=title or f"{system.name} (isles)", lifespan=lifespan, static_url=DOCS_STATIC,
                          description=f"Services of the '{system.name}' system; each owns its database.")
     _answer_database_errors(app)
+    _answer_problems(app)
     app.add_middleware(IdempotencyMiddleware)  # h-idem: keyed commands commit with their stored response
+    app.add_middleware(AccessLogMiddleware)  # one line per request on the isles.access logger
     for name, service in system.services.items():
         if services is not None and name not in services:
             continue
         if service.router is not None:
             app.include_router(service.router, prefix=service_prefix(name), tags=[name],
-                               dependencies=[Depends(serve(service))])
+                               dependencies=[Depends(serve(service)), Depends(refuse_unknown_query)])
 
     @app.get("/health", tags=["operations"], dependencies=[PUBLIC])
     async def health() -> JSONResponse:
@@ -103,6 +133,8 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
 
     # each route's requirement in the OpenAPI (isles.security.access); the offline docs pages are public
     document_access(app, public_paths=("/docs", "/redoc"))
+    # schema names without module paths, the error answers on every operation (isles.api_docs)
+    document_api(app, services=list(system.services))
     return app
 
 
@@ -124,18 +156,30 @@ def _answer_database_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StaleDataError)
     async def stale(request: Request, exc: StaleDataError) -> JSONResponse:
-        return JSONResponse({"detail": f"service '{_service_of(request)}': the record was changed by another "
-                                       "request at the same time; reload it and try again"}, status_code=409)
+        return problems.problem_response(409, f"service '{_service_of(request)}': the record was changed by "
+                                              "another request at the same time; reload it and try again")
 
     @app.exception_handler(IntegrityError)
     async def integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        return JSONResponse({"detail": f"service '{_service_of(request)}': the change conflicts with an existing "
-                                       "record (a duplicate, or a reference to something that is gone)"},
-                            status_code=409)
+        return problems.problem_response(409, f"service '{_service_of(request)}': the change conflicts with an "
+                                              "existing record (a duplicate, or a reference to something that is gone)")
 
     @app.exception_handler(DBAPIError)
     async def unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
         if not is_connection_error(exc):
             raise exc
-        return JSONResponse({"detail": f"service '{_service_of(request)}': its database is unavailable; "
-                                       "try again shortly"}, status_code=503, headers={"Retry-After": "5"})
+        return problems.problem_response(503, f"service '{_service_of(request)}': its database is unavailable; "
+                                              "try again shortly", headers={"Retry-After": "5"})
+
+
+def _answer_problems(app: FastAPI) -> None:
+    """Every HTTP error and every invalid request as RFC 9457 problem details (:mod:`isles.problems`)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return problems.problem_response(exc.status_code, exc.detail, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = problems.validation_errors(exc.errors())
+        return problems.problem_response(422, problems.validation_detail(errors), errors=errors)

@@ -14,8 +14,8 @@ from pydantic import Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from isles.api import ApiModel, Quantity
-from isles.http import Uow, get_or_404
+from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, page_of, paged
 from isles.text import Identifier, Name
 from mes.material.access import Engineer
 from mes.material.lots import ON_HAND
@@ -38,7 +38,7 @@ class LocationPatch(ApiModel):
     is_active: bool | None = None
 
 
-class LocationOut(ApiModel):
+class LocationOut(ApiOut):
     id: uuid.UUID
     code: str
     name: str
@@ -48,7 +48,7 @@ class LocationOut(ApiModel):
     version: int
 
 
-class InventoryRow(ApiModel):
+class InventoryRow(ApiOut):
     part_id: uuid.UUID
     part_number: str
     location_id: uuid.UUID | None
@@ -73,9 +73,9 @@ async def post_location(data: LocationIn, uow: Uow, _: Engineer) -> Location:
     return location
 
 
-@router.get("/locations", response_model=list[LocationOut])
-async def list_locations(uow: Uow) -> list[Location]:
-    return list(await uow.scalars(select(Location).order_by(Location.code)))
+@router.get("/locations", response_model=PageOut[LocationOut])
+async def list_locations(uow: Uow, page: Page) -> Paged[Location]:
+    return await paged(uow, select(Location).order_by(Location.code), page)
 
 
 @router.patch("/locations/{location_id}", response_model=LocationOut)
@@ -87,9 +87,9 @@ async def patch_location(location_id: uuid.UUID, data: LocationPatch, uow: Uow, 
     return location
 
 
-@router.get("/inventory", response_model=list[InventoryRow])
-async def inventory(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="partId"),
-                    location_id: uuid.UUID | None = Query(None, alias="locationId")) -> list[InventoryRow]:
+@router.get("/inventory", response_model=PageOut[InventoryRow])
+async def inventory(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
+                    location_id: uuid.UUID | None = Query(None, alias="locationId")) -> Paged[InventoryRow]:
     """On-hand quantities per part and location, by status (lots received, quarantined or released)."""
     query = (select(MaterialLot.part_id, Part.part_number, MaterialLot.location_id, Location.code,
                     MaterialLot.unit_of_measure, MaterialLot.status, func.sum(MaterialLot.quantity), func.count())
@@ -111,4 +111,4 @@ async def inventory(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="par
         setattr(row, "available" if lot_status == "released" else lot_status,
                 Decimal(str(total)).quantize(Decimal("0.000001")))
         row.lots += count
-    return list(rows.values())
+    return page_of(list(rows.values()), page)

@@ -19,9 +19,9 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from isles import UnitOfWork
-from isles.api import ApiModel, Quantity
+from isles.api import ApiModel, ApiOut, Quantity
 from isles.orm import as_utc, utcnow
-from isles.http import Page, Uow, get_or_404, list_page, not_found
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, paged
 from isles.text import Identifier, Name
 from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
@@ -56,7 +56,7 @@ class LotIn(ApiModel):
     quarantine: bool = Field(default=False, description="receive straight into quarantine (inspection pending)")
 
 
-class LotOut(ApiModel):
+class LotOut(ApiOut):
     id: uuid.UUID
     lot_number: str
     part_id: uuid.UUID
@@ -93,7 +93,7 @@ class SplitIn(ApiModel):
     location_id: uuid.UUID | None = None
 
 
-class SplitOut(ApiModel):
+class SplitOut(ApiOut):
     parent: LotOut
     child: LotOut
 
@@ -110,7 +110,7 @@ class SublotIn(ApiModel):
     location_id: uuid.UUID | None = None
 
 
-class SublotOut(ApiModel):
+class SublotOut(ApiOut):
     id: uuid.UUID
     sublot_number: str
     lot_id: uuid.UUID
@@ -213,12 +213,12 @@ async def post_lot(data: LotIn, uow: Uow, _: Handler) -> MaterialLot:
     return lot
 
 
-@router.get("/lots", response_model=list[LotOut])
+@router.get("/lots", response_model=PageOut[LotOut])
 async def list_lots(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
                     status_: Status | None = Query(None, alias="status"),
-                    location_id: uuid.UUID | None = Query(None, alias="locationId")) -> list[MaterialLot]:
-    return await list_page(uow, select(MaterialLot).order_by(MaterialLot.received_at, MaterialLot.lot_number), page,
-                           part_id=part_id, status=status_, location_id=location_id)
+                    location_id: uuid.UUID | None = Query(None, alias="locationId")) -> Paged[MaterialLot]:
+    return await paged(uow, select(MaterialLot).order_by(MaterialLot.received_at, MaterialLot.lot_number), page,
+                       part_id=part_id, status=status_, location_id=location_id)
 
 
 @router.get("/lots/{lot_id}", response_model=LotOut)
@@ -226,12 +226,12 @@ async def read_lot(lot_id: uuid.UUID, uow: Uow) -> MaterialLot:
     return await get_lot(uow, lot_id)
 
 
-@router.get("/lots/{lot_id}/children", response_model=list[LotOut])
-async def lot_children(lot_id: uuid.UUID, uow: Uow) -> list[MaterialLot]:
+@router.get("/lots/{lot_id}/children", response_model=PageOut[LotOut])
+async def lot_children(lot_id: uuid.UUID, uow: Uow, page: Page) -> Paged[MaterialLot]:
     """Lots split off this one (one level down; traceability answers deeper questions)."""
     await get_lot(uow, lot_id)
-    return list(await uow.scalars(select(MaterialLot).where(MaterialLot.parent_lot_id == lot_id)
-                                  .order_by(MaterialLot.lot_number)))
+    return await paged(uow, select(MaterialLot).where(MaterialLot.parent_lot_id == lot_id)
+                       .order_by(MaterialLot.lot_number), page)
 
 
 # -- disposition ----------------------------------------------------------------------------------------
@@ -378,8 +378,8 @@ async def post_sublot(lot_id: uuid.UUID, data: SublotIn, uow: Uow, _: Handler) -
     return sublot
 
 
-@router.get("/lots/{lot_id}/sublots", response_model=list[SublotOut])
-async def list_sublots(lot_id: uuid.UUID, uow: Uow) -> list[MaterialSublot]:
+@router.get("/lots/{lot_id}/sublots", response_model=PageOut[SublotOut])
+async def list_sublots(lot_id: uuid.UUID, uow: Uow, page: Page) -> Paged[MaterialSublot]:
     await get_lot(uow, lot_id)
-    return list(await uow.scalars(select(MaterialSublot).where(MaterialSublot.lot_id == lot_id)
-                                  .order_by(MaterialSublot.sublot_number)))
+    return await paged(uow, select(MaterialSublot).where(MaterialSublot.lot_id == lot_id)
+                       .order_by(MaterialSublot.sublot_number), page)

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
-from isles.api import ApiModel
+from isles.api import ApiModel, ApiOut
 from isles.orm import apply_changes, utcnow
-from isles.http import Page, Uow, list_page
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier, Name, UpperIdentifier
 from mes.material.access import Engineer
 from mes.material.events import PartCreated, PartDeleted, PartUpdated
@@ -39,7 +39,7 @@ class PartPatch(ApiModel):
     tracking: Tracking | None = None
 
 
-class PartOut(ApiModel):
+class PartOut(ApiOut):
     id: uuid.UUID
     part_number: str
     name: str
@@ -107,12 +107,12 @@ async def post_part(data: PartIn, uow: Uow, _: Engineer) -> Part:
     return part
 
 
-@router.get("/parts", response_model=list[PartOut])
-async def list_parts(uow: Uow, page: Page, include_retired: bool = Query(False, alias="includeRetired")) -> list[Part]:
+@router.get("/parts", response_model=PageOut[PartOut])
+async def list_parts(uow: Uow, page: Page, include_retired: bool = Query(False, alias="includeRetired")) -> Paged[Part]:
     query = select(Part).order_by(Part.part_number)
     if not include_retired:
         query = query.where(Part.is_active.is_(True))
-    return await list_page(uow, query, page)
+    return await paged(uow, query, page)
 
 
 @router.get("/parts/{part_id}", response_model=PartOut)

@@ -13,8 +13,8 @@ from pydantic import Field
 from sqlalchemy import select
 
 from isles import UnitOfWork
-from isles.api import ApiModel
-from isles.http import Page, Uow, get_or_404, list_page
+from isles.api import ApiModel, ApiOut
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.text import Identifier
 from mes.material.access import Handler, Quality
 from mes.material.events import SerialCreated, SerialUpdated
@@ -42,7 +42,7 @@ class ScrapIn(ApiModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class SerialOut(ApiModel):
+class SerialOut(ApiOut):
     id: uuid.UUID
     part_id: uuid.UUID
     process_serial: str
@@ -100,11 +100,11 @@ async def post_serials(data: SerialIn, uow: Uow, _: Handler) -> list[SerializedP
     return units
 
 
-@router.get("/serials", response_model=list[SerialOut])
+@router.get("/serials", response_model=PageOut[SerialOut])
 async def list_serials(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
-                       work_order_id: uuid.UUID | None = Query(None, alias="workOrderId")) -> list[SerializedPart]:
-    return await list_page(uow, select(SerializedPart).order_by(SerializedPart.process_serial), page,
-                           part_id=part_id, work_order_id=work_order_id)
+                       work_order_id: uuid.UUID | None = Query(None, alias="workOrderId")) -> Paged[SerializedPart]:
+    return await paged(uow, select(SerializedPart).order_by(SerializedPart.process_serial), page,
+                       part_id=part_id, work_order_id=work_order_id)
 
 
 @router.get("/serials/{serial_id}", response_model=SerialOut)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
-from isles.http import Page, Uow, get_or_404, list_page
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from mes.resource.access import Reader, Writer
 from mes.resource.crud import Code, Name, Out, Schema
 from mes.resource.events import RoutingStep, RoutingUpdated
@@ -127,11 +127,11 @@ async def post_routing(data: RoutingIn, uow: Uow, principal: Writer) -> RoutingO
     return await _routing_out(uow, routing)
 
 
-@router.get("/routings", response_model=list[RoutingOut])
+@router.get("/routings", response_model=PageOut[RoutingOut])
 async def list_routings(uow: Uow, principal: Reader, page: Page,
-                        product_id: uuid.UUID | None = Query(None, alias="productId")) -> list[RoutingOut]:
-    rows = await list_page(uow, select(Routing).order_by(Routing.code, Routing.revision), page, product_id=product_id)
-    return [await _routing_out(uow, r) for r in rows]
+                        product_id: uuid.UUID | None = Query(None, alias="productId")) -> Paged[RoutingOut]:
+    found = await paged(uow, select(Routing).order_by(Routing.code, Routing.revision), page, product_id=product_id)
+    return Paged([await _routing_out(uow, r) for r in found.items], found.total, found.limit, found.offset)
 
 
 @router.get("/routings/{routing_id}", response_model=RoutingOut)

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
-from isles.api import ApiModel, Quantity
+from isles.api import ApiModel, ApiOut, Quantity
 from isles.orm import utcnow
 from isles.security import Principal
-from isles.http import Page, Uow, get_or_404, list_page, not_found
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, paged
 from isles.text import Identifier
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.events import WorkOrderCreated
@@ -53,7 +53,7 @@ class WorkOrderPatch(ApiModel):
     allow_overlap: bool | None = None
 
 
-class WorkOrderOut(ApiModel):
+class WorkOrderOut(ApiOut):
     id: uuid.UUID
     work_order_number: str
     part_id: uuid.UUID
@@ -85,7 +85,7 @@ class WorkOrderOut(ApiModel):
     version: int
 
 
-class OperationOut(ApiModel):
+class OperationOut(ApiOut):
     id: uuid.UUID
     sequence: int
     code: str
@@ -204,11 +204,11 @@ async def post_work_order(data: WorkOrderIn, uow: Uow, principal: Planner) -> Wo
     return order
 
 
-@router.get("/work-orders", response_model=list[WorkOrderOut])
+@router.get("/work-orders", response_model=PageOut[WorkOrderOut])
 async def list_work_orders(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
-                           status_: Status | None = Query(None, alias="status")) -> list[WorkOrder]:
-    return await list_page(uow, select(WorkOrder).order_by(WorkOrder.work_order_number), page,
-                           part_id=part_id, status=status_)
+                           status_: Status | None = Query(None, alias="status")) -> Paged[WorkOrder]:
+    return await paged(uow, select(WorkOrder).order_by(WorkOrder.work_order_number), page,
+                       part_id=part_id, status=status_)
 
 
 @router.get("/work-orders/{work_order_id}", response_model=WorkOrderDetail)

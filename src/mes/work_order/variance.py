@@ -11,7 +11,7 @@ from decimal import Decimal
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from isles.api import ApiModel, Quantity
+from isles.api import ApiOut, Quantity
 from isles.http import Uow
 from mes.work_order.models import MaterialActual
 from mes.work_order.orders import get_order, operations_of
@@ -19,7 +19,7 @@ from mes.work_order.orders import get_order, operations_of
 router = APIRouter()
 
 
-class OperationVariance(ApiModel):
+class OperationVariance(ApiOut):
     sequence: int
     code: str
     status: str
@@ -30,7 +30,7 @@ class OperationVariance(ApiModel):
     quantity_scrap: Quantity
 
 
-class MaterialIssued(ApiModel):
+class MaterialIssued(ApiOut):
     part_id: uuid.UUID
     part_number: str
     quantity: Quantity
@@ -38,7 +38,7 @@ class MaterialIssued(ApiModel):
     lots: list[str]
 
 
-class VarianceOut(ApiModel):
+class VarianceOut(ApiOut):
     work_order_id: uuid.UUID
     work_order_number: str
     status: str
