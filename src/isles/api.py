@@ -27,7 +27,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from isles import problems
 from isles.access_log import AccessLogMiddleware
 from isles.api_docs import document_api
-
 from isles.database import is_connection_error
 from isles.http import refuse_unknown_query, serve
 from isles.idempotency import IdempotencyMiddleware
@@ -49,13 +48,19 @@ class ApiModel(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _clean(cls, value: Any) -> Any:
-        """Times are UTC (SQLite hands them back without a zone); text has no NUL characters
-        (PostgreSQL cannot store them, so they would fail as a server error instead of a 422)."""
+        """Times are UTC (SQLite hands them back without a zone); text has no NUL characters and
+        no lone surrogates (``"\\ud800"`` in JSON): no database can store them, so they would fail
+        as a server error instead of a 422."""
         if isinstance(value, datetime) and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
-        if isinstance(value, str) and "\x00" in value or isinstance(value, list) and any(
-                isinstance(v, str) and "\x00" in v for v in value):
-            raise ValueError("text must not contain NUL characters")
+        for text in (value,) if isinstance(value, str) else value if isinstance(value, list) else ():
+            if isinstance(text, str) and not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("text must be valid Unicode (a lone surrogate is not)") from None
+            if isinstance(text, str) and "\x00" in text:
+                raise ValueError("text must not contain NUL characters")
         return value
 
 
@@ -76,7 +81,8 @@ def _quantity_json(value: Decimal | int | float) -> int | float:
 
 
 #: A non-negative quantity (up to 12 digits before the point, 6 after) held as ``Decimal`` - so
-#: splitting a lot ten times does not drift like binary floats - and written as a JSON number without trailing zeros (``5``, ``2.5``).
+#: splitting a lot ten times does not drift like binary floats - and written as a JSON number
+#: without trailing zeros (``5``, ``2.5``).
 Quantity = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
                      PlainSerializer(_quantity_json, return_type=int | float, when_used="json")]
 
@@ -155,17 +161,17 @@ def _answer_database_errors(app: FastAPI) -> None:
     """
 
     @app.exception_handler(StaleDataError)
-    async def stale(request: Request, exc: StaleDataError) -> JSONResponse:
+    async def stale(request: Request, exc: StaleDataError) -> Response:
         return problems.problem_response(409, f"service '{_service_of(request)}': the record was changed by "
                                               "another request at the same time; reload it and try again")
 
     @app.exception_handler(IntegrityError)
-    async def integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    async def integrity(request: Request, exc: IntegrityError) -> Response:
         return problems.problem_response(409, f"service '{_service_of(request)}': the change conflicts with an "
                                               "existing record (a duplicate, or a reference to something that is gone)")
 
     @app.exception_handler(DBAPIError)
-    async def unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
+    async def unavailable(request: Request, exc: DBAPIError) -> Response:
         if not is_connection_error(exc):
             raise exc
         return problems.problem_response(503, f"service '{_service_of(request)}': its database is unavailable; "
