@@ -90,8 +90,8 @@ def _add_error_responses(schema: dict[str, Any]) -> None:
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)
     content = {CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for path, item in schema.get("paths", {}).items():
-        for method, operation in item.items():
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             public = bool((operation.get("x-isles-access") or {}).get("public"))

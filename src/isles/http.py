@@ -212,7 +212,7 @@ def refuse_unknown_query(request: Request) -> None:
     declared = getattr(route, "_isles_query_names", None)
     if declared is None:  # computed once per route
         declared = _declared_query(dependant)
-        setattr(route, "_isles_query_names", declared)
+        route._isles_query_names = declared  # type: ignore[attr-defined]
     unknown = sorted({name for name in request.query_params.keys() if name not in declared})
     if unknown:
         raise RequestValidationError([

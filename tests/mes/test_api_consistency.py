@@ -136,8 +136,9 @@ async def test_request_bodies_are_closed_and_responses_open(client):
                 todo.extend(_refs(components[name]))
         return seen
 
-    requests = closure(r for item in schema["paths"].values() for op in item.values() for r in _refs(op.get("requestBody", {})))
-    responses = closure(r for item in schema["paths"].values() for op in item.values() for r in _refs(op["responses"]))
+    operations = [op for item in schema["paths"].values() for op in item.values()]
+    requests = closure(r for op in operations for r in _refs(op.get("requestBody", {})))
+    responses = closure(r for op in operations for r in _refs(op["responses"]))
     assert requests and responses and not requests & responses
     assert [n for n in requests if components[n].get("additionalProperties") is not False] == []
     assert [n for n in responses if components[n].get("additionalProperties") is False] == []

@@ -222,8 +222,9 @@ async def test_hostile_values_in_every_field_and_query_parameter_answer_4xx_prob
                                failures, content=data, headers=headers)
                     sent += 1
                 if not big_sent and target and isinstance(_at(body, target), str):
-                    await send(client, method.upper(), url, f"{method.upper()} {path} {'.'.join(map(str, target))}=<10 MB>",
-                               failures, content=with_raw(body, target, TEN_MB), headers=headers)
+                    where = ".".join(map(str, target))
+                    await send(client, method.upper(), url, f"{method.upper()} {path} {where}=<10 MB>", failures,
+                               content=with_raw(body, target, TEN_MB), headers=headers)
                     sent += 1
                     big_sent = True
             if isinstance(body, dict):
