@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.message
 import logging
-import math
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -19,17 +18,20 @@ from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
 import orjson
 from fastapi import Depends, FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from isles import problems
+from isles.access_log import AccessLogMiddleware
+from isles.api_docs import document_api
 from isles.database import is_connection_error, outage_reason
-from isles.http import serve
+from isles.http import refuse_unknown_query, serve
 from isles.idempotency import IdempotencyMiddleware
 from isles.security.access import PUBLIC, document_access
 from isles.system import System
@@ -40,27 +42,56 @@ RETRY_AFTER = 5
 
 
 class ApiModel(BaseModel):
-    """Base of request and response bodies: camelCase JSON like the seeds' payloads, built from ORM rows."""
+    """Base of request bodies (and, through :class:`ApiOut`, of responses): camelCase JSON like the
+    seeds' payloads, built from ORM rows.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+    A field the model does not declare is refused (422 ``extra_forbidden`` naming it): a misspelt
+    optional field (``"lotNumbr"``) would otherwise be dropped silently and the request succeed
+    with a default the client did not mean."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True,
+                              extra="forbid")
 
     @field_validator("*", mode="after")
     @classmethod
     def _clean(cls, value: Any) -> Any:
-        """Times are UTC (SQLite hands them back without a zone); text has no NUL characters
-        (PostgreSQL cannot store them, so they would fail as a server error instead of a 422)."""
+        """Times are UTC (SQLite hands them back without a zone); text has no NUL characters and
+        no lone surrogates (``"\\ud800"`` in JSON): no database can store them, so they would fail
+        as a server error instead of a 422."""
         if isinstance(value, datetime) and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
-        if isinstance(value, str) and "\x00" in value or isinstance(value, list) and any(
-                isinstance(v, str) and "\x00" in v for v in value):
-            raise ValueError("text must not contain NUL characters")
+        for text in (value,) if isinstance(value, str) else value if isinstance(value, list) else ():
+            if isinstance(text, str) and not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("text must be valid Unicode (a lone surrogate is not)") from None
+            if isinstance(text, str) and "\x00" in text:
+                raise ValueError("text must not contain NUL characters")
         return value
 
 
+class ApiOut(ApiModel):
+    """Base of response bodies: like :class:`ApiModel` but open (no ``additionalProperties: false``
+    in the OpenAPI), so a client that checks answers against the schema keeps working when a later
+    version adds a field."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _quantity_json(value: Decimal | int | float) -> int | float:
+    """A quantity as a JSON number without trailing zeros: ``5``, ``2.5``, ``0.125`` (never
+    ``5.000000`` or ``5.0``). Whole quantities are written exactly whatever their size; others as
+    the shortest float that reads back the same (exact to 15 significant digits)."""
+    value = value if isinstance(value, Decimal) else Decimal(str(value))
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 #: A non-negative quantity (up to 12 digits before the point, 6 after) held as ``Decimal`` - so
-#: splitting a lot ten times does not drift like binary floats - and written as a JSON number.
+#: splitting a lot ten times does not drift like binary floats - and written as a JSON number
+#: without trailing zeros (``5``, ``2.5``).
 Quantity = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
-                     PlainSerializer(float, return_type=float, when_used="json")]
+                     PlainSerializer(_quantity_json, return_type=int | float, when_used="json")]
 #: A quantity that may be negative (a counter-entry, a correction), written like :data:`Quantity`.
 SignedQuantity = Annotated[Decimal, Field(max_digits=18, decimal_places=6, allow_inf_nan=False),
                            *Quantity.__metadata__[1:]]
@@ -100,12 +131,14 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
     app.add_middleware(IdempotencyMiddleware)
     _answer_invalid_bodies(app)
     _answer_database_errors(app)
+    _answer_problems(app)
+    app.add_middleware(AccessLogMiddleware)  # outermost: one line per request on the isles.access logger
     for name, service in system.services.items():
         if services is not None and name not in services:
             continue
         if service.router is not None:
             app.include_router(service.router, prefix=service_prefix(name), tags=[name],
-                               dependencies=[Depends(serve(service))])
+                               dependencies=[Depends(serve(service)), Depends(refuse_unknown_query)])
 
     @app.get("/health", tags=["operations"], dependencies=[PUBLIC])
     async def health() -> JSONResponse:
@@ -121,6 +154,8 @@ def create_app(system: System, *, start: Callable[[], Awaitable[Any]] | None = N
 
     # each route's requirement in the OpenAPI (isles.security.access); the offline docs pages are public
     document_access(app, public_paths=("/docs", "/redoc"))
+    # schema names without module paths, the error answers on every operation (isles.api_docs)
+    document_api(app, services=list(system.services))
     return app
 
 
@@ -158,15 +193,14 @@ def _answer_database_errors(app: FastAPI) -> None:
     app.add_middleware(OutageAnswers)
 
     @app.exception_handler(StaleDataError)
-    async def stale(request: Request, exc: StaleDataError) -> JSONResponse:
-        return JSONResponse({"detail": f"service '{_service_of(request)}': the record was changed by another "
-                                       "request at the same time; reload it and try again"}, status_code=409)
+    async def stale(request: Request, exc: StaleDataError) -> Response:
+        return problems.problem_response(409, f"service '{_service_of(request)}': the record was changed by "
+                                              "another request at the same time; reload it and try again")
 
     @app.exception_handler(IntegrityError)
-    async def integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        return JSONResponse({"detail": f"service '{_service_of(request)}': the change conflicts with an existing "
-                                       "record (a duplicate, or a reference to something that is gone)"},
-                            status_code=409)
+    async def integrity(request: Request, exc: IntegrityError) -> Response:
+        return problems.problem_response(409, f"service '{_service_of(request)}': the change conflicts with an "
+                                              "existing record (a duplicate, or a reference to something that is gone)")
 
 
 class OutageAnswers:
@@ -201,8 +235,9 @@ class OutageAnswers:
             if status or not is_connection_error(exc):
                 raise
             self._went_down(service, exc)
-            await JSONResponse({"detail": f"service '{service}': its database is unavailable; try again shortly"},
-                               status_code=503, headers={"Retry-After": str(RETRY_AFTER)})(scope, receive, send)
+            await problems.problem_response(
+                503, f"service '{service}': its database is unavailable; try again shortly",
+                headers={"Retry-After": str(RETRY_AFTER)})(scope, receive, send)
             return
         if service in self.down and status and status[0] < 500:
             self._came_back(service)
@@ -227,12 +262,6 @@ def _is_json(content_type: str | None) -> bool:
     message["content-type"] = content_type
     subtype = message.get_content_subtype()
     return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
-
-
-def _json_error(problem: str, position: int) -> dict[str, Any]:
-    """FastAPI's own shape for a body that is not JSON, so clients handle one shape of 422."""
-    return {"detail": [{"type": "json_invalid", "loc": ["body", position], "msg": "JSON decode error",
-                        "input": {}, "ctx": {"error": problem}}]}
 
 
 class StrictJsonBodies:
@@ -268,7 +297,9 @@ class StrictJsonBodies:
             try:
                 orjson.loads(body)
             except orjson.JSONDecodeError as exc:
-                await JSONResponse(_json_error(exc.msg, exc.pos), status_code=422)(scope, receive, send)
+                errors = [{"loc": ["body", exc.pos], "msg": f"JSON decode error: {exc.msg}", "type": "json_invalid"}]
+                await problems.problem_response(422, problems.validation_detail(errors), errors=errors)(
+                    scope, receive, send)
                 return
         await self.app(scope, _replay(messages, receive), send)
 
@@ -282,24 +313,20 @@ def _replay(messages: list[dict], receive: Callable) -> Callable:
     return replayed
 
 
-def _encodable(value: Any) -> Any:
-    """``value`` (as ``jsonable_encoder`` left it) with what JSON cannot hold made into text:
-    lone surrogates as ``\\udXXX`` escapes, NaN and infinities as ``"nan"``, ``"inf"``."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {_encodable(k): _encodable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encodable(v) for v in value]
-    return value
-
-
 def _answer_invalid_bodies(app: FastAPI) -> None:
-    """A 422 whose body always encodes, whatever the client sent (see :class:`StrictJsonBodies`)."""
+    """Bodies strict JSON refuses get a 422 before routing (see :class:`StrictJsonBodies`); the
+    validation answer itself never echoes input, so it always encodes (:mod:`isles.problems`)."""
     app.add_middleware(StrictJsonBodies)
 
+
+def _answer_problems(app: FastAPI) -> None:
+    """Every HTTP error and every invalid request as RFC 9457 problem details (:mod:`isles.problems`)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return problems.problem_response(exc.status_code, exc.detail, headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(_encodable(jsonable_encoder({"detail": exc.errors()})), status_code=422)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = problems.validation_errors(exc.errors())
+        return problems.problem_response(422, problems.validation_detail(errors), errors=errors)

@@ -61,7 +61,7 @@ def _user(name: str, token: str, username: str) -> Caller:
 async def _callers(http: httpx.AsyncClient, system: System, scopes: list[str]) -> list[Caller]:
     admin = await _login(http, "admin", ADMIN_PASSWORD)
     callers = [Caller("no token", None, {}), _user("role admin", admin, "admin")]
-    roles = [r["name"] for r in (await http.get(f"{A}/roles", headers=bearer(admin))).json()]
+    roles = [r["name"] for r in (await http.get(f"{A}/roles", headers=bearer(admin))).json()["items"]]
     for role in roles:
         if role == "admin":
             continue

@@ -2,7 +2,8 @@
 
 The MES runs as `isles run` does (a real uvicorn process on SQLite files, migrations and example
 data); schemathesis generates requests from /openapi.json for every operation - schema examples,
-boundary values and random data - with an admin's API token, and fails on any 5xx answer.
+boundary values and random data, with hostile values put into generated bodies by
+hostile_hooks.py - with an admin's API token, and fails on any 5xx answer.
 The token is an API token rather than a session's access token so that a generated
 ``POST /logout`` cannot end the run's session halfway; path parameters that name one entity get
 the ids of the example data, so those operations reach their logic rather than a 404.
@@ -79,7 +80,7 @@ def test_no_operation_of_the_four_services_answers_with_a_server_error(mes_serve
                        headers={"Authorization": f"Bearer {access['accessToken']}"}).json()["token"]
     # Ids of the example data, so operations on one entity reach their logic instead of a 404.
     auth = {"Authorization": f"Bearer {token}"}
-    known = {name: httpx.get(f"{base}{path}", headers=auth).json()[index]["id"] for name, path, index in (
+    known = {name: httpx.get(f"{base}{path}", headers=auth).json()["items"][index]["id"] for name, path, index in (
         ("part_id", "/api/material/parts", 0), ("lot_id", "/api/material/lots", 0),
         ("location_id", "/api/material/locations", 0), ("work_order_id", "/api/work-order/work-orders", -1),
         ("routing_id", "/api/resource/routings", 0))}
@@ -91,7 +92,10 @@ def test_no_operation_of_the_four_services_answers_with_a_server_error(mes_serve
          "--max-examples", str(EXAMPLES), "--workers", "2", "--generation-deterministic",
          "--exclude-path", "/api/auth/me/password",  # a wrong current password counts towards lockout
          "--no-color"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        # hostile values (lone surrogates, NUL, bidi overrides, huge integers) in generated bodies
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "hostile_hooks",
+             "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])})
     report = run.stdout[-6000:]
     assert run.returncode == 0, f"{report}\n--- server log ---\n{server_log.read_text()[-4000:]}"
     assert "Server error" not in run.stdout

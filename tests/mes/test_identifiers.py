@@ -40,7 +40,7 @@ async def test_hidden_characters_in_a_name_are_refused_naming_the_field(api, cre
     answer = await api.http.post(f"{M}/parts", headers=crew.engineer,
                                  json={"partNumber": "P-200", "name": f"Strut{char}gnal"})
     assert answer.status_code == 422, answer.text
-    (error,) = answer.json()["detail"]
+    (error,) = answer.json()["errors"]
     assert error["loc"][-1] == "name" and HIDDEN[char] in error["msg"], error
 
 
@@ -51,10 +51,10 @@ async def test_hidden_characters_in_a_name_are_refused_naming_the_field(api, cre
 async def test_other_identifiers_and_names_refuse_hidden_characters(api, crew, url, body, field):
     answer = await api.http.post(url, headers=crew.engineer, json=body)
     assert answer.status_code == 422, answer.text
-    assert answer.json()["detail"][0]["loc"][-1] == field
+    assert answer.json()["errors"][0]["loc"][-1] == field
 
 
 async def test_work_order_numbers_refuse_hidden_characters(plant, crew, api):
     answer = await api.http.post(f"{W}/work-orders", headers=crew.supervisor, json={
         "partId": plant.part["id"], "quantity": 1, "workOrderNumber": "WO-1\u200b"})
-    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"][-1] == "workOrderNumber", answer.text
+    assert answer.status_code == 422 and answer.json()["errors"][0]["loc"][-1] == "workOrderNumber", answer.text

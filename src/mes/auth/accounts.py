@@ -15,7 +15,7 @@ from fastapi import HTTPException, Request, status
 from sqlalchemy import select
 
 from isles import UnitOfWork
-from isles.api import ApiModel
+from isles.api import ApiOut
 from isles.security import (Principal)
 from mes.auth import credentials
 from mes.auth.events import (SecurityAlertRaised)
@@ -180,7 +180,7 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-class UserOut(ApiModel):
+class UserOut(ApiOut):
     id: uuid.UUID
     username: str
     first_name: str

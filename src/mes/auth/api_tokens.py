@@ -10,8 +10,8 @@ from pydantic import Field
 from sqlalchemy import select
 
 from isles import UnitOfWork
-from isles.api import ApiModel
-from isles.http import Uow
+from isles.api import ApiModel, ApiOut
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.security import (Principal, hash_token, new_api_token)
 from mes.auth import credentials
 from mes.auth.events import (ApiTokenCreated, ApiTokenRevoked)
@@ -77,7 +77,7 @@ class ApiTokenIn(Schema):
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
-class ApiTokenOut(Schema):
+class ApiTokenOut(ApiOut):
     id: uuid.UUID
     name: str
     token_prefix: str
@@ -101,10 +101,10 @@ async def post_api_token(data: ApiTokenIn, principal: LoggedIn, uow: Uow, respon
     return ApiTokenCreatedOut.model_validate({**ApiTokenOut.model_validate(token).model_dump(), "token": plain})
 
 
-@router.get("/api-tokens", response_model=list[ApiTokenOut])
-async def list_api_tokens(principal: Reader, uow: Uow) -> list[ApiToken]:
-    return list(await uow.scalars(select(ApiToken).where(ApiToken.user_id == principal.user_uuid)
-                                  .order_by(ApiToken.created_at.desc())))
+@router.get("/api-tokens", response_model=PageOut[ApiTokenOut])
+async def list_api_tokens(principal: Reader, uow: Uow, page: Page) -> Paged[ApiToken]:
+    return await paged(uow, select(ApiToken).where(ApiToken.user_id == principal.user_uuid)
+                       .order_by(ApiToken.created_at.desc(), ApiToken.id), page)
 
 
 @router.delete("/api-tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)

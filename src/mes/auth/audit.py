@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic.alias_generators import to_camel
 from sqlalchemy import select
 
-from isles.api import ApiModel
-from isles.http import Page, Uow, list_page
+from isles.api import ApiModel, ApiOut
+from isles.http import Page, PageOut, Paged, Uow, paged
 from mes.auth.models import (AuditLog)
 from mes.auth.access import Auditor
 from mes.auth.accounts import (audit)
@@ -22,7 +22,7 @@ Schema = ApiModel  # camelCase bodies, UTC times, no NUL characters (see isles.a
 TEXT = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
-class AuditLogOut(Schema):
+class AuditLogOut(ApiOut):
     id: uuid.UUID
     occurred_at: datetime
     actor_id: uuid.UUID | None
@@ -59,11 +59,11 @@ def _audit_query(f: AuditFilter) -> Any:
     return query
 
 
-@router.get("/audit-logs", response_model=list[AuditLogOut])
+@router.get("/audit-logs", response_model=PageOut[AuditLogOut])
 async def list_audit_logs(principal: Auditor, uow: Uow, f: Annotated[AuditFilter, Depends(audit_filter)],
-                          page: Page) -> list[AuditLog]:
+                          page: Page) -> Paged[AuditLog]:
     """The audit trail, newest first (read-only: the database refuses changes)."""
-    return await list_page(uow, _audit_query(f), page)
+    return await paged(uow, _audit_query(f), page)
 
 
 @router.get("/audit-logs/export.csv", response_class=Response,

@@ -11,7 +11,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from isles import UnitOfWork
-from isles.api import ApiModel
+from isles.api import ApiModel, ApiOut
 from isles.http import Uow
 from isles.security import (Principal, constant_time_equals)
 from mes.auth import credentials
@@ -78,7 +78,7 @@ async def reset_mfa(uow: UnitOfWork, user_id: uuid.UUID, *, actor: Principal) ->
     return len(factors)
 
 
-class TotpEnrolOut(Schema):
+class TotpEnrolOut(ApiOut):
     factor_id: uuid.UUID
     secret: str = Field(description="base32 secret; shown only in this response")
     otpauth_uri: str

@@ -11,8 +11,8 @@ from pydantic import Field
 from sqlalchemy import select, update
 
 from isles import UnitOfWork
-from isles.api import ApiModel
-from isles.http import Uow
+from isles.api import ApiModel, ApiOut
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.security import (PUBLIC, Principal, constant_time_equals, hash_token, issue_access_token, new_opaque_token)
 from mes.auth import credentials
 from mes.auth.models import (Credential, MfaFactor, RefreshToken, Session, User)
@@ -199,7 +199,7 @@ class LogoutIn(Schema):
     refresh_token: str | None = Field(default=None, max_length=512)
 
 
-class TokensOut(Schema):
+class TokensOut(ApiOut):
     access_token: str
     token_type: str = "bearer"
     expires_in: int
@@ -215,7 +215,7 @@ class PasswordChangeIn(Schema):
     new_password: str = Field(min_length=1, max_length=1024)
 
 
-class SessionOut(Schema):
+class SessionOut(ApiOut):
     id: uuid.UUID
     created_at: datetime
     last_seen_at: datetime
@@ -282,12 +282,12 @@ async def change_password(data: PasswordChangeIn, principal: LoggedIn, uow: Uow)
     await run(uow, action)
 
 
-@router.get("/sessions", response_model=list[SessionOut])
-async def list_sessions(principal: Reader, uow: Uow, active: bool = True) -> list[Session]:
+@router.get("/sessions", response_model=PageOut[SessionOut])
+async def list_sessions(principal: Reader, uow: Uow, page: Page, active: bool = True) -> Paged[Session]:
     query = select(Session).where(Session.user_id == principal.user_uuid).order_by(Session.created_at.desc())
     if active:
         query = query.where(Session.revoked_at.is_(None))
-    return list(await uow.scalars(query.limit(200)))
+    return await paged(uow, query, page)
 
 
 @router.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -12,8 +12,8 @@ from pydantic import Field
 from sqlalchemy import select
 
 from isles import UnitOfWork
-from isles.api import ApiModel
-from isles.http import Uow
+from isles.api import ApiModel, ApiOut
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.security import (Principal, constant_time_equals, issue_assertion)
 from mes.auth import credentials
 from mes.auth.models import (Credential, Session, SignatureMeaning,
@@ -119,7 +119,7 @@ class SignIn(Schema):
     record_hash: str | None = Field(default=None, max_length=128, description="hash of the exact record version")
 
 
-class SignOut(Schema):
+class SignOut(ApiOut):
     assertion: str = Field(description="signed statement for the service that stores the signature (2 minutes)")
     expires_in: int
     signed_at: datetime
@@ -130,17 +130,17 @@ class SignOut(Schema):
     session_id: uuid.UUID
 
 
-class MeaningOut(Schema):
+class MeaningOut(ApiOut):
     code: str
     name: str
     description: str
 
 
-@router.get("/signature-meanings", response_model=list[MeaningOut])
-async def list_meanings(principal: Reader, uow: Uow) -> list[SignatureMeaning]:
+@router.get("/signature-meanings", response_model=PageOut[MeaningOut])
+async def list_meanings(principal: Reader, uow: Uow, page: Page) -> Paged[SignatureMeaning]:
     await ensure_meanings(uow)
-    rows = list(await uow.scalars(select(SignatureMeaning).where(SignatureMeaning.is_active.is_(True))
-                                  .order_by(SignatureMeaning.code)))
+    rows = await paged(uow, select(SignatureMeaning).where(SignatureMeaning.is_active.is_(True))
+                       .order_by(SignatureMeaning.code), page)
     await uow.commit()
     return rows
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
-from isles.api import ApiModel
-from isles.http import Page, Uow, list_page
+from isles.api import ApiModel, ApiOut
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.orm import apply_changes
 from isles.security import (Principal)
 from mes.auth import credentials
@@ -243,7 +243,7 @@ class RoleIn(Schema):
     description: str = Field(default="", max_length=255)
 
 
-class RoleOut(Schema):
+class RoleOut(ApiOut):
     id: uuid.UUID
     name: str
     description: str
@@ -257,17 +257,18 @@ async def post_user(data: UserIn, principal: Admin, uow: Uow) -> UserOut:
     return await user_out(uow, user)
 
 
-@router.get("/users", response_model=list[UserOut])
+@router.get("/users", response_model=PageOut[UserOut])
 async def list_users(principal: Admin, uow: Uow, page: Page,
                      include_inactive: bool = Query(False, alias="includeInactive"),
                      username: str | None = Query(None, min_length=1, max_length=255,
-                                                  description="the user with this username (any case)")) -> list[UserOut]:
+                                                  description="the user with this username (any case)")) -> Paged[UserOut]:
     query = select(User).order_by(User.username)
     if not include_inactive:
         query = query.where(User.is_active.is_(True))
     if username is not None:
         query = query.where(func.lower(User.username) == username.strip().lower())
-    return [await user_out(uow, u) for u in await list_page(uow, query, page)]
+    found = await paged(uow, query, page)
+    return Paged([await user_out(uow, u) for u in found.items], found.total, found.limit, found.offset)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, name="get_user")
@@ -335,9 +336,9 @@ async def reset_user_mfa(user_id: uuid.UUID, principal: Admin, uow: Uow) -> None
     await run(uow, lambda: reset_mfa(uow, user_id, actor=principal))
 
 
-@router.get("/roles", response_model=list[RoleOut])
-async def list_roles(principal: Reader, uow: Uow) -> list[Role]:
-    return list(await uow.scalars(select(Role).order_by(Role.name)))
+@router.get("/roles", response_model=PageOut[RoleOut])
+async def list_roles(principal: Reader, uow: Uow, page: Page) -> Paged[Role]:
+    return await paged(uow, select(Role).order_by(Role.name), page)
 
 
 @router.post("/roles", status_code=status.HTTP_201_CREATED, response_model=RoleOut)

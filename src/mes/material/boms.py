@@ -20,9 +20,9 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from isles import UnitOfWork
-from isles.api import ApiModel, Quantity
+from isles.api import ApiModel, ApiOut, Quantity
 from isles.orm import as_utc, utcnow
-from isles.http import Uow
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier
 from mes.material.access import Engineer
 from mes.material.events import BomLine, BomReleased
@@ -49,7 +49,7 @@ class BomIn(ApiModel):
     copy_released: bool = Field(default=False, description="start from the items of the version in force")
 
 
-class BomItemOut(ApiModel):
+class BomItemOut(ApiOut):
     id: uuid.UUID
     line_number: int
     component_part_id: uuid.UUID
@@ -59,7 +59,7 @@ class BomItemOut(ApiModel):
     operation_code: str | None
 
 
-class BomOut(ApiModel):
+class BomOut(ApiOut):
     id: uuid.UUID
     part_id: uuid.UUID
     bom_version: int
@@ -182,11 +182,11 @@ async def post_bom(part_id: uuid.UUID, data: BomIn, uow: Uow, _: Engineer) -> Bo
     return await bom_out(uow, bom)
 
 
-@router.get("/parts/{part_id}/boms", response_model=list[BomOut])
-async def list_boms(part_id: uuid.UUID, uow: Uow) -> list[BomOut]:
+@router.get("/parts/{part_id}/boms", response_model=PageOut[BomOut])
+async def list_boms(part_id: uuid.UUID, uow: Uow, page: Page) -> Paged[BomOut]:
     await get_part(uow, part_id, active=False)
-    return [await bom_out(uow, b) for b in await uow.scalars(
-        select(Bom).where(Bom.part_id == part_id).order_by(Bom.bom_version))]
+    found = await paged(uow, select(Bom).where(Bom.part_id == part_id).order_by(Bom.bom_version), page)
+    return Paged([await bom_out(uow, b) for b in found.items], found.total, found.limit, found.offset)
 
 
 @router.get("/parts/{part_id}/bom", response_model=BomOut)

@@ -25,9 +25,9 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from isles import UnitOfWork
-from isles.api import ApiModel, Quantity
+from isles.api import ApiModel, ApiOut, Quantity
 from isles.orm import utcnow
-from isles.http import Page, Uow, list_page
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier
 from mes.material.access import Handler
 from mes.material.boms import released_bom
@@ -53,7 +53,7 @@ class ConsumptionIn(ApiModel):
                                description="required to issue more than the BOM requirement for the order")
 
 
-class ConsumptionOut(ApiModel):
+class ConsumptionOut(ApiOut):
     id: uuid.UUID
     lot_id: uuid.UUID
     sublot_id: uuid.UUID | None
@@ -177,8 +177,8 @@ async def post_consumption(data: ConsumptionIn, uow: Uow, principal: Handler) ->
     return row
 
 
-@router.get("/consumptions", response_model=list[ConsumptionOut])
+@router.get("/consumptions", response_model=PageOut[ConsumptionOut])
 async def list_consumptions(uow: Uow, page: Page, work_order_id: uuid.UUID | None = Query(None, alias="workOrderId"),
-                            lot_id: uuid.UUID | None = Query(None, alias="lotId")) -> list[Consumption]:
-    return await list_page(uow, select(Consumption).order_by(Consumption.consumed_at), page,
-                           work_order_id=work_order_id, lot_id=lot_id)
+                            lot_id: uuid.UUID | None = Query(None, alias="lotId")) -> Paged[Consumption]:
+    return await paged(uow, select(Consumption).order_by(Consumption.consumed_at, Consumption.id), page,
+                       work_order_id=work_order_id, lot_id=lot_id)

@@ -14,9 +14,9 @@ from pydantic import Field
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from isles.api import ApiModel, Quantity
+from isles.api import ApiModel, ApiOut, Quantity
 from isles.orm import utcnow
-from isles.http import Uow, get_or_404
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, page_of, paged
 from isles.text import Identifier, Name
 from mes.material.access import Engineer
 from mes.material.lots import ON_HAND
@@ -39,7 +39,7 @@ class LocationPatch(ApiModel):
     is_active: bool | None = None
 
 
-class LocationOut(ApiModel):
+class LocationOut(ApiOut):
     id: uuid.UUID
     code: str
     name: str
@@ -49,7 +49,7 @@ class LocationOut(ApiModel):
     version: int
 
 
-class InventoryRow(ApiModel):
+class InventoryRow(ApiOut):
     part_id: uuid.UUID
     part_number: str
     location_id: uuid.UUID | None
@@ -75,14 +75,14 @@ async def post_location(data: LocationIn, uow: Uow, _: Engineer) -> Location:
     return location
 
 
-@router.get("/locations", response_model=list[LocationOut])
-async def list_locations(uow: Uow, code: str | None = Query(None, min_length=1, max_length=64,
-                                                           description="the location with this code")
-                         ) -> list[Location]:
+@router.get("/locations", response_model=PageOut[LocationOut])
+async def list_locations(uow: Uow, page: Page, code: str | None = Query(None, min_length=1, max_length=64,
+                                                                        description="the location with this code")
+                         ) -> Paged[Location]:
     query = select(Location).order_by(Location.code)
     if code is not None:
         query = query.where(Location.code == code)
-    return list(await uow.scalars(query))
+    return await paged(uow, query, page)
 
 
 @router.patch("/locations/{location_id}", response_model=LocationOut)
@@ -94,9 +94,9 @@ async def patch_location(location_id: uuid.UUID, data: LocationPatch, uow: Uow, 
     return location
 
 
-@router.get("/inventory", response_model=list[InventoryRow])
-async def inventory(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="partId"),
-                    location_id: uuid.UUID | None = Query(None, alias="locationId")) -> list[InventoryRow]:
+@router.get("/inventory", response_model=PageOut[InventoryRow])
+async def inventory(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
+                    location_id: uuid.UUID | None = Query(None, alias="locationId")) -> Paged[InventoryRow]:
     """On-hand quantities per part and location, by status (lots received, quarantined or released).
 
     A lot past its expiry counts as ``expired`` - never as available - from the moment it expires,
@@ -123,4 +123,4 @@ async def inventory(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="par
         setattr(row, "available" if lot_status == "released" else lot_status,
                 Decimal(str(total)).quantize(Decimal("0.000001")))
         row.lots += count
-    return list(rows.values())
+    return page_of(list(rows.values()), page)

@@ -30,9 +30,9 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from isles import UnitOfWork
-from isles.api import ApiModel, Quantity
+from isles.api import ApiModel, ApiOut, Quantity
 from isles.orm import as_utc, utcnow
-from isles.http import Page, Uow, get_or_404, list_page, not_found
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, page_of, paged
 from isles.text import Identifier, Name
 from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
@@ -68,7 +68,7 @@ class LotIn(ApiModel):
     quarantine: bool = Field(default=False, description="receive straight into quarantine (inspection pending)")
 
 
-class LotOut(ApiModel):
+class LotOut(ApiOut):
     id: uuid.UUID
     lot_number: str
     part_id: uuid.UUID
@@ -105,7 +105,7 @@ class SplitIn(ApiModel):
     location_id: uuid.UUID | None = None
 
 
-class SplitOut(ApiModel):
+class SplitOut(ApiOut):
     parent: LotOut
     child: LotOut
 
@@ -129,7 +129,7 @@ class SublotIn(ApiModel):
     location_id: uuid.UUID | None = None
 
 
-class SublotOut(ApiModel):
+class SublotOut(ApiOut):
     id: uuid.UUID
     sublot_number: str
     lot_id: uuid.UUID
@@ -243,13 +243,13 @@ async def post_lot(data: LotIn, uow: Uow, _: Handler) -> MaterialLot:
     return lot
 
 
-@router.get("/lots", response_model=list[LotOut])
+@router.get("/lots", response_model=PageOut[LotOut])
 async def list_lots(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
                     status_: Status | None = Query(None, alias="status"),
                     location_id: uuid.UUID | None = Query(None, alias="locationId"),
-                    lot_number: str | None = Query(None, alias="lotNumber", max_length=64)) -> list[MaterialLot]:
-    return await list_page(uow, select(MaterialLot).order_by(MaterialLot.received_at, MaterialLot.lot_number), page,
-                           part_id=part_id, status=status_, location_id=location_id, lot_number=lot_number)
+                    lot_number: str | None = Query(None, alias="lotNumber", max_length=64)) -> Paged[MaterialLot]:
+    return await paged(uow, select(MaterialLot).order_by(MaterialLot.received_at, MaterialLot.lot_number), page,
+                       part_id=part_id, status=status_, location_id=location_id, lot_number=lot_number)
 
 
 @router.get("/lots/{lot_id}", response_model=LotOut)
@@ -261,8 +261,8 @@ def _link(lot: MaterialLot, link: str, quantity: Decimal) -> LotLinkOut:
     return LotLinkOut(**LotOut.model_validate(lot).model_dump(), link=link, link_quantity=quantity)
 
 
-@router.get("/lots/{lot_id}/children", response_model=list[LotLinkOut])
-async def lot_children(lot_id: uuid.UUID, uow: Uow) -> list[LotLinkOut]:
+@router.get("/lots/{lot_id}/children", response_model=PageOut[LotLinkOut])
+async def lot_children(lot_id: uuid.UUID, uow: Uow, page: Page) -> Paged[LotLinkOut]:
     """Lots made from this one, one level down: split off it, or merged from it (traceability
     answers deeper questions)."""
     await get_lot(uow, lot_id)
@@ -271,11 +271,11 @@ async def lot_children(lot_id: uuid.UUID, uow: Uow) -> list[LotLinkOut]:
     merged = [_link(lot, "merge", Decimal(row.quantity)) for row, lot in (await uow.execute(
         select(LotMergeSource, MaterialLot).join(MaterialLot, MaterialLot.id == LotMergeSource.merged_lot_id)
         .where(LotMergeSource.source_lot_id == lot_id).order_by(MaterialLot.lot_number))).all()]
-    return split + merged
+    return page_of(split + merged, page)
 
 
-@router.get("/lots/{lot_id}/parents", response_model=list[LotLinkOut])
-async def lot_parents(lot_id: uuid.UUID, uow: Uow) -> list[LotLinkOut]:
+@router.get("/lots/{lot_id}/parents", response_model=PageOut[LotLinkOut])
+async def lot_parents(lot_id: uuid.UUID, uow: Uow, page: Page) -> Paged[LotLinkOut]:
     """Lots this one was made from, one level up: the lot it was split off, or every source of a
     merge with the quantity each gave."""
     lot = await get_lot(uow, lot_id)
@@ -285,7 +285,7 @@ async def lot_parents(lot_id: uuid.UUID, uow: Uow) -> list[LotLinkOut]:
     parents += [_link(source, "merge", Decimal(row.quantity)) for row, source in (await uow.execute(
         select(LotMergeSource, MaterialLot).join(MaterialLot, MaterialLot.id == LotMergeSource.source_lot_id)
         .where(LotMergeSource.merged_lot_id == lot_id).order_by(MaterialLot.lot_number))).all()]
-    return parents
+    return page_of(parents, page)
 
 
 # -- disposition ----------------------------------------------------------------------------------------
@@ -459,8 +459,8 @@ async def post_sublot(lot_id: uuid.UUID, data: SublotIn, uow: Uow, _: Handler) -
     return sublot
 
 
-@router.get("/lots/{lot_id}/sublots", response_model=list[SublotOut])
-async def list_sublots(lot_id: uuid.UUID, uow: Uow) -> list[MaterialSublot]:
+@router.get("/lots/{lot_id}/sublots", response_model=PageOut[SublotOut])
+async def list_sublots(lot_id: uuid.UUID, uow: Uow, page: Page) -> Paged[MaterialSublot]:
     await get_lot(uow, lot_id)
-    return list(await uow.scalars(select(MaterialSublot).where(MaterialSublot.lot_id == lot_id)
-                                  .order_by(MaterialSublot.sublot_number)))
+    return await paged(uow, select(MaterialSublot).where(MaterialSublot.lot_id == lot_id)
+                       .order_by(MaterialSublot.sublot_number), page)

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
-from isles.api import ApiModel
+from isles.api import ApiModel, ApiOut
 from isles.orm import apply_changes, utcnow
-from isles.http import Page, Uow, list_page
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier, Name, UpperIdentifier
 from mes.material.access import Engineer
 from mes.material.events import PartCreated, PartDeleted, PartUpdated
@@ -39,7 +39,7 @@ class PartPatch(ApiModel):
     tracking: Tracking | None = None
 
 
-class PartOut(ApiModel):
+class PartOut(ApiOut):
     id: uuid.UUID
     part_number: str
     name: str
@@ -107,14 +107,14 @@ async def post_part(data: PartIn, uow: Uow, _: Engineer) -> Part:
     return part
 
 
-@router.get("/parts", response_model=list[PartOut])
+@router.get("/parts", response_model=PageOut[PartOut])
 async def list_parts(uow: Uow, page: Page, include_retired: bool = Query(False, alias="includeRetired"),
                      part_number: str | None = Query(None, alias="partNumber", min_length=1, max_length=64,
-                                                     description="the part with this number (any case)")) -> list[Part]:
+                                                     description="the part with this number (any case)")) -> Paged[Part]:
     query = select(Part).order_by(Part.part_number)
     if not include_retired:
         query = query.where(Part.is_active.is_(True))
-    return await list_page(uow, query, page, part_number=part_number.strip().upper() if part_number else None)
+    return await paged(uow, query, page, part_number=part_number.strip().upper() if part_number else None)
 
 
 @router.get("/parts/{part_id}", response_model=PartOut)

@@ -29,8 +29,8 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
 from isles import Handlers, UnitOfWork
-from isles.api import ApiModel, Quantity, SignedQuantity
-from isles.http import Page, Uow, list_page
+from isles.api import ApiOut, Quantity, SignedQuantity
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.orm import utcnow
 from mes.material.events import (GenealogyParent, LotProduced, ProducedSerial, ProductionReported, SerialCreated,
                                  SerialUpdated, WorkOrderFinished)
@@ -43,7 +43,7 @@ handlers = Handlers()
 FINISHED_GOODS = "finished_goods"  # a location kind (locations.Kind)
 
 
-class ReceiptOut(ApiModel):
+class ReceiptOut(ApiOut):
     id: uuid.UUID
     report_id: uuid.UUID
     corrects_report_id: uuid.UUID | None
@@ -57,7 +57,7 @@ class ReceiptOut(ApiModel):
     reported_at: datetime
 
 
-class GenealogyEdgeOut(ApiModel):
+class GenealogyEdgeOut(ApiOut):
     """An edge of the lot graph with its net quantity (issued minus reversed)."""
 
     parent_lot_id: uuid.UUID
@@ -71,7 +71,7 @@ class GenealogyEdgeOut(ApiModel):
     operation_code: str | None
 
 
-class GenealogyOut(ApiModel):
+class GenealogyOut(ApiOut):
     lot_id: uuid.UUID
     lot_number: str
     parents: list[GenealogyEdgeOut]
@@ -299,12 +299,12 @@ async def order_completed(event: WorkOrderFinished, uow: UnitOfWork) -> None:
 
 
 # -- reading --------------------------------------------------------------------------------------------------
-@router.get("/production-receipts", response_model=list[ReceiptOut])
+@router.get("/production-receipts", response_model=PageOut[ReceiptOut])
 async def list_receipts(uow: Uow, page: Page, work_order_id: uuid.UUID | None = Query(None, alias="workOrderId"),
-                        lot_id: uuid.UUID | None = Query(None, alias="lotId")) -> list[ProductionReceipt]:
+                        lot_id: uuid.UUID | None = Query(None, alias="lotId")) -> Paged[ProductionReceipt]:
     """Finished material received from production reports (counter-entries are negative)."""
-    return await list_page(uow, select(ProductionReceipt).order_by(ProductionReceipt.reported_at), page,
-                           work_order_id=work_order_id, lot_id=lot_id)
+    return await paged(uow, select(ProductionReceipt).order_by(ProductionReceipt.reported_at), page,
+                       work_order_id=work_order_id, lot_id=lot_id)
 
 
 async def _edges(uow: UnitOfWork, where) -> list[GenealogyEdgeOut]:

@@ -17,8 +17,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
 from sqlalchemy import func, select
 
-from isles.api import ApiModel, Quantity
-from isles.http import Page, Uow, get_or_404, list_page
+from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.orm import utcnow
 from mes.material.access import Handler
 from mes.material.events import LotConsumptionReversed
@@ -35,7 +35,7 @@ class ReversalIn(ApiModel):
     quantity: Quantity | None = Field(default=None, gt=0, description="default: all of it not yet given back")
 
 
-class ReversalOut(ApiModel):
+class ReversalOut(ApiOut):
     id: uuid.UUID
     consumption_id: uuid.UUID
     quantity: Quantity
@@ -89,9 +89,9 @@ async def reverse_consumption(consumption_id: uuid.UUID, data: ReversalIn, uow: 
     return row
 
 
-@router.get("/consumption-reversals", response_model=list[ReversalOut])
+@router.get("/consumption-reversals", response_model=PageOut[ReversalOut])
 async def list_reversals(uow: Uow, page: Page,
                          consumption_id: uuid.UUID | None = Query(None, alias="consumptionId")
-                         ) -> list[ConsumptionReversal]:
-    return await list_page(uow, select(ConsumptionReversal).order_by(ConsumptionReversal.reversed_at), page,
-                           consumption_id=consumption_id)
+                         ) -> Paged[ConsumptionReversal]:
+    return await paged(uow, select(ConsumptionReversal).order_by(ConsumptionReversal.reversed_at), page,
+                       consumption_id=consumption_id)

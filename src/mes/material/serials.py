@@ -13,8 +13,8 @@ from pydantic import Field
 from sqlalchemy import or_, select
 
 from isles import UnitOfWork
-from isles.api import ApiModel
-from isles.http import Page, Uow, get_or_404, list_page
+from isles.api import ApiModel, ApiOut
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.text import Identifier
 from mes.material.access import Handler, Quality
 from mes.material.events import SerialCreated, SerialUpdated
@@ -43,7 +43,7 @@ class ScrapIn(ApiModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class SerialOut(ApiModel):
+class SerialOut(ApiOut):
     id: uuid.UUID
     part_id: uuid.UUID
     process_serial: str
@@ -107,16 +107,16 @@ async def post_serials(data: SerialIn, uow: Uow, _: Handler) -> list[SerializedP
     return units
 
 
-@router.get("/serials", response_model=list[SerialOut])
+@router.get("/serials", response_model=PageOut[SerialOut])
 async def list_serials(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
                        work_order_id: uuid.UUID | None = Query(None, alias="workOrderId"),
                        serial: str | None = Query(None, min_length=1, max_length=64,
                                                   description="a process or product serial number")
-                       ) -> list[SerializedPart]:
+                       ) -> Paged[SerializedPart]:
     query = select(SerializedPart).order_by(SerializedPart.process_serial)
     if serial is not None:
         query = query.where(or_(SerializedPart.process_serial == serial, SerializedPart.product_serial == serial))
-    return await list_page(uow, query, page, part_id=part_id, work_order_id=work_order_id)
+    return await paged(uow, query, page, part_id=part_id, work_order_id=work_order_id)
 
 
 @router.get("/serials/{serial_id}", response_model=SerialOut)

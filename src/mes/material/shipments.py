@@ -21,8 +21,8 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from isles import UnitOfWork
-from isles.api import ApiModel, Quantity
-from isles.http import Page, Uow, get_or_404, list_page
+from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.orm import utcnow
 from isles.text import Identifier, Name
 from mes.material.access import Handler
@@ -52,14 +52,14 @@ class ShipmentIn(ApiModel):
     lines: list[LineIn] = Field(min_length=1, max_length=500)
 
 
-class ShipmentLineOut(ApiModel):
+class ShipmentLineOut(ApiOut):
     id: uuid.UUID
     lot_id: uuid.UUID
     serial_id: uuid.UUID | None
     quantity: Quantity
 
 
-class ShipmentOut(ApiModel):
+class ShipmentOut(ApiOut):
     id: uuid.UUID
     shipment_number: str
     customer: str
@@ -78,7 +78,7 @@ class ReturnIn(ApiModel):
     lines: list[LineIn] = Field(min_length=1, max_length=500)
 
 
-class ReturnLineOut(ApiModel):
+class ReturnLineOut(ApiOut):
     id: uuid.UUID
     shipment_line_id: uuid.UUID
     lot_id: uuid.UUID
@@ -86,7 +86,7 @@ class ReturnLineOut(ApiModel):
     quantity: Quantity
 
 
-class ReturnOut(ApiModel):
+class ReturnOut(ApiOut):
     id: uuid.UUID
     return_number: str
     shipment_id: uuid.UUID
@@ -225,11 +225,11 @@ def _shipment_out(shipment: Shipment, lines: list[ShipmentLine]) -> ShipmentOut:
     return out
 
 
-@router.get("/shipments", response_model=list[ShipmentOut])
+@router.get("/shipments", response_model=PageOut[ShipmentOut])
 async def list_shipments(uow: Uow, page: Page, customer: str | None = Query(None, max_length=255)
-                         ) -> list[Shipment]:
-    return await list_page(uow, select(Shipment).order_by(Shipment.shipped_at, Shipment.shipment_number), page,
-                           customer=customer)
+                         ) -> Paged[Shipment]:
+    return await paged(uow, select(Shipment).order_by(Shipment.shipped_at, Shipment.shipment_number), page,
+                       customer=customer)
 
 
 @router.get("/shipments/{shipment_id}", response_model=ShipmentOut)
@@ -322,8 +322,8 @@ async def _return_lot_number(uow: UnitOfWork, shipped: MaterialLot) -> str:
     return number
 
 
-@router.get("/returns", response_model=list[ReturnOut])
+@router.get("/returns", response_model=PageOut[ReturnOut])
 async def list_returns(uow: Uow, page: Page, shipment_id: uuid.UUID | None = Query(None, alias="shipmentId")
-                       ) -> list[CustomerReturn]:
-    return await list_page(uow, select(CustomerReturn).order_by(CustomerReturn.received_at), page,
-                           shipment_id=shipment_id)
+                       ) -> Paged[CustomerReturn]:
+    return await paged(uow, select(CustomerReturn).order_by(CustomerReturn.received_at), page,
+                       shipment_id=shipment_id)

@@ -15,15 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
-from isles.api import ApiModel
-from isles.http import Page, Uow, get_or_404, list_page
+from isles.api import ApiModel, ApiOut
+from isles.http import Page, PageOut, Uow, get_or_404, paged
 from isles.orm import apply_changes
 from mes.resource.access import Reader, Writer
 
 Schema = ApiModel  # camelCase bodies, UTC times, no NUL characters (see isles.api)
 
 
-class Out(Schema):
+class Out(ApiOut):
     id: uuid.UUID
     version: int
     created_at: datetime
@@ -94,7 +94,7 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
         query = select(model).order_by(getattr(model, order_by))
         if not include_inactive and hasattr(model, "is_active"):
             query = query.where(model.is_active.is_(True))
-        return await list_page(uow, query, page, **({filters[0]: parent_id} if filters else {}), **{natural_key: key})
+        return await paged(uow, query, page, **({filters[0]: parent_id} if filters else {}), **{natural_key: key})
 
     async def get(entity_id: uuid.UUID, uow: Uow, principal: Reader) -> Any:
         return await load(uow, entity_id)
@@ -130,7 +130,7 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
 
     name = label.replace(" ", "_")
     router.add_api_route(path, post, methods=["POST"], status_code=201, response_model=out, name=f"create_{name}")
-    router.add_api_route(path, list_, methods=["GET"], response_model=list[out], name=f"list_{name}")
+    router.add_api_route(path, list_, methods=["GET"], response_model=PageOut[out], name=f"list_{name}")
     router.add_api_route(f"{path}/{{entity_id}}", get, methods=["GET"], response_model=out, name=f"get_{name}")
     router.add_api_route(f"{path}/{{entity_id}}", patch_, methods=["PATCH"], response_model=out, name=f"update_{name}")
     if hasattr(model, "is_active"):

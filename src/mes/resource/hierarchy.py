@@ -10,9 +10,10 @@ from pydantic import Field
 from sqlalchemy import select
 
 from isles import UnitOfWork
+from isles.api import ApiOut
 from isles.http import Uow, get_or_404
 from mes.resource.access import Reader
-from mes.resource.crud import LevelIn, LevelOut, LevelPatch, Schema, camel, crud
+from mes.resource.crud import LevelIn, LevelOut, LevelPatch, camel, crud
 from mes.resource.events import SiteUpdated, WorkCenterUpdated
 from mes.resource.models import Area, Enterprise, Site, WorkCenter, WorkUnit
 
@@ -112,7 +113,7 @@ crud(router, "/work-units", WorkUnit, WorkUnitIn, WorkUnitPatch, WorkUnitOut, la
      parents={"work_center_id": WorkCenter}, filters=("work_center_id",))
 
 
-class TreeNode(Schema):
+class TreeNode(ApiOut):
     id: uuid.UUID
     level: str
     code: str

@@ -8,10 +8,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from isles import UnitOfWork
-from isles.http import Uow, get_or_404
+from isles.api import ApiOut
+from isles.http import Page, PageOut, Paged, Uow, get_or_404
 from mes.resource.access import Reader, Writer
 from mes.resource.crud import Code, LevelIn, LevelOut, LevelPatch, Name, Out, Schema, camel, crud
 from mes.resource.events import PersonnelUpdated, Qualification
@@ -94,7 +95,7 @@ class SkillLevelIn(Schema):
     level: int = Field(ge=1, le=5, description="1 trainee .. 5 expert/trainer")
 
 
-class SkillLevelOut(Schema):
+class SkillLevelOut(ApiOut):
     skill_id: uuid.UUID
     skill_code: str
     level: int
@@ -122,7 +123,7 @@ class CertificationOut(Out):
     is_revoked: bool
 
 
-class QualificationsOut(Schema):
+class QualificationsOut(ApiOut):
     personnel_id: uuid.UUID
     skills: list[SkillLevelOut]
     certifications: list[CertificationOut]
@@ -198,7 +199,7 @@ async def revoke_certification(certification_id: uuid.UUID, uow: Uow, principal:
     return cert
 
 
-class ExpiryOut(Schema):
+class ExpiryOut(ApiOut):
     certification_id: uuid.UUID
     personnel_id: uuid.UUID
     employee_number: str
@@ -210,12 +211,12 @@ class ExpiryOut(Schema):
     status: Literal["expired", "expiring"]
 
 
-@router.get("/certifications/expiring", response_model=list[ExpiryOut])
-async def expiring_certifications(uow: Uow, principal: Reader,
+@router.get("/certifications/expiring", response_model=PageOut[ExpiryOut])
+async def expiring_certifications(uow: Uow, principal: Reader, page: Page,
                                   within_days: int = Query(30, alias="withinDays", ge=0, le=3650),
                                   as_of: date | None = Query(None, alias="asOf",
                                                              description="the day to check (default: today, UTC)"),
-                                  include_expired: bool = Query(True, alias="includeExpired")) -> list[ExpiryOut]:
+                                  include_expired: bool = Query(True, alias="includeExpired")) -> Paged[ExpiryOut]:
     """Certifications of active personnel that have expired or expire within ``withinDays``,
     soonest first (revoked certifications are not listed)."""
     today = as_of or datetime.now(timezone.utc).date()
@@ -229,12 +230,13 @@ async def expiring_certifications(uow: Uow, principal: Reader,
              .order_by(Certification.valid_until, Personnel.employee_number))
     if not include_expired:
         query = query.where(Certification.valid_until >= today)
+    total = await uow.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     out = []
-    for cert, person in (await uow.execute(query)).all():
+    for cert, person in (await uow.execute(query.limit(page.limit).offset(page.offset))).all():
         out.append(ExpiryOut(certification_id=cert.id, personnel_id=person.id,
                              employee_number=person.employee_number,
                              personnel_name=f"{person.first_name} {person.last_name}", name=cert.name,
                              level=cert.level, valid_until=cert.valid_until,
                              days_left=(cert.valid_until - today).days,
                              status="expired" if cert.valid_until < today else "expiring"))
-    return out
+    return Paged(out, int(total or 0), page.limit, page.offset)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
-from isles.http import Page, Uow, get_or_404, list_page
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from mes.resource.access import Reader, Writer
 from mes.resource.crud import Code, Name, Out, Schema
 from mes.resource.events import RoutingStep, RoutingUpdated
@@ -127,14 +127,14 @@ async def post_routing(data: RoutingIn, uow: Uow, principal: Writer) -> RoutingO
     return await _routing_out(uow, routing)
 
 
-@router.get("/routings", response_model=list[RoutingOut])
+@router.get("/routings", response_model=PageOut[RoutingOut])
 async def list_routings(uow: Uow, principal: Reader, page: Page,
                         product_id: uuid.UUID | None = Query(None, alias="productId"),
                         code: str | None = Query(None, min_length=1, max_length=64,
-                                                 description="the routing's code (every revision)")) -> list[RoutingOut]:
-    rows = await list_page(uow, select(Routing).order_by(Routing.code, Routing.revision), page, product_id=product_id,
-                           code=code)
-    return [await _routing_out(uow, r) for r in rows]
+                                                 description="the routing's code (every revision)")) -> Paged[RoutingOut]:
+    found = await paged(uow, select(Routing).order_by(Routing.code, Routing.revision), page, product_id=product_id,
+                        code=code)
+    return Paged([await _routing_out(uow, r) for r in found.items], found.total, found.limit, found.offset)
 
 
 @router.get("/routings/{routing_id}", response_model=RoutingOut)

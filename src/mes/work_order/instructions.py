@@ -14,10 +14,10 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from isles import UnitOfWork
-from isles.api import ApiModel
+from isles.api import ApiModel, ApiOut
 from isles.orm import utcnow
 from mes.work_order import reference
-from isles.http import Uow, get_or_404
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.text import Identifier, Name
 from mes.work_order.access import Engineer
 from mes.work_order.models import WorkInstruction
@@ -37,7 +37,7 @@ class InstructionPatch(ApiModel):
     body: str | None = Field(default=None, min_length=1, max_length=100_000)
 
 
-class InstructionOut(ApiModel):
+class InstructionOut(ApiOut):
     id: uuid.UUID
     part_id: uuid.UUID
     operation_code: str
@@ -70,16 +70,16 @@ async def post_instruction(data: InstructionIn, uow: Uow, _: Engineer) -> WorkIn
     return row
 
 
-@router.get("/work-instructions", response_model=list[InstructionOut])
-async def list_instructions(uow: Uow, part_id: uuid.UUID | None = Query(None, alias="partId"),
+@router.get("/work-instructions", response_model=PageOut[InstructionOut])
+async def list_instructions(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
                             operation_code: str | None = Query(None, alias="operationCode", max_length=64)
-                            ) -> list[WorkInstruction]:
+                            ) -> Paged[WorkInstruction]:
     query = select(WorkInstruction).order_by(WorkInstruction.operation_code, WorkInstruction.revision)
     if part_id is not None:
         query = query.where(WorkInstruction.part_id == part_id)
     if operation_code is not None:
         query = query.where(WorkInstruction.operation_code == operation_code)
-    return list(await uow.scalars(query.limit(1000)))
+    return await paged(uow, query, page)
 
 
 @router.get("/work-instructions/{instruction_id}", response_model=InstructionOut)

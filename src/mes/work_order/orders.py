@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
-from isles.api import ApiModel, Quantity
+from isles.api import ApiModel, ApiOut, Quantity
 from isles.orm import utcnow
 from isles.security import Principal
-from isles.http import Page, Uow, get_or_404, list_page, not_found
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, paged
 from isles.text import Identifier
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.events import WorkOrderCreated
@@ -54,7 +54,7 @@ class WorkOrderPatch(ApiModel):
     allow_overlap: bool | None = None
 
 
-class WorkOrderOut(ApiModel):
+class WorkOrderOut(ApiOut):
     id: uuid.UUID
     work_order_number: str
     part_id: uuid.UUID
@@ -86,7 +86,7 @@ class WorkOrderOut(ApiModel):
     version: int
 
 
-class OperationOut(ApiModel):
+class OperationOut(ApiOut):
     id: uuid.UUID
     sequence: int
     code: str
@@ -123,7 +123,7 @@ class DispatchIn(ApiModel):
     note: str | None = Field(default=None, max_length=500)
 
 
-class DispatchOut(ApiModel):
+class DispatchOut(ApiOut):
     id: uuid.UUID
     work_order_id: uuid.UUID
     work_center_id: uuid.UUID | None
@@ -235,13 +235,13 @@ async def post_work_order(data: WorkOrderIn, uow: Uow, principal: Planner) -> Wo
     return order
 
 
-@router.get("/work-orders", response_model=list[WorkOrderOut])
+@router.get("/work-orders", response_model=PageOut[WorkOrderOut])
 async def list_work_orders(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None, alias="partId"),
                            status_: Status | None = Query(None, alias="status"),
                            number: str | None = Query(None, max_length=64, description="the work order number")
-                           ) -> list[WorkOrder]:
-    return await list_page(uow, select(WorkOrder).order_by(WorkOrder.work_order_number), page,
-                           part_id=part_id, status=status_, work_order_number=number)
+                           ) -> Paged[WorkOrder]:
+    return await paged(uow, select(WorkOrder).order_by(WorkOrder.work_order_number), page,
+                       part_id=part_id, status=status_, work_order_number=number)
 
 
 @router.get("/work-orders/{work_order_id}", response_model=WorkOrderDetail)
@@ -351,13 +351,13 @@ async def _dispatch_out(uow: UnitOfWork, row: Dispatch) -> DispatchOut:
         "work_center_code": center.code if center else None, "work_center_name": center.name if center else None})
 
 
-@router.get("/work-orders/{work_order_id}/dispatches", response_model=list[DispatchOut])
-async def list_dispatches(work_order_id: uuid.UUID, uow: Uow, page: Page) -> list[DispatchOut]:
+@router.get("/work-orders/{work_order_id}/dispatches", response_model=PageOut[DispatchOut])
+async def list_dispatches(work_order_id: uuid.UUID, uow: Uow, page: Page) -> Paged[DispatchOut]:
     """Where and when the order was sent to the floor, oldest first."""
     await get_order(uow, work_order_id)
-    rows = await list_page(uow, select(Dispatch).where(Dispatch.work_order_id == work_order_id)
-                           .order_by(Dispatch.dispatched_at, Dispatch.id), page)
-    return [await _dispatch_out(uow, row) for row in rows]
+    found = await paged(uow, select(Dispatch).where(Dispatch.work_order_id == work_order_id)
+                        .order_by(Dispatch.dispatched_at, Dispatch.id), page)
+    return Paged([await _dispatch_out(uow, row) for row in found.items], found.total, found.limit, found.offset)
 
 
 @router.get("/work-orders/{work_order_id}/dispatches/{dispatch_id}", response_model=DispatchOut)

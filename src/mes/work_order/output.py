@@ -21,8 +21,8 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from isles import UnitOfWork
-from isles.api import ApiModel, Quantity, SignedQuantity
-from isles.http import Page, Uow, list_page
+from isles.api import ApiModel, ApiOut, Quantity, SignedQuantity
+from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.orm import utcnow
 from mes.work_order.access import Supervisor
 from mes.work_order.events import ProductionReported
@@ -34,7 +34,7 @@ router = APIRouter()
 CORRECTABLE = ("Running", "Paused", "Completed")
 
 
-class ReportOut(ApiModel):
+class ReportOut(ApiOut):
     id: uuid.UUID
     work_order_id: uuid.UUID
     operation_id: uuid.UUID
@@ -75,13 +75,13 @@ def publish_report(uow: UnitOfWork, order: WorkOrder, ops: list[WorkOrderOperati
         entity=order)
 
 
-@router.get("/work-orders/{work_order_id}/reports", response_model=list[ReportOut])
+@router.get("/work-orders/{work_order_id}/reports", response_model=PageOut[ReportOut])
 async def list_reports(work_order_id: uuid.UUID, uow: Uow, page: Page,
-                       operation_id: uuid.UUID | None = Query(None, alias="operationId")) -> list[PerformanceReport]:
+                       operation_id: uuid.UUID | None = Query(None, alias="operationId")) -> Paged[PerformanceReport]:
     """Every production report of the order, counter-entries included, in the order they were made."""
     await get_order(uow, work_order_id)
-    return await list_page(uow, select(PerformanceReport).where(PerformanceReport.work_order_id == work_order_id)
-                           .order_by(PerformanceReport.reported_at), page, operation_id=operation_id)
+    return await paged(uow, select(PerformanceReport).where(PerformanceReport.work_order_id == work_order_id)
+                       .order_by(PerformanceReport.reported_at), page, operation_id=operation_id)
 
 
 @router.post("/work-orders/{work_order_id}/reports/{report_id}/counter-entry", status_code=status.HTTP_201_CREATED,

@@ -15,10 +15,10 @@ from pydantic import Field, model_validator
 from sqlalchemy import select
 
 from isles import UnitOfWork
-from isles.api import ApiModel, Quantity
+from isles.api import ApiModel, ApiOut, Quantity
 from isles.orm import utcnow
 from mes.work_order import reference
-from isles.http import Limit, Uow, get_or_404
+from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.text import Identifier
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.models import ProductionSchedule, WorkOrder, WorkOrderOperation
@@ -54,7 +54,7 @@ class ScheduleIn(ApiModel):
         return self
 
 
-class ScheduleOut(ApiModel):
+class ScheduleOut(ApiOut):
     id: uuid.UUID
     schedule_number: str
     site_id: uuid.UUID | None
@@ -66,7 +66,7 @@ class ScheduleOut(ApiModel):
     version: int
 
 
-class DispatchRow(ApiModel):
+class DispatchRow(ApiOut):
     work_order_id: uuid.UUID
     work_order_number: str
     part_number: str | None
@@ -123,15 +123,15 @@ async def post_schedule(data: ScheduleIn, uow: Uow, _: Planner) -> ScheduleOut:
     return await _out(uow, schedule)
 
 
-@router.get("/schedules", response_model=list[ScheduleOut])
-async def list_schedules(uow: Uow, limit: Limit = 100,
+@router.get("/schedules", response_model=PageOut[ScheduleOut])
+async def list_schedules(uow: Uow, page: Page,
                          number: str | None = Query(None, min_length=1, max_length=64,
-                                                    description="the schedule with this number")) -> list[ScheduleOut]:
-    query = select(ProductionSchedule).order_by(ProductionSchedule.starts_at.desc()).limit(limit)
+                                                    description="the schedule with this number")) -> Paged[ScheduleOut]:
+    query = select(ProductionSchedule).order_by(ProductionSchedule.starts_at.desc(), ProductionSchedule.id)
     if number is not None:
         query = query.where(ProductionSchedule.schedule_number == number)
-    rows = await uow.scalars(query)
-    return [await _out(uow, s) for s in rows]
+    found = await paged(uow, query, page)
+    return Paged([await _out(uow, s) for s in found.items], found.total, found.limit, found.offset)
 
 
 @router.get("/schedules/{schedule_id}", response_model=ScheduleOut)
@@ -154,9 +154,9 @@ async def publish_schedule(schedule_id: uuid.UUID, uow: Uow, _: Supervisor) -> S
     return await _out(uow, schedule)
 
 
-@router.get("/dispatch-list", response_model=list[DispatchRow])
-async def dispatch_list(uow: Uow, work_center_id: uuid.UUID | None = Query(None, alias="workCenterId"),
-                        limit: Limit = 200) -> list[DispatchRow]:
+@router.get("/dispatch-list", response_model=PageOut[DispatchRow])
+async def dispatch_list(uow: Uow, page: Page, work_center_id: uuid.UUID | None = Query(None, alias="workCenterId")
+                        ) -> Paged[DispatchRow]:
     """Operations that may start now (or are running), for one work center or all, most urgent first."""
     query = (select(WorkOrderOperation, WorkOrder).join(WorkOrder, WorkOrder.id == WorkOrderOperation.work_order_id)
              .where(WorkOrder.status.in_(("Ready", "Running")), WorkOrderOperation.status != "Completed")
@@ -171,13 +171,14 @@ async def dispatch_list(uow: Uow, work_center_id: uuid.UUID | None = Query(None,
         startable = not earlier or (order.allow_overlap and all(o.status != "Pending" for o in earlier))
         if (op.status != "Pending" or startable) and (work_center_id is None or op.work_center_id == work_center_id):
             ready.append((op, order))
-    ready = ready[:limit]
+    total, ready = len(ready), ready[page.offset:page.offset + page.limit]
     centers = await reference.work_centers(uow, {op.work_center_id for op, _ in ready})
-    return [DispatchRow(work_order_id=order.id, work_order_number=order.work_order_number,
-                        part_number=order.part_number, priority=order.priority, due_date=order.due_date,
-                        sequence=op.sequence, operation_code=op.code, operation_name=op.name,
-                        operation_status=op.status, work_center_id=op.work_center_id,
-                        work_center_code=(centers.get(str(op.work_center_id)) or {}).get("code"),
-                        work_center_name=(centers.get(str(op.work_center_id)) or {}).get("name"),
-                        planned_minutes=op.planned_setup_minutes + op.planned_run_minutes, quantity=order.quantity)
-            for op, order in ready]
+    rows_out = [DispatchRow(work_order_id=order.id, work_order_number=order.work_order_number,
+                            part_number=order.part_number, priority=order.priority, due_date=order.due_date,
+                            sequence=op.sequence, operation_code=op.code, operation_name=op.name,
+                            operation_status=op.status, work_center_id=op.work_center_id,
+                            work_center_code=(centers.get(str(op.work_center_id)) or {}).get("code"),
+                            work_center_name=(centers.get(str(op.work_center_id)) or {}).get("name"),
+                            planned_minutes=op.planned_setup_minutes + op.planned_run_minutes, quantity=order.quantity)
+                for op, order in ready]
+    return Paged(rows_out, total, page.limit, page.offset)

@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from pydantic import Field
 from sqlalchemy import select
 
-from isles.api import ApiModel, Quantity
+from isles.api import ApiOut, Quantity
 from isles.http import Uow
 from mes.work_order.models import MaterialActual, ReplicatedBom
 from mes.work_order.orders import get_order, operations_of
@@ -25,7 +25,7 @@ from mes.work_order.quantities import yield_percent
 router = APIRouter()
 
 
-class OperationVariance(ApiModel):
+class OperationVariance(ApiOut):
     sequence: int
     code: str
     status: str
@@ -36,7 +36,7 @@ class OperationVariance(ApiModel):
     quantity_scrap: Quantity
 
 
-class MaterialIssued(ApiModel):
+class MaterialIssued(ApiOut):
     part_id: uuid.UUID
     part_number: str
     quantity: Quantity
@@ -47,7 +47,7 @@ class MaterialIssued(ApiModel):
     variance: Quantity | None = Field(default=None, description="issued - required (positive: over-issued)")
 
 
-class VarianceOut(ApiModel):
+class VarianceOut(ApiOut):
     work_order_id: uuid.UUID
     work_order_number: str
     status: str

@@ -30,7 +30,7 @@ async def test_token_is_shown_once_and_stored_hashed(api):
     async with auth.service.unit_of_work() as uow:
         stored = await uow.scalar(select(ApiToken).where(ApiToken.id == uuid.UUID(created["id"])))
     assert stored.token_hash == hash_token(plain) and plain not in repr(stored.__dict__)
-    listed = (await api.http.get("/api/auth/api-tokens", headers=api.bearer(user))).json()
+    listed = (await api.http.get("/api/auth/api-tokens", headers=api.bearer(user))).json()["items"]
     assert [t["id"] for t in listed] == [created["id"]] and "token" not in listed[0]
 
 

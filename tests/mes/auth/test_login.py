@@ -49,7 +49,7 @@ async def test_refresh_token_reuse_revokes_the_whole_family(api):
     assert (await api.http.post("/api/auth/refresh", json={"refreshToken": other["refreshToken"]})).status_code == 200
     audit = await api.http.get("/api/auth/audit-logs", params={"entityId": first["sessionId"]},
                                headers=api.bearer(other["accessToken"]))
-    assert any(e["action"] == "session.revoked" and e["reason"] == "refresh_token_reuse" for e in audit.json())
+    assert any(e["action"] == "session.revoked" and e["reason"] == "refresh_token_reuse" for e in audit.json()["items"])
 
 
 async def test_garbage_refresh_token_is_401(api):
@@ -65,7 +65,7 @@ async def test_logout_revokes_the_session(api):
     assert again.status_code == 401
     sessions = await api.http.get("/api/auth/sessions", params={"active": "false"},
                                   headers=api.bearer(await api.token()))
-    revoked = [s for s in sessions.json() if s["id"] == body["sessionId"]]
+    revoked = [s for s in sessions.json()["items"] if s["id"] == body["sessionId"]]
     assert revoked and revoked[0]["revokedReason"] == "logout"
 
 
@@ -82,7 +82,7 @@ async def test_locked_out_user_cannot_log_in_even_with_the_right_password(api):
     assert (await api.http.post(f"/api/auth/users/{user['id']}/unlock", headers=api.bearer(admin))).status_code == 200
     assert (await api.login("lockme", api.PASSWORD)).status_code == 200
     log = (await api.http.get("/api/auth/audit-logs", params={"entityId": user["id"]},
-                              headers=api.bearer(admin))).json()
+                              headers=api.bearer(admin))).json()["items"]
     actions = [e["action"] for e in log]
     assert "user.locked" in actions and "login.refused" in actions and "user.unlocked" in actions
 

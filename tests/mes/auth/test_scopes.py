@@ -20,7 +20,7 @@ async def test_an_admins_material_token_cannot_revoke_other_users_sessions_or_to
     await api.create_user(admin, "victim1", ["operator"])
     login = (await api.login("victim1", api.PASSWORD)).json()
     victim = login["accessToken"]
-    sessions = (await api.http.get(f"{A}/sessions", headers=api.bearer(victim))).json()
+    sessions = (await api.http.get(f"{A}/sessions", headers=api.bearer(victim))).json()["items"]
     victim_token_id = (await api.http.post(f"{A}/api-tokens", json={"name": "v", "scopes": ["material:read"]},
                                            headers=api.bearer(victim))).json()["id"]
 
@@ -30,7 +30,7 @@ async def test_an_admins_material_token_cannot_revoke_other_users_sessions_or_to
     assert response.status_code == 403, response.text
     # nothing happened: the victim still refreshes, the token is still live
     assert (await api.http.post(f"{A}/refresh", json={"refreshToken": login["refreshToken"]})).status_code == 200
-    listed = (await api.http.get(f"{A}/api-tokens", headers=api.bearer(victim))).json()
+    listed = (await api.http.get(f"{A}/api-tokens", headers=api.bearer(victim))).json()["items"]
     assert listed[0]["revokedAt"] is None
 
 
@@ -50,7 +50,7 @@ async def test_auth_scopes_read_write_admin(api):
     assert (await api.http.get(f"{A}/me", headers=api.bearer(reader))).status_code == 200
     assert (await api.http.get(f"{A}/api-tokens", headers=api.bearer(reader))).status_code == 200
     # auth:read changes nothing
-    mine = (await api.http.get(f"{A}/api-tokens", headers=api.bearer(admin))).json()
+    mine = (await api.http.get(f"{A}/api-tokens", headers=api.bearer(admin))).json()["items"]
     assert (await api.http.delete(f"{A}/api-tokens/{mine[0]['id']}", headers=api.bearer(reader))).status_code == 403
 
     await api.create_user(admin, "victim2", ["operator"])

@@ -7,7 +7,7 @@ from isles.security import InvalidToken, decode_assertion
 async def test_first_signature_needs_both_components_later_ones_the_password(api):
     token = await api.user_token("signer", ["quality"])
     h = api.bearer(token)
-    meanings = (await api.http.get("/api/auth/signature-meanings", headers=h)).json()
+    meanings = (await api.http.get("/api/auth/signature-meanings", headers=h)).json()["items"]
     assert {m["code"] for m in meanings} == {"review", "approval", "responsibility", "authorship"}
     only_password = await api.http.post("/api/auth/signatures/verify", headers=h,
                                         json={"password": api.PASSWORD, "meaning": "approval"})

@@ -48,7 +48,7 @@ async def test_user_lifecycle_publishes_events_and_audits_each_field(api, system
     assert events[1][1]["changes"] == {"lastName": "Rossi"} and events[1][1]["previousValues"] == {"lastName": "Tester"}
     assert events[2][1]["roles"] == ["operator", "quality"]
     log = (await api.http.get("/api/auth/audit-logs", params={"entityId": user["id"]},
-                              headers=api.bearer(admin))).json()
+                              headers=api.bearer(admin))).json()["items"]
     change = next(e for e in log if e["action"] == "user.updated")
     assert (change["field"], change["oldValue"], change["newValue"], change["reason"]) == \
         ("last_name", "Tester", "Rossi", "typo in onboarding form")
@@ -69,7 +69,7 @@ async def test_deactivated_user_cannot_log_in_and_the_username_is_never_reused(a
                                 json={"username": "Leaver", "password": api.PASSWORD})
     assert again.status_code == 409 and "never reused" in again.json()["detail"]
     listed = (await api.http.get("/api/auth/users", params={"includeInactive": "true"},
-                                 headers=api.bearer(admin))).json()
+                                 headers=api.bearer(admin))).json()["items"]
     assert any(u["username"] == "leaver" and not u["isActive"] for u in listed)
 
 

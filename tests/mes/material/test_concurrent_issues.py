@@ -27,5 +27,5 @@ async def test_racing_issues_from_one_lot(mes_env, pg_database):
             assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
             after = await plant.ok("GET", f"{M}/lots/{lot['id']}", plant.crew.viewer)
             assert after["quantity"] == 4
-            issued = await plant.ok("GET", f"{M}/consumptions?lotId={lot['id']}", plant.crew.viewer)
+            issued = (await plant.ok("GET", f"{M}/consumptions?lotId={lot['id']}", plant.crew.viewer))["items"]
             assert [c["quantity"] for c in issued] == [6]

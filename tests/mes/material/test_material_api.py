@@ -48,7 +48,7 @@ async def test_bom_versions_release_one_at_a_time_and_never_change(plant):
         "lineNumber": 40, "componentPartId": part["id"], "quantityPer": 1})
     assert itself.status_code == 422
     await plant.ok("POST", f"{M}/parts/{part['id']}/boms/2/release", eng)
-    versions = await plant.ok("GET", f"{M}/parts/{part['id']}/boms", plant.crew.viewer)
+    versions = (await plant.ok("GET", f"{M}/parts/{part['id']}/boms", plant.crew.viewer))["items"]
     assert [(v["bomVersion"], v["status"]) for v in versions] == [(1, "obsolete"), (2, "released")]
     empty = await plant.ok("POST", f"{M}/parts/{part['id']}/boms", eng, json={})
     assert (await http.post(f"{M}/parts/{part['id']}/boms/{empty['bomVersion']}/release",
@@ -108,7 +108,7 @@ async def test_split_keeps_exact_quantities_and_records_the_genealogy(plant):
     splits = [d for t, d in await outbox(plant.api.system) if t == "mes.material.lot.split"]
     assert [(s["childLotNumber"], s["splitQuantity"], s["quantity"]) for s in splits][-1] == (
         children[-1]["lotNumber"], 0.1, 9.7)
-    listed = await plant.ok("GET", f"{M}/lots/{lot['id']}/children", plant.crew.viewer)
+    listed = (await plant.ok("GET", f"{M}/lots/{lot['id']}/children", plant.crew.viewer))["items"]
     assert len(listed) == 3
 
 
@@ -168,7 +168,7 @@ async def test_issuing_material_checks_order_lot_quantity_and_bom(plant):
                                      "variance": 6},
                                     {"partId": plant.components[1]["id"], "partNumber": "C-2", "quantity": 0,
                                      "unitOfMeasure": "EA", "lots": [], "required": 8, "variance": -8}]
-    listed = await plant.ok("GET", f"{M}/consumptions?workOrderId={order['id']}", plant.crew.viewer)
+    listed = (await plant.ok("GET", f"{M}/consumptions?workOrderId={order['id']}", plant.crew.viewer))["items"]
     assert [c["id"] for c in listed] == [issued["id"], rest["id"]]
     unknown = await http.post(f"{M}/consumptions", headers=op,
                               json={**body, "workOrderId": "00000000-0000-4000-8000-000000000000"})
@@ -186,7 +186,7 @@ async def test_quarantined_lots_and_sublots_in_issues(plant):
     from_box = await plant.ok("POST", f"{M}/consumptions", plant.crew.operator, json={**body, "sublotId": box["id"],
                                                                                       "quantity": 3})
     assert from_box["sublotId"] == box["id"]
-    emptied = await plant.ok("GET", f"{M}/lots/{seals['id']}/sublots", plant.crew.viewer)
+    emptied = (await plant.ok("GET", f"{M}/lots/{seals['id']}/sublots", plant.crew.viewer))["items"]
     assert emptied[0]["quantity"] == 0
     assert (await plant.ok("GET", f"{M}/lots/{seals['id']}", plant.crew.viewer))["quantity"] == 7
 
@@ -221,6 +221,6 @@ async def test_inventory_adds_up_the_lots_on_hand(plant):
     await plant.lot(plant.components[1], 4, locationId=stores["id"])
     await plant.lot(plant.components[1], 2.5, locationId=stores["id"])
     await plant.lot(plant.components[1], 1, release=False, locationId=stores["id"], quarantine=True)
-    rows = await plant.ok("GET", f"{M}/inventory?partId={plant.components[1]['id']}", crew.viewer)
+    rows = (await plant.ok("GET", f"{M}/inventory?partId={plant.components[1]['id']}", crew.viewer))["items"]
     assert [(r["locationCode"], r["available"], r["quarantine"], r["received"], r["lots"]) for r in rows] == [
         ("ST-A", 6.5, 1.0, 0, 3)]

@@ -74,12 +74,12 @@ async def test_isa95_hierarchy_crud_and_tree(api, system):
     assert centers[1][1]["siteId"] == site["id"] and centers[1][1]["changes"] == {"name": "5-axis line 1"}
     assert centers[1][1]["previousValues"] == {"name": "CNC line 1"}
     # filter by parent, deactivate instead of delete
-    listed = (await api.http.get(f"{R}/work-units", params={"parentId": center["id"]}, headers=h)).json()
+    listed = (await api.http.get(f"{R}/work-units", params={"parentId": center["id"]}, headers=h)).json()["items"]
     assert [u["code"] for u in listed] == ["CELL-1"]
     gone = await api.http.delete(f"{R}/work-centers/{center['id']}", headers=h)
     assert gone.status_code == 200 and gone.json()["isActive"] is False
-    assert (await api.http.get(f"{R}/work-centers", headers=h)).json() == []
-    assert len((await api.http.get(f"{R}/work-centers", params={"includeInactive": "true"}, headers=h)).json()) == 1
+    assert (await api.http.get(f"{R}/work-centers", headers=h)).json()["items"] == []
+    assert len((await api.http.get(f"{R}/work-centers", params={"includeInactive": "true"}, headers=h)).json()["items"]) == 1
     assert any(e[0] == "mes.resource.site.updated" for e in await events(system))
 
 
@@ -144,12 +144,12 @@ async def test_personnel_certifications_and_expiry_check(api, system):
     put = await api.http.put(f"{R}/personnel/{person['id']}/skills", headers=h, json={"skillId": skill["id"], "level": 4})
     assert put.status_code == 200 and put.json()["skillCode"] == "NDT-PT"
     report = (await api.http.get(f"{R}/certifications/expiring", headers=h,
-                                 params={"withinDays": 30, "asOf": today.isoformat()})).json()
+                                 params={"withinDays": 30, "asOf": today.isoformat()})).json()["items"]
     assert [(r["name"], r["status"], r["daysLeft"]) for r in report] == [("PT level 2", "expired", -3),
                                                                           ("PT level 3", "expiring", 10)]
     assert report[0]["personnelName"] == "Priya Patel"
     only_expiring = (await api.http.get(f"{R}/certifications/expiring", headers=h, params={
-        "withinDays": 30, "asOf": today.isoformat(), "includeExpired": "false"})).json()
+        "withinDays": 30, "asOf": today.isoformat(), "includeExpired": "false"})).json()["items"]
     assert [r["name"] for r in only_expiring] == ["PT level 3"]
     quals = (await api.http.get(f"{R}/personnel/{person['id']}/qualifications", headers=h)).json()
     assert quals["skills"] == [{"skillId": skill["id"], "skillCode": "NDT-PT", "level": 4}]

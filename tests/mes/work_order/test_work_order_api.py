@@ -186,19 +186,19 @@ async def test_dispatch_list_orders_by_urgency_and_names_work_centers_through_th
     urgent = await plant.released(priority=10)
     await plant.released(dispatch=False)  # Released, not on the floor yet
     center = plant.centers[0]["id"]
-    rows = await plant.ok("GET", f"{W}/dispatch-list?workCenterId={center}", plant.crew.viewer)
+    rows = (await plant.ok("GET", f"{W}/dispatch-list?workCenterId={center}", plant.crew.viewer))["items"]
     assert [(r["workOrderNumber"], r["sequence"]) for r in rows] == [
         (urgent["workOrderNumber"], 10), (late["workOrderNumber"], 10)]
     assert rows[0]["workCenterName"] == "CNC line 1" and rows[0]["plannedMinutes"] == 70
     await plant.step(urgent, 10, "start")
     await plant.step(urgent, 10, "complete", quantityGood=4)
-    rows = await plant.ok("GET", f"{W}/dispatch-list?workCenterId={center}", plant.crew.viewer)
+    rows = (await plant.ok("GET", f"{W}/dispatch-list?workCenterId={center}", plant.crew.viewer))["items"]
     assert [(r["workOrderNumber"], r["sequence"]) for r in rows][0] == (urgent["workOrderNumber"], 20)
     renamed = await plant.http.patch(f"{R}/work-centers/{center}", headers=plant.crew.engineer,
                                      json={"name": "5-axis CNC line 1"})
     assert renamed.status_code == 200
     await plant.api.system.drain()  # the event invalidates the cached name
-    rows = await plant.ok("GET", f"{W}/dispatch-list?workCenterId={center}", plant.crew.viewer)
+    rows = (await plant.ok("GET", f"{W}/dispatch-list?workCenterId={center}", plant.crew.viewer))["items"]
     assert {r["workCenterName"] for r in rows} == {"5-axis CNC line 1"}
 
 
@@ -220,8 +220,8 @@ async def test_work_instructions_are_versioned_and_orders_keep_theirs(plant):
     v2 = await plant.ok("POST", f"{W}/work-instructions", eng, json={"partId": part["id"], "operationCode": "OP10",
                                                                      "title": "Machine the strut", "body": "2. ..."})
     await plant.ok("POST", f"{W}/work-instructions/{v2['id']}/release", eng)
-    versions = await plant.ok("GET", f"{W}/work-instructions?partId={part['id']}&operationCode=OP10",
-                              plant.crew.viewer)
+    versions = (await plant.ok("GET", f"{W}/work-instructions?partId={part['id']}&operationCode=OP10",
+                              plant.crew.viewer))["items"]
     assert [(v["revision"], v["status"]) for v in versions] == [(1, "superseded"), (2, "released")]
     second = await plant.released()
     assert second["operations"][0]["instructionRevision"] == 2
