@@ -17,9 +17,10 @@ PART = str(uuid.uuid4())
 
 def _assert_refused(response) -> None:
     assert response.status_code in (400, 422), (response.status_code, response.text)
-    body = response.json()
-    assert isinstance(body["detail"], list) and body["detail"], body
-    assert {"type", "loc", "msg"} <= set(body["detail"][0]), body
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    body = response.json()  # RFC 9457 problem details, with each invalid input in errors[]
+    assert body["status"] == response.status_code and isinstance(body["errors"], list) and body["errors"], body
+    assert {"type", "loc", "msg"} <= set(body["errors"][0]), body
 
 
 @pytest.mark.parametrize("raw", [

@@ -46,7 +46,8 @@ async def test_a_retried_issue_and_report_happen_once_and_answer_the_first_respo
     async with running_mes(env) as api:
         plant, order, lot = await _plant(api)
         http, op = plant.http, plant.crew.operator
-        body = {"lotId": lot["id"], "workOrderId": order["id"], "quantity": 2, "operationCode": "OP10"}
+        body = {"lotId": lot["id"], "workOrderId": order["id"], "quantity": 2, "operationCode": "OP10",
+                "reason": "issued past the BOM on purpose"}  # four issues of 2 exceed the requirement
         keyed = {**op, HEADER: "issue-2-of-C1-to-WO"}
 
         first = await http.post(f"{M}/consumptions", headers=keyed, json=body)

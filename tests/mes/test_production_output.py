@@ -49,7 +49,7 @@ async def _run(plant: Plant, order: dict, good: float, *, last_report: float = 0
 
 
 async def _finished_lots(plant: Plant, order: dict) -> list[dict]:
-    receipts = await plant.ok("GET", f"{M}/production-receipts?workOrderId={order['id']}", plant.crew.viewer)
+    receipts = (await plant.ok("GET", f"{M}/production-receipts?workOrderId={order['id']}", plant.crew.viewer))["items"]
     ids = list(dict.fromkeys(r["lotId"] for r in receipts))
     return [await plant.ok("GET", f"{M}/lots/{lot_id}", plant.crew.viewer) for lot_id in ids]
 
@@ -68,9 +68,9 @@ async def test_a_completed_order_puts_a_finished_lot_into_inventory_linked_to_ev
     [lot] = await _finished_lots(plant, order)
     assert (lot["partId"], lot["quantity"], lot["origin"], lot["status"]) == (plant.part["id"], 4, "produced", "released")
     assert lot["locationId"] == plant.fg["id"] and lot["lotNumber"] == f"FG-{order['workOrderNumber']}"
-    receipts = await plant.ok("GET", f"{M}/production-receipts?workOrderId={order['id']}", crew.viewer)
+    receipts = (await plant.ok("GET", f"{M}/production-receipts?workOrderId={order['id']}", crew.viewer))["items"]
     assert sorted(r["quantity"] for r in receipts) == [1, 3]  # the report, then the completion
-    on_hand = await plant.ok("GET", f"{M}/lots?partId={plant.part['id']}&status=released", crew.viewer)
+    on_hand = (await plant.ok("GET", f"{M}/lots?partId={plant.part['id']}&status=released", crew.viewer))["items"]
     assert [x["id"] for x in on_hand] == [lot["id"]]
 
     genealogy = await plant.ok("GET", f"{M}/lots/{lot['id']}/genealogy", crew.viewer)
@@ -98,7 +98,7 @@ async def test_a_completed_order_puts_a_finished_lot_into_inventory_linked_to_ev
     assert over.status_code == 409, over.text  # 2 shipped units are not back yet
     children = (await plant.ok("GET", f"{M}/lots/{lot['id']}/genealogy", crew.viewer))["children"]
     assert [(c["childLotId"], c["relation"]) for c in children] == [(back["id"], "returned")]
-    assert [s["customer"] for s in await plant.ok("GET", f"{M}/shipments", crew.viewer)] == ["Boeing Wichita"]
+    assert [s["customer"] for s in (await plant.ok("GET", f"{M}/shipments", crew.viewer))["items"]] == ["Boeing Wichita"]
 
 
 async def test_a_serial_tracked_order_mints_exactly_its_quantity_and_completes_them_with_it(plant):
@@ -117,7 +117,7 @@ async def test_a_serial_tracked_order_mints_exactly_its_quantity_and_completes_t
     await _issue(plant, order, forging, 3, "OP10")
     await _run(plant, order, 2, scrap_first=1)
 
-    serials = await plant.ok("GET", f"{M}/serials?workOrderId={order['id']}", crew.viewer)
+    serials = (await plant.ok("GET", f"{M}/serials?workOrderId={order['id']}", crew.viewer))["items"]
     [lot] = await _finished_lots(plant, order)
     assert len(serials) == 3 and lot["quantity"] == 2
     assert sorted(s["status"] for s in serials) == ["completed", "completed", "scrapped"]
@@ -165,7 +165,7 @@ async def test_a_reversed_consumption_goes_back_to_its_lot_and_off_the_orders_ac
     again = await plant.http.post(f"{M}/consumptions/{issue['id']}/reverse", headers=crew.operator,
                                   json={"reason": "twice"})
     assert again.status_code == 409
-    reversals = await plant.ok("GET", f"{M}/consumption-reversals?consumptionId={issue['id']}", crew.viewer)
+    reversals = (await plant.ok("GET", f"{M}/consumption-reversals?consumptionId={issue['id']}", crew.viewer))["items"]
     assert [(r["quantity"], r["reason"]) for r in reversals] == [(1, "wrong lot scanned"), (3, "order re-planned")]
     await plant.api.system.drain()
     variance = await plant.ok("GET", f"{W}/work-orders/{order['id']}/variance", crew.viewer)
@@ -184,7 +184,7 @@ async def test_a_reversed_issue_leaves_the_finished_lots_genealogy(plant):
     assert order_detail["status"] == "Completed"
     parents = (await plant.ok("GET", f"{M}/lots/{lot['id']}/genealogy", crew.viewer))["parents"]
     assert [p["parentLotId"] for p in parents] == [forging["id"]]
-    [issue] = await plant.ok("GET", f"{M}/consumptions?lotId={forging['id']}", crew.viewer)
+    [issue] = (await plant.ok("GET", f"{M}/consumptions?lotId={forging['id']}", crew.viewer))["items"]
     await plant.ok("POST", f"{M}/consumptions/{issue['id']}/reverse", crew.operator, json={"reason": "mis-booked"})
     assert (await plant.ok("GET", f"{M}/lots/{lot['id']}/genealogy", crew.viewer))["parents"] == []
 
@@ -193,7 +193,7 @@ async def test_a_production_report_is_corrected_by_a_counter_entry(plant):
     crew = plant.crew
     order = await plant.released(quantity=4)
     await _run(plant, order, 4)
-    reports = await plant.ok("GET", f"{W}/work-orders/{order['id']}/reports", crew.viewer)
+    reports = (await plant.ok("GET", f"{W}/work-orders/{order['id']}/reports", crew.viewer))["items"]
     detail = await plant.ok("GET", f"{W}/work-orders/{order['id']}", crew.viewer)
     last_op = detail["operations"][-1]["id"]
     [last] = [r for r in reports if r["operationId"] == last_op]
@@ -213,12 +213,12 @@ async def test_a_production_report_is_corrected_by_a_counter_entry(plant):
     assert over.status_code == 409
     corrected = await plant.ok("GET", f"{W}/work-orders/{order['id']}", crew.viewer)
     assert (corrected["quantityGood"], corrected["operations"][-1]["quantityGood"]) == (3, 3)
-    reports = await plant.ok("GET", f"{W}/work-orders/{order['id']}/reports", crew.viewer)
+    reports = (await plant.ok("GET", f"{W}/work-orders/{order['id']}/reports", crew.viewer))["items"]
     assert last in reports and len(reports) == 4  # history is kept: the original and its counter-entry
     await plant.api.system.drain()
     [lot] = await _finished_lots(plant, order)
     assert (lot["quantity"], lot["initialQuantity"]) == (3, 3)
-    receipts = await plant.ok("GET", f"{M}/production-receipts?workOrderId={order['id']}", crew.viewer)
+    receipts = (await plant.ok("GET", f"{M}/production-receipts?workOrderId={order['id']}", crew.viewer))["items"]
     assert [(r["quantity"], r["correctsReportId"]) for r in receipts] == [(4, None), (-1, last["id"])]
 
 
@@ -226,6 +226,6 @@ async def test_production_mints_the_serials_an_order_did_not_start(plant):
     await plant.ok("PATCH", f"{M}/parts/{plant.part['id']}", plant.crew.engineer, json={"tracking": "serial"})
     order = await plant.released(quantity=2)
     await _run(plant, order, 2, last_report=1)
-    serials = await plant.ok("GET", f"{M}/serials?workOrderId={order['id']}", plant.crew.viewer)
+    serials = (await plant.ok("GET", f"{M}/serials?workOrderId={order['id']}", plant.crew.viewer))["items"]
     [lot] = await _finished_lots(plant, order)
     assert [(s["status"], s["lotId"]) for s in serials] == [("completed", lot["id"])] * 2

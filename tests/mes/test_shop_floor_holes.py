@@ -67,7 +67,7 @@ async def test_dispatch_checks_the_work_center_and_can_be_read(plant):
     center = plant.centers[1]["id"]
     await plant.ok("POST", f"{W}/work-orders/{order['id']}/dispatch", plant.crew.supervisor,
                    json={"workCenterId": center, "note": "line 2"})
-    dispatches = await plant.ok("GET", f"{W}/work-orders/{order['id']}/dispatches", plant.crew.viewer)
+    dispatches = (await plant.ok("GET", f"{W}/work-orders/{order['id']}/dispatches", plant.crew.viewer))["items"]
     assert [(d["workCenterId"], d["note"]) for d in dispatches] == [(center, "line 2")]
     one = await plant.ok("GET", f"{W}/work-orders/{order['id']}/dispatches/{dispatches[0]['id']}", plant.crew.viewer)
     assert one["workCenterCode"] == "ASSY-1"
@@ -109,7 +109,7 @@ async def test_an_expired_lot_is_refused_at_every_use_and_in_every_total(plant):
     old, good, other = (await plant.lot(part, 5, expiresAt=soon), await plant.lot(part, 7),
                         await plant.lot(part, 3, expiresAt=soon))
     await _expire_now(plant, old, other)
-    inventory = await plant.ok("GET", f"{M}/inventory?partId={part['id']}", plant.crew.viewer)
+    inventory = (await plant.ok("GET", f"{M}/inventory?partId={part['id']}", plant.crew.viewer))["items"]
     assert [(row["available"], row["expired"]) for row in inventory] == [(7, 8)]
     merged = await plant.http.post(f"{M}/lots/merge", headers=plant.crew.operator,
                                    json={"lotIds": [good["id"], old["id"]]})
@@ -153,7 +153,7 @@ async def test_a_lot_past_its_expiry_is_received_as_expired(plant):
     refused = await plant.http.post(f"{M}/lots/{lot['id']}/status", headers=plant.crew.quality,
                                     json={"status": "released"})
     assert refused.status_code == 409
-    inventory = await plant.ok("GET", f"{M}/inventory?partId={plant.components[0]['id']}", plant.crew.viewer)
+    inventory = (await plant.ok("GET", f"{M}/inventory?partId={plant.components[0]['id']}", plant.crew.viewer))["items"]
     assert [(row["available"], row["received"], row["expired"]) for row in inventory] == [(0, 0, 5)]
 
 
@@ -165,18 +165,18 @@ async def test_a_merged_lot_shows_every_source_with_quantities_and_supplier_data
     c = await plant.lot(part, 2, supplier="Other Ltd", certificateNumber="CoC-9")
     same = await plant.ok("POST", f"{M}/lots/merge", plant.crew.operator, json={"lotIds": [a["id"], b["id"]]})
     assert (same["supplier"], same["supplierLotNumber"], same["certificateNumber"]) == ("Forge AG", "H-1", "CoC-1")
-    parents = await plant.ok("GET", f"{M}/lots/{same['id']}/parents", plant.crew.viewer)
+    parents = (await plant.ok("GET", f"{M}/lots/{same['id']}/parents", plant.crew.viewer))["items"]
     assert sorted((p["lotNumber"], p["link"], p["linkQuantity"]) for p in parents) == sorted(
         [(a["lotNumber"], "merge", 4), (b["lotNumber"], "merge", 6)])
-    children = await plant.ok("GET", f"{M}/lots/{a['id']}/children", plant.crew.viewer)
+    children = (await plant.ok("GET", f"{M}/lots/{a['id']}/children", plant.crew.viewer))["items"]
     assert [(ch["lotNumber"], ch["link"], ch["linkQuantity"]) for ch in children] == [(same["lotNumber"], "merge", 4)]
     mixed = await plant.ok("POST", f"{M}/lots/merge", plant.crew.operator, json={"lotIds": [same["id"], c["id"]]})
     assert mixed["certificateNumber"] is None
-    sources = await plant.ok("GET", f"{M}/lots/{mixed['id']}/parents", plant.crew.viewer)
+    sources = (await plant.ok("GET", f"{M}/lots/{mixed['id']}/parents", plant.crew.viewer))["items"]
     assert {(p["supplier"], p["certificateNumber"], p["linkQuantity"]) for p in sources} == {
         ("Forge AG", "CoC-1", 10), ("Other Ltd", "CoC-9", 2)}
     split = await plant.ok("POST", f"{M}/lots/{mixed['id']}/split", plant.crew.operator, json={"quantity": 5})
-    up = await plant.ok("GET", f"{M}/lots/{split['child']['id']}/parents", plant.crew.viewer)
+    up = (await plant.ok("GET", f"{M}/lots/{split['child']['id']}/parents", plant.crew.viewer))["items"]
     assert [(p["lotNumber"], p["link"], p["linkQuantity"]) for p in up] == [(mixed["lotNumber"], "split", 5)]
 
 
@@ -250,17 +250,17 @@ async def test_a_products_part_number_follows_a_rename_in_material(plant):
 async def test_lists_filter_by_their_natural_key(plant):
     order = await plant.order(quantity=1)
     viewer = plant.crew.viewer
-    found = await plant.ok("GET", f"{W}/work-orders?number={order['workOrderNumber']}", viewer)
+    found = (await plant.ok("GET", f"{W}/work-orders?number={order['workOrderNumber']}", viewer))["items"]
     assert [o["id"] for o in found] == [order["id"]]
-    assert await plant.ok("GET", f"{W}/work-orders?number=WO-NONE", viewer) == []
-    assert [p["id"] for p in await plant.ok("GET", f"{M}/parts?partNumber=c-1", viewer)] == [plant.components[0]["id"]]
+    assert (await plant.ok("GET", f"{W}/work-orders?number=WO-NONE", viewer))["items"] == []
+    assert [p["id"] for p in (await plant.ok("GET", f"{M}/parts?partNumber=c-1", viewer))["items"]] == [plant.components[0]["id"]]
     lot = await plant.lot(plant.components[0], 1)
-    assert [x["id"] for x in await plant.ok("GET", f"{M}/lots?lotNumber={lot['lotNumber']}", viewer)] == [lot["id"]]
-    centers = await plant.ok("GET", f"{R}/work-centers?code=ASSY-1", viewer)
+    assert [x["id"] for x in (await plant.ok("GET", f"{M}/lots?lotNumber={lot['lotNumber']}", viewer))["items"]] == [lot["id"]]
+    centers = (await plant.ok("GET", f"{R}/work-centers?code=ASSY-1", viewer))["items"]
     assert [c["id"] for c in centers] == [plant.centers[1]["id"]]
-    products = await plant.ok("GET", f"{R}/products?productNumber=P-100", viewer)
+    products = (await plant.ok("GET", f"{R}/products?productNumber=P-100", viewer))["items"]
     assert [p["id"] for p in products] == [plant.product["id"]]
-    routings = await plant.ok("GET", f"{R}/routings?code=RT-100", viewer)
+    routings = (await plant.ok("GET", f"{R}/routings?code=RT-100", viewer))["items"]
     assert [r["id"] for r in routings] == [plant.routing["id"]]
-    users = await plant.ok("GET", "/api/auth/users?username=Operator1", plant.crew.admin)
+    users = (await plant.ok("GET", "/api/auth/users?username=Operator1", plant.crew.admin))["items"]
     assert [u["id"] for u in users] == [plant.crew.ids["operator"]]
