@@ -1,0 +1,137 @@
+"""The genealogy as a picture: an SVG laid out in columns by distance from the root.
+
+Upstream nodes stand left of the root, downstream ones right of it, one column per level of the
+walk; within a column the nodes are ordered by the mean position of their neighbours in the
+column before and after (a few barycentre sweeps), which keeps edges short and crossings few.
+Each node shows its number and part; each edge its quantity. Plain SVG written here (no
+graphviz binary to install on a plant server); a browser opens it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
+
+NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN, HEADER = 188, 42, 96, 12, 24, 64
+STYLE = {  # kind: (fill, stroke)
+    "lot": ("#e8f0fe", "#1a73e8"),
+    "serial": ("#e6f4ea", "#188038"),
+    "shipment": ("#fef7e0", "#e37400"),
+}
+
+
+@dataclass
+class Box:
+    key: int
+    kind: str
+    title: str  # first line: lot number, serial, shipment number
+    subtitle: str  # second line: part number, customer
+    depth: int  # signed distance from the root
+    detail: str = ""  # hover text
+
+
+@dataclass
+class Arrow:
+    parent: int
+    child: int
+    label: str
+    detail: str = ""
+
+
+def _clip(text: str, room: int = 26) -> str:
+    return text if len(text) <= room else text[:room - 1] + "\u2026"
+
+
+def layout(boxes: list[Box], arrows: list[Arrow], sweeps: int = 4) -> dict[int, tuple[float, float]]:
+    """Top-left corner of each box."""
+    depths = sorted({b.depth for b in boxes})
+    column = {d: i for i, d in enumerate(depths)}
+    layers: list[list[Box]] = [[] for _ in depths]
+    for box in sorted(boxes, key=lambda b: (b.subtitle, b.title)):
+        layers[column[box.depth]].append(box)
+    col_of = {b.key: column[b.depth] for b in boxes}
+    neighbours: dict[int, list[int]] = {b.key: [] for b in boxes}
+    for arrow in arrows:
+        if arrow.parent in neighbours and arrow.child in neighbours:
+            neighbours[arrow.parent].append(arrow.child)
+            neighbours[arrow.child].append(arrow.parent)
+    position = {b.key: float(i) for layer in layers for i, b in enumerate(layer)}
+    for sweep in range(sweeps):
+        order = range(1, len(layers)) if sweep % 2 == 0 else range(len(layers) - 2, -1, -1)
+        for index in order:
+            side = index - 1 if sweep % 2 == 0 else index + 1
+
+            def centre(box: Box) -> float:
+                near = [position[n] for n in neighbours[box.key] if col_of[n] == side]
+                return sum(near) / len(near) if near else position[box.key]
+            layers[index].sort(key=centre)
+            for i, box in enumerate(layers[index]):
+                position[box.key] = float(i)
+    tallest = max((len(layer) for layer in layers), default=1)
+    corners = {}
+    for index, layer in enumerate(layers):
+        offset = (tallest - len(layer)) * (NODE_H + ROW_GAP) / 2
+        for row, box in enumerate(layer):
+            corners[box.key] = (MARGIN + index * (NODE_W + COL_GAP), HEADER + offset + row * (NODE_H + ROW_GAP))
+    return corners
+
+
+def render(title: str, boxes: list[Box], arrows: list[Arrow], *, root: int, note: str = "") -> str:
+    """The SVG document (a string) of ``boxes`` joined by ``arrows``."""
+    corners = layout(boxes, arrows)
+    depths = sorted({b.depth for b in boxes})
+    width = MARGIN * 2 + max(len(depths), 1) * (NODE_W + COL_GAP) - COL_GAP
+    height = max((y for _, y in corners.values()), default=HEADER) + NODE_H + MARGIN + 16
+    width = max(width, 520)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
+           f"<title>{escape(title)}</title>",
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#5f6368"/></marker></defs>',
+           f'<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{MARGIN}" y="26" font-size="16" font-weight="bold">{escape(title)}</text>']
+    legend_x = MARGIN
+    out.append(f'<text x="{legend_x}" y="46" fill="#5f6368">{escape(note)}</text>')
+    for i, depth in enumerate(depths):
+        x = MARGIN + i * (NODE_W + COL_GAP) + NODE_W / 2
+        label = "root" if depth == 0 else (f"{-depth} up" if depth < 0 else f"{depth} down")
+        out.append(f'<text x="{x:.0f}" y="{HEADER - 8}" text-anchor="middle" fill="#80868b">{label}</text>')
+    out.append('<g fill="none" stroke="#9aa0a6" stroke-width="1.2">')
+    labels = []
+    for arrow in arrows:
+        if arrow.parent not in corners or arrow.child not in corners:
+            continue
+        (px, py), (cx, cy) = corners[arrow.parent], corners[arrow.child]
+        x1, y1 = px + NODE_W, py + NODE_H / 2
+        x2, y2 = cx, cy + NODE_H / 2
+        if x2 > x1:
+            bend = (x2 - x1) / 2
+            path = f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+            mid = ((x1 + x2) / 2, (y1 + y2) / 2)
+            dash = ""
+        else:  # against the flow: a cycle (a return) or an edge inside a column
+            x1, x2 = px + NODE_W / 2, cx + NODE_W / 2
+            y1, y2 = py + NODE_H, cy + NODE_H
+            drop = 40 + abs(x1 - x2) / 6
+            path = f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + drop:.1f} {x2:.1f},{y2 + drop:.1f} {x2:.1f},{y2:.1f}"
+            mid = ((x1 + x2) / 2, max(y1, y2) + drop * 0.75)
+            dash = ' stroke-dasharray="5,3" stroke="#d93025"'
+        tip = f"<title>{escape(arrow.detail)}</title>" if arrow.detail else ""
+        out.append(f'<path d="{path}" marker-end="url(#arrow)"{dash}>{tip}</path>')
+        if arrow.label:
+            labels.append(f'<text x="{mid[0]:.1f}" y="{mid[1] - 3:.1f}" text-anchor="middle">{escape(arrow.label)}</text>')
+    out.append("</g>")
+    out.append('<g font-size="10" fill="#3c4043" stroke="white" stroke-width="3" paint-order="stroke">')
+    out.extend(labels)
+    out.append("</g>")
+    for box in boxes:
+        x, y = corners[box.key]
+        fill, stroke = STYLE.get(box.kind, ("#f1f3f4", "#5f6368"))
+        width_px = 3 if box.key == root else 1.2
+        tip = f"<title>{escape(box.detail or box.title)}</title>"
+        out.append(f'<g>{tip}<rect x="{x:.1f}" y="{y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="6" '
+                   f'fill={quoteattr(fill)} stroke={quoteattr(stroke)} stroke-width="{width_px}"/>'
+                   f'<text x="{x + 8:.1f}" y="{y + 17:.1f}" font-weight="bold">{escape(_clip(box.title))}</text>'
+                   f'<text x="{x + 8:.1f}" y="{y + 33:.1f}" fill="#5f6368">{escape(_clip(box.subtitle, 30))}</text>'
+                   "</g>")
+    out.append("</svg>")
+    return "\n".join(out)
