@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN, HEADER = 188, 42, 96, 12, 24, 64
+NODE_W, NODE_H, COL_GAP, ROW_GAP, MARGIN, HEADER = 188, 42, 96, 12, 24, 84
 STYLE = {  # kind: (fill, stroke)
     "lot": ("#e8f0fe", "#1a73e8"),
     "serial": ("#e6f4ea", "#188038"),
@@ -80,7 +80,12 @@ def render(title: str, boxes: list[Box], arrows: list[Arrow], *, root: int, note
     corners = layout(boxes, arrows)
     depths = sorted({b.depth for b in boxes})
     width = MARGIN * 2 + max(len(depths), 1) * (NODE_W + COL_GAP) - COL_GAP
-    height = max((y for _, y in corners.values()), default=HEADER) + NODE_H + MARGIN + 16
+    bottom = max((y for _, y in corners.values()), default=HEADER) + NODE_H
+    for arrow in arrows:  # arcs of edges against the flow hang below their boxes
+        if arrow.parent in corners and arrow.child in corners and corners[arrow.child][0] <= corners[arrow.parent][0]:
+            (px, py), (cx, cy) = corners[arrow.parent], corners[arrow.child]
+            bottom = max(bottom, max(py, cy) + NODE_H + 0.75 * (40 + abs(px - cx) / 6) + 14)
+    height = bottom + MARGIN
     width = max(width, 520)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
@@ -91,6 +96,8 @@ def render(title: str, boxes: list[Box], arrows: list[Arrow], *, root: int, note
            f'<text x="{MARGIN}" y="26" font-size="16" font-weight="bold">{escape(title)}</text>']
     legend_x = MARGIN
     out.append(f'<text x="{legend_x}" y="46" fill="#5f6368">{escape(note)}</text>')
+    out.append(f'<text x="{legend_x}" y="{HEADER - 22}" font-size="10" fill="#80868b">blue: lot  green: unit  '
+               'orange: shipment  red dashed: against the flow (a return)</text>')
     for i, depth in enumerate(depths):
         x = MARGIN + i * (NODE_W + COL_GAP) + NODE_W / 2
         label = "root" if depth == 0 else (f"{-depth} up" if depth < 0 else f"{depth} down")
