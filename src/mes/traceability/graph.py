@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Iterable
 
-from mes.traceability.models import LOT, SERIAL, SHIPMENT
+from mes.traceability.models import LOT, SERIAL, SHIPMENT  # noqa: F401 (LOT: the rest)
 
 EMPTY: tuple[int, ...] = ()
 
@@ -32,11 +32,8 @@ class Levels:
 
     root: int
     levels: list[set[int]]
-
-    @property
-    def nodes(self) -> set[int]:
-        """Every node reached, the root included."""
-        return set().union(*self.levels)
+    #: every node reached, the root included
+    nodes: set[int] = field(default_factory=set)
 
     def __len__(self) -> int:
         return sum(len(level) for level in self.levels)
@@ -75,6 +72,10 @@ class GenealogyIndex:
         self.part_names: dict[int, str] = {}
         self.order_names: dict[int, str] = {}
         self.customers: dict[int, str] = {}  # shipment node -> customer
+        #: the units and the shipments (the rest are lots): a recall sorts what it reached with two
+        #: set intersections instead of a look-up per node
+        self.serials: set[int] = set()
+        self.shipments: set[int] = set()
         self._ints: list[int] = []  # one int object per id, shared by every tuple that holds it
 
     # -- building ----------------------------------------------------------------------------------
@@ -96,6 +97,12 @@ class GenealogyIndex:
         if node >= len(self.children):
             self.reserve(max(node + 1, len(self.children) * 2))
         self.kind[node], self.part[node], self.order[node] = kind, part or 0, order or 0
+        self.serials.discard(node)
+        self.shipments.discard(node)
+        if kind == SERIAL:
+            self.serials.add(node)
+        elif kind == SHIPMENT:
+            self.shipments.add(node)
 
     def add_edge(self, parent: int, child: int) -> None:
         """``parent`` went into ``child``; a second edge between them adds nothing to reachability."""
@@ -137,9 +144,9 @@ class GenealogyIndex:
     # -- walking -------------------------------------------------------------------------------------
     def _walk(self, adjacency: list[tuple[int, ...]], root: int, depth: int | None) -> Levels:
         levels = [{root}]
-        if not 0 <= root < len(adjacency):
-            return Levels(root, levels)
         seen = {root}
+        if not 0 <= root < len(adjacency):
+            return Levels(root, levels, seen)
         frontier: Iterable[int] = (root,)
         step = adjacency.__getitem__
         while depth is None or len(levels) <= depth:
@@ -150,7 +157,7 @@ class GenealogyIndex:
             seen |= reached
             levels.append(reached)
             frontier = reached
-        return Levels(root, levels)
+        return Levels(root, levels, seen)
 
     def backward(self, root: int, depth: int | None = None) -> Levels:
         """Where-from: every node ``root`` was made from, level by level (``depth=1``: one up)."""
@@ -206,9 +213,9 @@ class GenealogyIndex:
 
     def impact(self, root: int, affected: set[int]) -> Impact:
         kind = self.kind
-        lots = [n for n in affected if kind[n] == LOT]
-        serials = [n for n in affected if kind[n] == SERIAL]
-        shipments = [n for n in affected if kind[n] == SHIPMENT]
+        serials = affected & self.serials
+        shipments = affected & self.shipments
+        lots = affected.difference(serials, shipments)
         order, part = self.order.__getitem__, self.part.__getitem__
         lots_by_order, serials_by_order = Counter(map(order, lots)), Counter(map(order, serials))
         lots_by_part, serials_by_part = Counter(map(part, lots)), Counter(map(part, serials))

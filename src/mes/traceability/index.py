@@ -15,6 +15,7 @@ graph as of its own start until :func:`rebuild`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import struct
 import time
 import weakref
@@ -25,7 +26,7 @@ from sqlalchemy import event, func, select
 
 from isles import UnitOfWork
 from mes.traceability.graph import GenealogyIndex
-from mes.traceability.models import SHIPMENT, TraceEdge, TraceNode, TracePart, TraceWorkOrder
+from mes.traceability.models import SERIAL, SHIPMENT, TraceEdge, TraceNode, TracePart, TraceWorkOrder
 
 _CHANGES = "mes_traceability_changes"
 
@@ -117,6 +118,10 @@ async def _build(uow: UnitOfWork, found: Holder) -> None:
         queued, found.queued = found.queued, None
     found.index, found.build_seconds = index, time.perf_counter() - started
     del queued
+    # A million tuples the cyclic garbage collector would walk on every full collection (pauses of
+    # tens of milliseconds): they hold no cycles, reference counting frees them on a rebuild.
+    gc.collect()
+    gc.freeze()
 
 
 async def load(uow: UnitOfWork) -> GenealogyIndex:
@@ -137,8 +142,13 @@ async def load(uow: UnitOfWork) -> GenealogyIndex:
         edges = iter((await uow.execute(select(TraceEdge.parent_id, TraceEdge.child_id))).all())
     index.reserve(size)
     kind, part, order = index.kind, index.part, index.order
+    serials, shipments = index.serials, index.shipments
     for node, k, p, o in nodes:
         kind[node], part[node], order[node] = k, p, o
+        if k == SERIAL:
+            serials.add(node)
+        elif k == SHIPMENT:
+            shipments.add(node)
     index.load(size, edges)
     index.part_names = {k: n for k, n in (await uow.execute(select(TracePart.id, TracePart.part_number))).all() if n}
     index.order_names = {k: n for k, n in (await uow.execute(select(TraceWorkOrder.id,
