@@ -41,6 +41,50 @@ def _clip(text: str, room: int = 26) -> str:
     return text if len(text) <= room else text[:room - 1] + "\u2026"
 
 
+def _longest(nodes: set[int], root: int, edges: list[tuple[int, int]]) -> dict[int, int]:
+    """Longest-path layers from ``root`` over ``edges`` (from -> to) among ``nodes``, so that every
+    edge points to a later column. A cycle is broken at its node nearest the root (in the order
+    given), whose remaining incoming edges then point backwards."""
+    incoming: dict[int, list[int]] = {n: [] for n in nodes}
+    outgoing: dict[int, list[int]] = {n: [] for n in nodes}
+    for a, b in edges:
+        if a in nodes and b in nodes and a != b:
+            incoming[b].append(a)
+            outgoing[a].append(b)
+    waiting = {n: len(set(incoming[n])) for n in nodes}
+    waiting[root] = 0
+    layer = {root: 0}
+    done: set[int] = set()
+    ready = [root]
+    remaining = sorted(nodes - {root})
+    while len(done) < len(nodes):
+        if not ready:  # a cycle (a return, rework): take the earliest node still waiting
+            pick = next(n for n in remaining if n not in done)
+            layer.setdefault(pick, 1 + max((layer[p] for p in incoming[pick] if p in done), default=0))
+            ready.append(pick)
+        node = ready.pop()
+        if node in done:
+            continue
+        done.add(node)
+        for child in set(outgoing[node]):
+            if child in done:
+                continue
+            layer[child] = max(layer.get(child, 0), layer[node] + 1)
+            waiting[child] -= 1
+            if waiting[child] <= 0:
+                ready.append(child)
+    return layer
+
+
+def flow_depths(depth: dict[int, int], arrows: list["Arrow"], root: int) -> dict[int, int]:
+    """Columns for ``depth`` (signed walk distances): upstream nodes on longest paths to the root,
+    downstream ones on longest paths from it, so that edges run left to right."""
+    edges = [(a.parent, a.child) for a in arrows]
+    down = _longest({n for n, d in depth.items() if d >= 0}, root, edges)
+    up = _longest({n for n, d in depth.items() if d <= 0}, root, [(b, a) for a, b in edges])
+    return {n: (down[n] if d > 0 else -up[n] if d < 0 else 0) for n, d in depth.items()}
+
+
 def layout(boxes: list[Box], arrows: list[Arrow], sweeps: int = 4) -> dict[int, tuple[float, float]]:
     """Top-left corner of each box."""
     depths = sorted({b.depth for b in boxes})
@@ -77,6 +121,8 @@ def layout(boxes: list[Box], arrows: list[Arrow], sweeps: int = 4) -> dict[int, 
 
 def render(title: str, boxes: list[Box], arrows: list[Arrow], *, root: int, note: str = "") -> str:
     """The SVG document (a string) of ``boxes`` joined by ``arrows``."""
+    columns = flow_depths({b.key: b.depth for b in boxes}, arrows, root)
+    boxes = [Box(b.key, b.kind, b.title, b.subtitle, columns[b.key], b.detail) for b in boxes]
     corners = layout(boxes, arrows)
     depths = sorted({b.depth for b in boxes})
     width = MARGIN * 2 + max(len(depths), 1) * (NODE_W + COL_GAP) - COL_GAP
@@ -100,7 +146,7 @@ def render(title: str, boxes: list[Box], arrows: list[Arrow], *, root: int, note
                'orange: shipment  red dashed: against the flow (a return)</text>')
     for i, depth in enumerate(depths):
         x = MARGIN + i * (NODE_W + COL_GAP) + NODE_W / 2
-        label = "root" if depth == 0 else (f"{-depth} up" if depth < 0 else f"{depth} down")
+        label = "root" if depth == 0 else (f"{-depth} up" if depth < 0 else f"{depth} down")  # longest path
         out.append(f'<text x="{x:.0f}" y="{HEADER - 8}" text-anchor="middle" fill="#80868b">{label}</text>')
     out.append('<g fill="none" stroke="#9aa0a6" stroke-width="1.2">')
     labels = []
