@@ -29,6 +29,7 @@ from mes.traceability.graph import GenealogyIndex
 from mes.traceability.models import SERIAL, SHIPMENT, TraceEdge, TraceNode, TracePart, TraceWorkOrder
 
 _CHANGES = "mes_traceability_changes"
+FREEZE_AT = 100_000  # node ids from which a built index is moved out of the cyclic GC's walks
 
 #: a change to apply after commit: ("node", id, kind, part, order) | ("edge", parent, child) |
 #: ("part", key, number) | ("order", key, number) | ("customer", node, name)
@@ -119,9 +120,11 @@ async def _build(uow: UnitOfWork, found: Holder) -> None:
     found.index, found.build_seconds = index, time.perf_counter() - started
     del queued
     # A million tuples the cyclic garbage collector would walk on every full collection (pauses of
-    # tens of milliseconds): they hold no cycles, reference counting frees them on a rebuild.
-    gc.collect()
-    gc.freeze()
+    # tens of milliseconds): they hold no cycles, reference counting frees them on a rebuild. A
+    # small graph is not worth freezing the rest of the heap for (tests build many).
+    if len(index) >= FREEZE_AT:
+        gc.collect()
+        gc.freeze()
 
 
 async def load(uow: UnitOfWork) -> GenealogyIndex:
