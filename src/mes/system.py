@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import select
 
 from isles import System
-from mes import auth, material, resource, work_order
+from mes import auth, material, resource, traceability, work_order
 from mes.example_data import seed
 from mes.material.api import PartPatch, update_part
 from mes.material.models import Part
 from mes.work_order.models import WorkOrder
 
-system = System("mes", [auth.service, resource.service, material.service, work_order.service])
+system = System("mes", [auth.service, resource.service, material.service, work_order.service, traceability.service])
 
 __all__ = ["system", "seed", "demo"]
 

@@ -21,12 +21,13 @@ M, R, W = "/api/material", "/api/resource", "/api/work-order"
 
 
 def build_system(env: dict[str, str]) -> System:
-    from mes import auth, material, resource, work_order
-    return System("mes", [auth.service, resource.service, material.service, work_order.service], env=env,
+    from mes import auth, material, resource, traceability, work_order
+    return System("mes", [auth.service, resource.service, material.service, work_order.service, traceability.service],
+                  env=env,
                   relay_options={"poll_interval": 0.05}, consumer_options={"max_attempts": 3, "base_backoff": 0.001})
 
 
-SERVICES = ("auth", "resource", "material", "work_order")
+SERVICES = ("auth", "resource", "material", "work_order", "traceability")
 
 
 async def postgres_env(env: dict[str, str], new_database: Callable[[], Awaitable[str]]) -> dict[str, str]:

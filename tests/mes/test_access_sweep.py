@@ -120,7 +120,7 @@ async def test_every_route_admits_exactly_the_callers_it_declares(app_and_client
     operations = [(method.upper(), path, op) for path, item in schema["paths"].items()
                   for method, op in item.items() if method in ("get", "post", "put", "patch", "delete")]
     assert len(operations) > 100 and {p.split("/")[2] for _, p, _ in operations if p.startswith("/api/")} \
-        == {"auth", "resource", "material", "work-order"}
+        == {"auth", "resource", "material", "work-order", "traceability"}
     for method, path, op in operations:
         assert (method, path) in declared, f"{method} {path} is in the OpenAPI but not in access_map()"
         assert op[ACCESS_EXTENSION] == declared[method, path].access.as_openapi(), (method, path)

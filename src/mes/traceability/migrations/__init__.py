@@ -1,0 +1,1 @@
+"""Migrations of the traceability service (managed by `isles migrate`)."""
