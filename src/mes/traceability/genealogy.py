@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from pydantic import Field
 from sqlalchemy import select
 
-from isles.api import ApiModel, Quantity
-from isles.http import Page, Uow, list_page
+from isles.api import ApiOut, Quantity
+from isles.http import Page, PageOut, Paged, Uow, paged
 from mes.traceability import picture, queries
 from mes.traceability.models import KIND_CODES, TraceEdge, TraceNode, TracePart
 from mes.traceability.queries import Direction, Labels
@@ -33,7 +33,7 @@ class NodeKind(str, enum.Enum):
 Depth = Query(None, ge=1, le=1000, description="levels to walk (1: one up / one down); all when omitted")
 
 
-class NodeOut(ApiModel):
+class NodeOut(ApiOut):
     key: str = Field(description="kind:id, unique in a trace")
     id: str = Field(description="the owning service's id of the lot, unit or shipment")
     kind: str
@@ -52,7 +52,7 @@ class NodeOut(ApiModel):
     depth: int = Field(0, description="distance from the root: negative upstream, positive downstream")
 
 
-class EdgeOut(ApiModel):
+class EdgeOut(ApiOut):
     parent: str
     child: str
     kind: str
@@ -62,7 +62,7 @@ class EdgeOut(ApiModel):
     operation_code: str | None = None
 
 
-class TraceOut(ApiModel):
+class TraceOut(ApiOut):
     root: NodeOut
     direction: str
     nodes: list[NodeOut]
@@ -70,12 +70,12 @@ class TraceOut(ApiModel):
     truncated: bool = Field(description="more nodes were reached than `limit`; the nearest levels are listed")
 
 
-class UpstreamOut(ApiModel):
+class UpstreamOut(ApiOut):
     upstream: bool = Field(description="the first node went (through any number of steps) into the second")
     path: list[NodeOut] = Field(description="a shortest chain from the first to the second, when upstream")
 
 
-class AsBuiltOut(ApiModel):
+class AsBuiltOut(ApiOut):
     node: NodeOut
     quantity: Quantity | None = None
     edge_kind: str | None = None
@@ -105,17 +105,17 @@ def edge_out(edge: TraceEdge, nodes: dict[int, TraceNode], labels: Labels) -> Ed
                    operation_code=edge.operation_code)
 
 
-@router.get("/nodes", response_model=list[NodeOut])
+@router.get("/nodes", response_model=PageOut[NodeOut])
 async def list_nodes(uow: Uow, page: Page, kind: Literal["lot", "serial", "shipment"] | None = None,
                      number: str | None = Query(None, max_length=128),
-                     part_number: str | None = Query(None, alias="partNumber", max_length=64)) -> list[NodeOut]:
+                     part_number: str | None = Query(None, alias="partNumber", max_length=64)) -> Paged[NodeOut]:
     """The lots, units and shipments the genealogy knows, by number."""
     query = select(TraceNode).order_by(TraceNode.id)
     if part_number is not None:
         query = query.join(TracePart, TracePart.id == TraceNode.part_key).where(TracePart.part_number == part_number)
-    rows = await list_page(uow, query, page, kind=KIND_CODES[kind] if kind else None, number=number)
-    found = await queries.labels(uow, rows)
-    return [node_out(row, found) for row in rows]
+    rows = await paged(uow, query, page, kind=KIND_CODES[kind] if kind else None, number=number)
+    found = await queries.labels(uow, rows.items)
+    return Paged([node_out(row, found) for row in rows.items], rows.total, rows.limit, rows.offset)
 
 
 async def _trace(uow: Uow, kind: NodeKind, ref: str, direction: Direction, depth: int | None,

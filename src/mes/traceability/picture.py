@@ -138,7 +138,7 @@ def render(title: str, boxes: list[Box], arrows: list[Arrow], *, root: int, note
            f"<title>{escape(title)}</title>",
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#5f6368"/></marker></defs>',
-           f'<rect width="100%" height="100%" fill="white"/>',
+           '<rect width="100%" height="100%" fill="white"/>',
            f'<text x="{MARGIN}" y="26" font-size="16" font-weight="bold">{escape(title)}</text>']
     legend_x = MARGIN
     out.append(f'<text x="{legend_x}" y="46" fill="#5f6368">{escape(note)}</text>')

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Literal
 
 from fastapi import HTTPException, status
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from mes.traceability.graph import GenealogyIndex, Impact
@@ -175,8 +175,9 @@ async def recall(uow: UnitOfWork, root: TraceNode) -> tuple[Rollup, dict[int, Tr
     return result, shipments, await labels_of(uow, part_keys, order_keys)
 
 
-async def thread(uow: UnitOfWork, node: TraceNode, limit: int, offset: int) -> list[TraceEvent]:
-    """Everything that happened to ``node`` and to the orders that made it or used it, oldest first."""
+async def thread(uow: UnitOfWork, node: TraceNode, limit: int, offset: int) -> tuple[list[TraceEvent], int]:
+    """Everything that happened to ``node`` and to the orders that made it or used it, oldest first:
+    one page of it, and how many there are in all."""
     orders = set(await uow.scalars(select(TraceConsumption.work_order_key).where(TraceConsumption.node_id == node.id)))
     if node.work_order_key:
         orders.add(node.work_order_key)
@@ -184,7 +185,9 @@ async def thread(uow: UnitOfWork, node: TraceNode, limit: int, offset: int) -> l
     if orders:
         query = select(TraceEvent).where((TraceEvent.node_id == node.id) | (
             TraceEvent.node_id.is_(None) & TraceEvent.work_order_key.in_(orders)))
-    return list(await uow.scalars(query.order_by(TraceEvent.occurred_at, TraceEvent.id).limit(limit).offset(offset)))
+    total = int(await uow.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    rows = list(await uow.scalars(query.order_by(TraceEvent.occurred_at, TraceEvent.id).limit(limit).offset(offset)))
+    return rows, total
 
 
 def kind_name(kind: int) -> str:

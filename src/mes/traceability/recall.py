@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import Field
 
-from isles.api import ApiModel
+from isles.api import ApiOut
 from isles.http import Uow
 from mes.traceability import queries
 from mes.traceability.genealogy import NodeKind, NodeOut, node_out
@@ -12,21 +12,21 @@ from mes.traceability.genealogy import NodeKind, NodeOut, node_out
 router = APIRouter()
 
 
-class OrderImpact(ApiModel):
+class OrderImpact(ApiOut):
     work_order_id: str | None = None
     work_order_number: str | None = None
     lots: int
     serials: int
 
 
-class ProductImpact(ApiModel):
+class ProductImpact(ApiOut):
     part_id: str | None = None
     part_number: str | None = None
     lots: int
     serials: int
 
 
-class ShipmentImpact(ApiModel):
+class ShipmentImpact(ApiOut):
     shipment_id: str
     shipment_number: str | None = None
     customer: str | None = None
@@ -34,14 +34,14 @@ class ShipmentImpact(ApiModel):
     serials: int = Field(description="affected units in the shipment")
 
 
-class CustomerImpact(ApiModel):
+class CustomerImpact(ApiOut):
     customer: str
     shipments: int
     lots: int
     serials: int
 
 
-class RecallOut(ApiModel):
+class RecallOut(ApiOut):
     root: NodeOut
     affected: int = Field(description="lots, units and shipments made from the root (the root included)")
     lots: int

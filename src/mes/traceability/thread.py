@@ -6,15 +6,15 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from isles.api import ApiModel
-from isles.http import Page, Uow
+from isles.api import ApiOut
+from isles.http import Page, PageOut, Paged, Uow
 from mes.traceability import queries
 from mes.traceability.genealogy import NodeKind
 
 router = APIRouter()
 
 
-class ThreadEntry(ApiModel):
+class ThreadEntry(ApiOut):
     occurred_at: datetime
     kind: str
     summary: str
@@ -25,13 +25,13 @@ class ThreadEntry(ApiModel):
     data: dict[str, Any]
 
 
-@router.get("/{kind}/{ref}/thread", response_model=list[ThreadEntry])
-async def thread(kind: NodeKind, ref: str, uow: Uow, page: Page) -> list[ThreadEntry]:
+@router.get("/{kind}/{ref}/thread", response_model=PageOut[ThreadEntry])
+async def thread(kind: NodeKind, ref: str, uow: Uow, page: Page) -> Paged[ThreadEntry]:
     """Everything that happened to the lot/unit/shipment, and to the work orders that made or used it,
     across services, oldest first."""
     node = await queries.resolve(uow, kind.code, ref)
-    rows = await queries.thread(uow, node, page.limit, page.offset)
+    rows, total = await queries.thread(uow, node, page.limit, page.offset)
     names = await queries.labels_of(uow, set(), {r.work_order_key for r in rows if r.work_order_key})
-    return [ThreadEntry(occurred_at=r.occurred_at, kind=r.kind, summary=r.summary,
-                        work_order_number=names.order(r.work_order_key)[1], type=r.type, source=r.source,
-                        event_id=r.event_id, data=r.data) for r in rows]
+    return Paged([ThreadEntry(occurred_at=r.occurred_at, kind=r.kind, summary=r.summary,
+                              work_order_number=names.order(r.work_order_key)[1], type=r.type, source=r.source,
+                              event_id=r.event_id, data=r.data) for r in rows], total, page.limit, page.offset)

@@ -55,11 +55,11 @@ async def test_material_events_build_the_genealogy(mes_api):
     assert (await get(f"/lots/{second['lotNumber']}/upstream-of/serials/{units[1]['id']}"))["upstream"] is True
     recall = await get(f"/lots/{first['id']}/recall")
     assert recall["serials"] == 2 and recall["byWorkOrder"][0]["workOrderNumber"] == order["workOrderNumber"]
-    thread = await get(f"/lots/{heat['id']}/thread")
+    thread = (await get(f"/lots/{heat['id']}/thread"))["items"]
     kinds = [e["kind"] for e in thread]
     assert kinds[:3] == ["receive", "status", "split"], kinds
     assert "Ladish" in thread[0]["summary"]
-    piece_thread = " | ".join(e["summary"] for e in await get(f"/lots/{piece['id']}/thread"))
+    piece_thread = " | ".join(e["summary"] for e in (await get(f"/lots/{piece['id']}/thread"))["items"])
     assert f"issued to {order['workOrderNumber']} at OP10" in piece_thread
     assert f"work order {order['workOrderNumber']} created" in piece_thread  # from work_order, the other service
     tree = await get(f"/serials/{unit}/as-built")
