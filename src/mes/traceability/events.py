@@ -99,8 +99,31 @@ class ShippedSerial(Payload):
     serial_id: str
 
 
+class ShipmentLine(Payload):
+    """One line of material's shipment or return: a quantity of a lot, or one unit (``serial_id``).
+    On a return, ``lot_id`` is the new lot the material came back as and ``shipped_lot_id`` the one
+    that was shipped."""
+
+    lot_id: str
+    lot_number: str | None = None
+    shipped_lot_id: str | None = None
+    quantity: Decimal | None = None
+    serial_id: str | None = None
+
+
+def _lot_lines(lines: list[ShipmentLine]) -> list[ShipmentLine]:
+    """The lines without a unit, one per lot (quantities added up)."""
+    by_lot: dict[str, ShipmentLine] = {}
+    for line in lines:
+        if line.serial_id is None:
+            seen = by_lot.setdefault(line.lot_id, line.model_copy(update={"quantity": Decimal(0)}))
+            seen.quantity = (seen.quantity or Decimal(0)) + (line.quantity or Decimal(0))
+    return list(by_lot.values())
+
+
 class ShipmentCreated(Payload):
-    """mes.material.shipment.created: lots and serials sent to a customer."""
+    """mes.material.shipment.created: lots and serials sent to a customer (as ``lines``, the shape
+    material publishes, or as ``lots`` and ``serials``)."""
 
     shipment_id: str
     shipment_number: str | None = None
@@ -108,7 +131,14 @@ class ShipmentCreated(Payload):
     lots: list[ShippedLot] = []
     #: unit ids, or objects with a ``serialId``
     serials: list[str | ShippedSerial] = []
+    lines: list[ShipmentLine] = []
     shipped_at: str | None = None
+
+    def shipped_lots(self) -> list[ShippedLot]:
+        return self.lots + [ShippedLot(lot_id=line.lot_id, quantity=line.quantity) for line in _lot_lines(self.lines)]
+
+    def shipped_serials(self) -> list[str]:
+        return serial_ids(self.serials) + [line.serial_id for line in self.lines if line.serial_id]
 
 
 class ReturnedLot(Payload):
@@ -128,6 +158,21 @@ class ReturnReceived(Payload):
     reason: str | None = None
     lots: list[ReturnedLot] = []
     serials: list[str | ShippedSerial] = []
+    lines: list[ShipmentLine] = []
+
+    def returned_lots(self) -> list[ReturnedLot]:
+        """Lots that came back: a lot line as the lot it came back as; the units of a serial
+        line come back in a lot too, and are listed by :meth:`returned_serials` besides."""
+        by_new: dict[str, ReturnedLot] = {}
+        for line in self.lines:
+            seen = by_new.setdefault(line.lot_id, ReturnedLot(
+                lot_id=line.shipped_lot_id or line.lot_id, quantity=Decimal(0), returned_lot_id=line.lot_id,
+                returned_lot_number=line.lot_number))
+            seen.quantity = (seen.quantity or Decimal(0)) + (line.quantity or Decimal(0))
+        return self.lots + list(by_new.values())
+
+    def returned_serials(self) -> list[str]:
+        return serial_ids(self.serials) + [line.serial_id for line in self.lines if line.serial_id]
 
 
 class SerialState(Payload):
