@@ -94,7 +94,7 @@ async def test_receive_disposition_split_merge_issue_produce_ship_then_trace_bot
     shipment = await plant.ok("POST", f"{M}/shipments", crew.operator, json={
         "customer": "Boeing Wichita", "customerOrder": "PO-7781",
         "lines": [{"lotId": finished["id"], "serialIds": [u["id"] for u in shipped]}]})
-    await plant.ok("POST", f"{M}/returns", crew.operator, json={
+    returned = await plant.ok("POST", f"{M}/returns", crew.operator, json={
         "shipmentId": shipment["id"], "reason": "gland leak at acceptance test",
         "lines": [{"lotId": finished["id"], "serialIds": [shipped[0]["id"]]}]})
     await plant.api.system.drain()
@@ -126,6 +126,9 @@ async def test_receive_disposition_split_merge_issue_produce_ship_then_trace_bot
         (shipment["shipmentNumber"], "Boeing Wichita", 2)]
     assert [c["customer"] for c in recall["byCustomer"]] == ["Boeing Wichita"]
     assert [w["workOrderNumber"] for w in recall["byWorkOrder"]] == [order["workOrderNumber"]]
+    after = await _trace(plant, "shipments", shipment["shipmentNumber"], "forward")
+    assert shipped[0]["processSerial"] in _numbers(after, "serial")  # the return reached traceability
+    assert returned["lines"][0]["lotId"] in {n["id"] for n in after["nodes"]}
     picture = await plant.http.get(f"{T}/serials/{units[0]['id']}/genealogy.svg", headers=crew.viewer,
                                    params={"direction": "backward"})
     assert picture.status_code == 200 and picture.headers["content-type"].startswith("image/svg+xml")

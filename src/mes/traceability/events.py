@@ -111,14 +111,13 @@ class ShipmentLine(Payload):
     serial_id: str | None = None
 
 
-def _lot_lines(lines: list[ShipmentLine]) -> list[ShipmentLine]:
-    """The lines without a unit, one per lot (quantities added up)."""
-    by_lot: dict[str, ShipmentLine] = {}
+def _added_up(lines: list[ShipmentLine]) -> dict[str, tuple[ShipmentLine, Decimal]]:
+    """Per lot of ``lines`` (in order): its first line and the quantity of all its lines."""
+    by_lot: dict[str, tuple[ShipmentLine, Decimal]] = {}
     for line in lines:
-        if line.serial_id is None:
-            seen = by_lot.setdefault(line.lot_id, line.model_copy(update={"quantity": Decimal(0)}))
-            seen.quantity = (seen.quantity or Decimal(0)) + (line.quantity or Decimal(0))
-    return list(by_lot.values())
+        first, total = by_lot.get(line.lot_id, (line, Decimal(0)))
+        by_lot[line.lot_id] = (first, total + (line.quantity or Decimal(0)))
+    return by_lot
 
 
 class ShipmentCreated(Payload):
@@ -135,7 +134,9 @@ class ShipmentCreated(Payload):
     shipped_at: str | None = None
 
     def shipped_lots(self) -> list[ShippedLot]:
-        return self.lots + [ShippedLot(lot_id=line.lot_id, quantity=line.quantity) for line in _lot_lines(self.lines)]
+        """The lots shipped by quantity (the units of a serial line are in :meth:`shipped_serials`)."""
+        loose = _added_up([line for line in self.lines if line.serial_id is None])
+        return self.lots + [ShippedLot(lot_id=lot_id, quantity=total) for lot_id, (_, total) in loose.items()]
 
     def shipped_serials(self) -> list[str]:
         return serial_ids(self.serials) + [line.serial_id for line in self.lines if line.serial_id]
@@ -163,13 +164,9 @@ class ReturnReceived(Payload):
     def returned_lots(self) -> list[ReturnedLot]:
         """Lots that came back: a lot line as the lot it came back as; the units of a serial
         line come back in a lot too, and are listed by :meth:`returned_serials` besides."""
-        by_new: dict[str, ReturnedLot] = {}
-        for line in self.lines:
-            seen = by_new.setdefault(line.lot_id, ReturnedLot(
-                lot_id=line.shipped_lot_id or line.lot_id, quantity=Decimal(0), returned_lot_id=line.lot_id,
-                returned_lot_number=line.lot_number))
-            seen.quantity = (seen.quantity or Decimal(0)) + (line.quantity or Decimal(0))
-        return self.lots + list(by_new.values())
+        return self.lots + [ReturnedLot(lot_id=line.shipped_lot_id or line.lot_id, quantity=total,
+                                        returned_lot_id=line.lot_id, returned_lot_number=line.lot_number)
+                            for line, total in _added_up(self.lines).values()]
 
     def returned_serials(self) -> list[str]:
         return serial_ids(self.serials) + [line.serial_id for line in self.lines if line.serial_id]
