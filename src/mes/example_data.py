@@ -3,7 +3,9 @@
 Users with roles (auth); a plant with areas, lines, work centers, personnel and a released routing
 (resource); seed 000's part P-12345 "Landing Gear Strut" rev C with its BOM, components, locations
 and lots - released, in quarantine, expired (material); and work orders in several states, one of
-them running with material issued (work_order). Everything goes through the services' own
+them running with material issued (work_order). Besides, a genealogy worth tracing
+(:func:`seed_genealogy`): supplier lots received, split and merged, issued into WO-1005, three strut
+serials made, two shipped to a customer and one returned. Everything goes through the services' own
 functions and events, as it would through the API. Idempotent: a second start changes nothing,
 whatever people changed meanwhile: each service seeds only while it holds none of its own records
 (material: no part; resource: no ACME enterprise; work_order: no order), and a conflict with data
@@ -137,6 +139,91 @@ async def seed_work_orders(admin: Principal, operator: Principal, site_id: str |
     return running
 
 
+# The genealogy of WO-1005: lot number, part, quantity, supplier, supplier's lot, quarantined on receipt
+GENEALOGY_LOTS = [
+    ("L-24-0601", "P-20001", "3", "Ladish Forging", "HEAT 88412", True),  # forgings of one 300M steel heat
+    ("L-24-0602", "P-20002", "20", "Bearing Supply Co", "BSC-5521", False),
+    ("L-24-0603", "P-20002", "4", "Ampco Metal", "AM-1187", False),
+    ("L-24-0605", "P-20003", "10", "Parker Seals", "PS-30317", False),
+    ("L-24-0606", "P-20004", "20", "Royco", "RY-2291", False),
+]
+MERGED_LOT = "L-24-0604"  # 2 bushings split off L-24-0602, merged with the 4 of L-24-0603
+CUSTOMER = "Boeing Commercial Airplanes"
+
+
+async def seed_genealogy(system: System, admin: Principal, operator: Principal, material_ids: dict[str, Any],
+                         site_id: str | None) -> None:
+    """WO-1005 for three P-12345 struts, with a history that makes a genealogy worth looking at.
+
+    The forgings of one steel heat arrive quarantined and quality releases them; two bushing lots
+    from two suppliers arrive, 2 bushings are split off the first (to line-side) and merged with
+    the second into L-24-0604; seals and hydraulic fluid arrive too. Everything the BOM needs for
+    three struts is issued into WO-1005, whose five operations then run to completion: material
+    receives the struts into FG-WO-1005 and mints their serials. Two serials ship to a customer
+    (SH-000001) and one comes back (RT-000001, quarantined). Runs only on the start that created
+    the work orders, so it is as idempotent as they are.
+    """
+    from mes.material import consumption, locations, lots, shipments
+    from mes.material.models import SerializedPart
+    from mes.work_order import operations, orders
+    parts, places, mat = material_ids["parts"], material_ids["locations"], material.service
+    if "P-12345" not in parts or "L-24-0601" in material_ids["lots"]:
+        return
+    await _call(mat, lambda uow: locations.post_location(locations.LocationIn(
+        code="FG-STORES", name="Finished goods stores", kind="finished_goods"), uow, admin))
+    received = {}
+    for number, part, qty, supplier, supplier_lot, quarantine in GENEALOGY_LOTS:
+        async with mat.unit_of_work() as uow:
+            lot = await lots.receive_lot(uow, lots.LotIn(
+                part_id=parts[part], quantity=Decimal(qty), lot_number=number, supplier=supplier,
+                supplier_lot_number=supplier_lot, location_id=places["QC-HOLD" if quarantine else "STORES-A"],
+                quarantine=quarantine, certificate_number=f"CoC-{number[2:]}",
+                expires_at=utcnow() + timedelta(days=365) if part in ("P-20003", "P-20004") else None))
+            received[number] = lot.id
+    for number in received:  # incoming inspection passed: quality releases every lot, the heat from quarantine
+        await _call(mat, lambda uow, n=number: _release(uow, received[n]))
+    piece = await _call(mat, lambda uow: lots.split_lot(received["L-24-0602"], lots.SplitIn(
+        quantity=Decimal(2), location_id=places["LINE-1"]), uow, operator))
+    merged = await _call(mat, lambda uow: lots.merge_lots(lots.MergeIn(
+        lot_ids=[piece.child.id, received["L-24-0603"]], lot_number=MERGED_LOT, location_id=places["LINE-1"]),
+        uow, operator))
+
+    wo = work_order.service
+    async with wo.unit_of_work() as uow:
+        order = await orders.create_work_order(uow, orders.WorkOrderIn(
+            part_id=parts["P-12345"], quantity=Decimal(3), work_order_number="WO-1005",
+            site_id=uuid.UUID(site_id) if site_id else None, priority=250, due_date=utcnow() + timedelta(days=5)),
+            admin)
+        await orders.release(uow, order)
+    await _call(wo, lambda uow: orders.post_dispatch(order.id, orders.DispatchIn(), uow, admin))
+    await system.drain()  # material knows WO-1005 (and its quantity) from work_order's events
+    for lot_id, qty, op in ((received["L-24-0601"], "3", "OP10"), (merged.id, "6", "OP50"),
+                            (received["L-24-0605"], "3", "OP50"), (received["L-24-0606"], "2.25", "OP50")):
+        await _call(mat, lambda uow, i=lot_id, q=qty, o=op: consumption.post_consumption(
+            consumption.ConsumptionIn(lot_id=i, work_order_id=order.id, quantity=Decimal(q), operation_code=o),
+            uow, operator))
+    for sequence in (10, 20, 30, 40, 50):
+        await _call(wo, lambda uow, s=sequence: operations.start_operation(order.id, s, uow, operator))
+        await _call(wo, lambda uow, s=sequence: operations.complete_operation(
+            order.id, s, operations.ReportIn(quantity_good=Decimal(3)), uow, operator))
+    await system.drain()  # material received the struts into FG-WO-1005 and minted their serials
+
+    async with mat.unit_of_work() as uow:
+        done = list(await uow.scalars(select(SerializedPart).where(
+            SerializedPart.work_order_id == order.id, SerializedPart.status == "completed")
+            .order_by(SerializedPart.process_serial)))
+    if len(done) < 2 or done[0].lot_id is None:
+        return  # production output did not arrive: nothing to ship
+    lot_id = done[0].lot_id
+    shipment = await _call(mat, lambda uow: shipments.post_shipment(shipments.ShipmentIn(
+        customer=CUSTOMER, customer_order="PO-4500172", lines=[shipments.LineIn(
+            lot_id=lot_id, serial_ids=[unit.id for unit in done[:2]])]), uow, operator))
+    await _call(mat, lambda uow: shipments.post_return(shipments.ReturnIn(
+        shipment_id=shipment.id, reason="hydraulic leak at acceptance test", location_id=places["QC-HOLD"],
+        lines=[shipments.LineIn(lot_id=lot_id, serial_ids=[done[0].id])]), uow, operator))
+    await system.drain()
+
+
 async def seed(system: System) -> None:
     """Example data (idempotent), each service's part through its own functions and events.
 
@@ -166,7 +253,8 @@ async def _seed(system: System) -> None:
     if running is not None:  # issue the forging for the running order (material knows it from its events)
         from mes.material import consumption
         for lot, qty, op in (("L-24-0101", "2", "OP10"),):
-            await _call(material.service, lambda uow, l=lot, q=qty, o=op: consumption.post_consumption(
-                consumption.ConsumptionIn(lot_id=material_ids["lots"][l], work_order_id=running,
+            await _call(material.service, lambda uow, n=lot, q=qty, o=op: consumption.post_consumption(
+                consumption.ConsumptionIn(lot_id=material_ids["lots"][n], work_order_id=running,
                                           quantity=Decimal(q), operation_code=o), uow, operator))
         await system.drain()
+        await seed_genealogy(system, admin, operator, material_ids, resource_ids.get("PLT1"))

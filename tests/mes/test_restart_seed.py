@@ -28,7 +28,7 @@ async def test_seed_after_the_seeded_part_was_renamed_changes_nothing(mes_env, c
     async with running_mes(mes_env) as api:
         await example_data.seed(api.system)
         first = await _counts()
-        assert first["Part"] == 5 and first["WorkOrder"] == 4
+        assert first["Part"] == 5 and first["WorkOrder"] == 5  # WO-1001..1005
         async with material.service.unit_of_work() as uow:
             strut = await uow.scalar(select(Part).where(Part.part_number == "P-12345"))
             await update_part(uow, strut.id, PartPatch(part_number="P-55555"))

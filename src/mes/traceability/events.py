@@ -99,8 +99,30 @@ class ShippedSerial(Payload):
     serial_id: str
 
 
+class ShipmentLine(Payload):
+    """One line of material's shipment or return: a quantity of a lot, or one unit (``serial_id``).
+    On a return, ``lot_id`` is the new lot the material came back as and ``shipped_lot_id`` the one
+    that was shipped."""
+
+    lot_id: str
+    lot_number: str | None = None
+    shipped_lot_id: str | None = None
+    quantity: Decimal | None = None
+    serial_id: str | None = None
+
+
+def _added_up(lines: list[ShipmentLine]) -> dict[str, tuple[ShipmentLine, Decimal]]:
+    """Per lot of ``lines`` (in order): its first line and the quantity of all its lines."""
+    by_lot: dict[str, tuple[ShipmentLine, Decimal]] = {}
+    for line in lines:
+        first, total = by_lot.get(line.lot_id, (line, Decimal(0)))
+        by_lot[line.lot_id] = (first, total + (line.quantity or Decimal(0)))
+    return by_lot
+
+
 class ShipmentCreated(Payload):
-    """mes.material.shipment.created: lots and serials sent to a customer."""
+    """mes.material.shipment.created: lots and serials sent to a customer (as ``lines``, the shape
+    material publishes, or as ``lots`` and ``serials``)."""
 
     shipment_id: str
     shipment_number: str | None = None
@@ -108,7 +130,16 @@ class ShipmentCreated(Payload):
     lots: list[ShippedLot] = []
     #: unit ids, or objects with a ``serialId``
     serials: list[str | ShippedSerial] = []
+    lines: list[ShipmentLine] = []
     shipped_at: str | None = None
+
+    def shipped_lots(self) -> list[ShippedLot]:
+        """The lots shipped by quantity (the units of a serial line are in :meth:`shipped_serials`)."""
+        loose = _added_up([line for line in self.lines if line.serial_id is None])
+        return self.lots + [ShippedLot(lot_id=lot_id, quantity=total) for lot_id, (_, total) in loose.items()]
+
+    def shipped_serials(self) -> list[str]:
+        return serial_ids(self.serials) + [line.serial_id for line in self.lines if line.serial_id]
 
 
 class ReturnedLot(Payload):
@@ -128,6 +159,17 @@ class ReturnReceived(Payload):
     reason: str | None = None
     lots: list[ReturnedLot] = []
     serials: list[str | ShippedSerial] = []
+    lines: list[ShipmentLine] = []
+
+    def returned_lots(self) -> list[ReturnedLot]:
+        """Lots that came back: a lot line as the lot it came back as; the units of a serial
+        line come back in a lot too, and are listed by :meth:`returned_serials` besides."""
+        return self.lots + [ReturnedLot(lot_id=line.shipped_lot_id or line.lot_id, quantity=total,
+                                        returned_lot_id=line.lot_id, returned_lot_number=line.lot_number)
+                            for line, total in _added_up(self.lines).values()]
+
+    def returned_serials(self) -> list[str]:
+        return serial_ids(self.serials) + [line.serial_id for line in self.lines if line.serial_id]
 
 
 class SerialState(Payload):

@@ -22,8 +22,7 @@ from isles.subscriptions import Subscription
 from mes.traceability import index
 from mes.traceability import recorder as rec
 from mes.traceability.events import (LotConsumed, LotMerged, LotProduced, LotSplit, LotState, LotStatusChanged,
-                                     PartState, ReturnReceived, SerialState, ShipmentCreated, WorkOrderState,
-                                     serial_ids)
+                                     PartState, ReturnReceived, SerialState, ShipmentCreated, WorkOrderState)
 from mes.traceability.models import LOT, SERIAL, SHIPMENT, TraceConsumption, TraceNode
 
 handlers = Handlers()
@@ -180,15 +179,16 @@ async def shipment_created(event: ShipmentCreated, uow: UnitOfWork) -> None:
                               number=event.shipment_number or event.shipment_id, customer=event.customer,
                               origin="shipment", occurred_at=rec.occurred(uow))
     to = f"shipment {shipment.number}" + (f" to {event.customer}" if event.customer else "")
-    for item in event.lots:
+    lots, units = event.shipped_lots(), event.shipped_serials()
+    for item in lots:
         lot = await rec.node(uow, LOT, item.lot_id)
         rec.edge(uow, lot, shipment, "ship", quantity=item.quantity)
         rec.thread(uow, "ship", f"{_qty(item.quantity)} of {lot.number or item.lot_id} shipped in {to}", node=lot)
-    for serial_id in serial_ids(event.serials):
+    for serial_id in units:
         unit = await rec.node(uow, SERIAL, serial_id)
         rec.edge(uow, unit, shipment, "ship", quantity=None)
         rec.thread(uow, "ship", f"unit {unit.number or serial_id} shipped in {to}", node=unit)
-    rec.thread(uow, "ship", f"{to}: {len(event.lots)} lot(s), {len(event.serials)} unit(s)", node=shipment)
+    rec.thread(uow, "ship", f"{to}: {len(lots)} lot(s), {len(units)} unit(s)", node=shipment)
 
 
 async def return_received(event: ReturnReceived, uow: UnitOfWork) -> None:
@@ -196,14 +196,14 @@ async def return_received(event: ReturnReceived, uow: UnitOfWork) -> None:
     why = f": {event.reason}" if event.reason else ""
     source = f"shipment {shipment.number or event.shipment_id}" if shipment else "a customer"
     returned: list[TraceNode] = []
-    for item in event.lots:
+    for item in event.returned_lots():
         lot = await rec.node(uow, LOT, item.returned_lot_id or item.lot_id, number=item.returned_lot_number,
                              origin="returned" if item.returned_lot_id else None)
         returned.append(lot)
         if shipment is not None:
             rec.edge(uow, shipment, lot, "return", quantity=item.quantity)
         rec.thread(uow, "return", f"{_qty(item.quantity)} returned from {source}{why}", node=lot)
-    for serial_id in serial_ids(event.serials):
+    for serial_id in event.returned_serials():
         unit = await rec.node(uow, SERIAL, serial_id)
         returned.append(unit)
         if shipment is not None:
