@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from mes_helpers import Plant, make_crew, postgres_env, running_mes
 
 from isles import System
 from isles.audit_trail import AUDIT_TRAIL, history
 from isles.migrations import ensure_head
-from mes_helpers import Plant, make_crew, postgres_env, running_mes
 
 M, R, W = "/api/material", "/api/resource", "/api/work-order"
 AUDITED = ("material", "work_order", "resource")
