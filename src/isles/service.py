@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData
 
+from isles.audit_trail import install_audit_trail  # audit trail
 from isles.config import validate_service_name
 from isles.errors import ConfigurationError
 from isles.events import Event
@@ -45,7 +46,8 @@ class Service:
     services' backfills; ``router`` its FastAPI routes; ``idempotency`` (an
     :class:`isles.idempotency.Idempotency`) makes its HTTP commands safe to retry with an
     ``Idempotency-Key`` header; ``commands`` the commands it carries out (:mod:`isles.messaging`);
-    ``sagas`` the sagas it runs (:mod:`isles.sagas`).
+    ``sagas`` the sagas it runs (:mod:`isles.sagas`); ``audit=True`` gives it an append-only
+    audit trail (:mod:`isles.audit_trail`).
     """
 
     def __init__(self, name: str, *, metadata: MetaData, publishes: Iterable[type[Event]] = (),
@@ -53,7 +55,7 @@ class Service:
                  replicas: Iterable[Replica] = (), snapshots: Iterable[Snapshot] = (), description: str = "",
                  package: str | None = None, commands: CommandHandlers | None = None, sagas: Iterable[Saga] = (),
                  idempotency: "Idempotency | None" = None, projections: Iterable[Projection] = (),
-                 jobs: Iterable[Job] = ()):
+                 jobs: Iterable[Job] = (), audit: bool = False):
         validate_service_name(name)
         if not isinstance(metadata, MetaData):
             raise ConfigurationError(f"metadata={metadata!r} is not a SQLAlchemy MetaData", service=name,
@@ -82,6 +84,10 @@ class Service:
         self.idempotency = idempotency
         if idempotency is not None:
             idempotency.attach(self)
+        # audit trail: isles_audit_trail, append-only in the database (isles.audit_trail.audit writes it)
+        self.audit = audit
+        if audit:
+            install_audit_trail(metadata)
 
     def __repr__(self) -> str:
         return f"Service({self.name!r})"

@@ -17,7 +17,10 @@ from isles.migrations.framework_tables import Step
 from .conftest import make_system
 
 LEGACY = Path(__file__).parent / "legacy" / "material_0001_initial.py.txt"
-ISLES_TABLES = {"isles_outbox", "isles_inbox", "isles_dead_letters", "isles_api_tokens", "isles_idempotency_keys"}
+ISLES_TABLES = {"isles_outbox", "isles_inbox", "isles_dead_letters", "isles_api_tokens", "isles_idempotency_keys",
+                "isles_audit_trail"}
+#: the components material and work_order use (both declare idempotency and an audit trail)
+MES_STEPS = {"core": {1}, "api_tokens": {1}, "idempotency": {1}, "audit": {1}}
 
 
 def mes(env: dict[str, str]) -> System:
@@ -61,7 +64,7 @@ async def test_fresh_migrate_creates_everything_and_records_step_1(backend_env):
     assert [r.framework for r in results] == [[], []]  # the first revision created them
     for service in ("material", "work_order"):
         assert ISLES_TABLES <= await _read(system, service, _tables)
-        assert await _read(system, service, _versions) == {"core": {1}, "api_tokens": {1}, "idempotency": {1}}
+        assert await _read(system, service, _versions) == MES_STEPS
     assert [s.drift for s in await status(system)] == [[], []]
 
     assert all(r.ok for r in await downgrade(system, to="base"))
@@ -84,6 +87,8 @@ async def test_database_migrated_with_copied_ddl_is_adopted_once(backend_env, mo
     def forget_steps(conn, schema):  # exactly what main's runner left: tables, alembic_version, no isles steps
         with conn.begin():
             conn.execute(sa.text(f"DROP TABLE {schema + '.' if schema else ''}{framework_tables.VERSION_TABLE}"))
+            # main's runner knew no audit component either (today's runner made it after the legacy 0001)
+            conn.execute(sa.text(f"DROP TABLE {schema + '.' if schema else ''}isles_audit_trail"))
     config = resolve_database("material", system.env)
     engine = create_async_engine(config.url)
     async with engine.connect() as conn:
@@ -95,8 +100,8 @@ async def test_database_migrated_with_copied_ddl_is_adopted_once(backend_env, mo
     (result,) = await upgrade(system, ["material"])
     assert result.ok, result.error
     assert result.applied == ["8b4e2d7c1a90", "c4a9e1f0b7d2", "7e994a3d624b"] and result.framework == [
-        "isles:core:1 (adopted)", "isles:api_tokens:1 (adopted)", "isles:idempotency:1 (adopted)"]
-    assert await _read(system, "material", _versions) == {"core": {1}, "api_tokens": {1}, "idempotency": {1}}
+        "isles:core:1 (adopted)", "isles:api_tokens:1 (adopted)", "isles:idempotency:1 (adopted)", "isles:audit:1"]
+    assert await _read(system, "material", _versions) == MES_STEPS
     (again,) = await upgrade(system, ["material"])
     assert again.ok and again.applied == [] and again.framework == []
     assert (await status(system, ["material"]))[0].drift == []
@@ -118,11 +123,43 @@ async def test_a_later_isles_step_reaches_every_service_on_migrate_up(backend_en
     assert [(r.ok, r.applied, r.framework) for r in results] == [(True, [], ["isles:core:2"])] * 2
     for service in ("material", "work_order"):
         assert "note" in await _read(system, service, _columns("isles_outbox"))
-        assert await _read(system, service, _versions) == {"core": {1, 2}, "api_tokens": {1}, "idempotency": {1}}
+        assert await _read(system, service, _versions) == {**MES_STEPS, "core": {1, 2}}
     assert [r.framework for r in await upgrade(system)] == [[], []]  # recorded: never twice
 
     assert all(r.ok for r in await downgrade(system, to="base"))  # undoes step 2, then step 1
     assert not (await _read(system, "material", _tables) & ISLES_TABLES)
+
+
+async def _refused(system: System, service: str, statement: str) -> str | None:
+    """Run raw SQL on the service's database (as its owner); the database's refusal, or None."""
+    config = resolve_database(service, system.env)
+    engine = create_async_engine(config.url)
+    try:
+        async with engine.begin() as conn:
+            if config.schema:
+                await conn.execute(sa.text(f'SET search_path TO "{config.schema}"'))
+            await conn.execute(sa.text(statement))
+        return None
+    except sa.exc.DBAPIError as exc:
+        return str(exc.orig)
+    finally:
+        await engine.dispose()
+
+
+async def test_migrate_up_makes_the_audit_trail_append_only_and_down_removes_it(backend_env):
+    """isles step audit:1 creates the table and its triggers on both dialects, for every service that
+    declares an audit trail; UPDATE and DELETE then fail at the database, not only in isles."""
+    system = mes(backend_env)
+    assert all(r.ok for r in await upgrade(system))
+    insert = ("INSERT INTO isles_audit_trail (change_id, occurred_at, actor_id, actor_name, action, entity, entity_id) "
+              "VALUES ('c', CURRENT_TIMESTAMP, 'u', 'ann', 'lot.status_changed', 'lot', 'L-1')")
+    for service in ("material", "work_order"):
+        assert await _refused(system, service, insert) is None  # appending is what it is for
+        for statement in ("UPDATE isles_audit_trail SET new_value = 'x'", "DELETE FROM isles_audit_trail"):
+            assert "append-only" in (await _refused(system, service, statement) or ""), (service, statement)
+    assert all(r.ok for r in await downgrade(system, to="base"))
+    if backend_env.get("DATABASE_URL"):  # the trigger function went with the step
+        assert await _refused(system, "material", "SELECT 'isles_audit_trail_append_only()'::regprocedure")
 
 
 async def test_first_revision_calls_isles_instead_of_copying_its_tables(tmp_path, sqlite_env):

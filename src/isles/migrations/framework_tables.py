@@ -10,6 +10,8 @@ as a short sequence of **steps** per *component*:
 * ``idempotency``: the keys of idempotent HTTP commands (services that declare
   ``idempotency=Idempotency()``, whose metadata has ``isles_idempotency_keys``).
 * ``sagas``: saga state and timers (services that declare sagas, see :mod:`isles.sagas`).
+* ``audit``: the append-only audit trail and its triggers (services that declare ``audit=True``,
+  see :mod:`isles.audit_trail`).
 
 Step 1 of each component is the schema as it was when isles took its tables out of the services'
 revisions. When isles changes one of its tables it appends step 2 (never edits step 1), and
@@ -44,17 +46,21 @@ from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from isles import append_only
 from isles.tables import DEAD_LETTERS, IDEMPOTENCY_KEYS, INBOX, OUTBOX
 
 #: the table recording which isles steps a service's database has
 VERSION_TABLE = "isles_schema_version"
 API_TOKENS = "isles_api_tokens"  # the name isles.security gives it (not imported: keep this module a leaf)
 SAGAS, SAGA_TIMERS = "isles_sagas", "isles_saga_timers"  # the names isles.sagas gives them
+AUDIT_TRAIL = "isles_audit_trail"  # the name isles.audit_trail gives it
 
 #: component -> the table whose presence in a service's metadata means the service uses it
-COMPONENTS = {"core": OUTBOX, "api_tokens": API_TOKENS, "idempotency": IDEMPOTENCY_KEYS, "sagas": SAGAS}
+COMPONENTS = {"core": OUTBOX, "api_tokens": API_TOKENS, "idempotency": IDEMPOTENCY_KEYS, "sagas": SAGAS,
+              "audit": AUDIT_TRAIL}
 #: every table isles owns in a service's database (never copied into, nor proposed by, a revision)
-OWNED = frozenset({OUTBOX, INBOX, DEAD_LETTERS, API_TOKENS, IDEMPOTENCY_KEYS, SAGAS, SAGA_TIMERS, VERSION_TABLE})
+OWNED = frozenset({OUTBOX, INBOX, DEAD_LETTERS, API_TOKENS, IDEMPOTENCY_KEYS, SAGAS, SAGA_TIMERS, AUDIT_TRAIL,
+                   VERSION_TABLE})
 
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -235,6 +241,46 @@ def _sagas_1_down(op: Operations) -> None:
     op.drop_table(SAGAS)
 
 
+# -- audit step 1: the append-only audit trail, its triggers on both dialects ---------------------------
+_AUDIT_FUNCTION = "isles_audit_trail_append_only"
+_AUDIT_MESSAGE = ("isles_audit_trail is append-only (21 CFR Part 11 11.10(e)): "
+                  "audit entries cannot be updated or deleted")
+
+
+def _audit_1_up(op: Operations) -> None:
+    op.create_table(
+        AUDIT_TRAIL,
+        sa.Column("id", _Id, autoincrement=True, nullable=False),
+        sa.Column("change_id", sa.String(length=36), nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor_id", sa.String(length=64), nullable=False),
+        sa.Column("actor_name", sa.String(length=150), nullable=False),
+        sa.Column("action", sa.String(length=64), nullable=False),
+        sa.Column("entity", sa.String(length=64), nullable=False),
+        sa.Column("entity_id", sa.String(length=64), nullable=False),
+        sa.Column("field", sa.String(length=64), nullable=True),
+        sa.Column("old_value", sa.Text(), nullable=True),
+        sa.Column("new_value", sa.Text(), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("idx_isles_audit_trail_entity_entity_id", AUDIT_TRAIL, ["entity", "entity_id"], unique=False)
+    op.create_index("idx_isles_audit_trail_occurred_at", AUDIT_TRAIL, ["occurred_at"], unique=False)
+    op.create_index("idx_isles_audit_trail_actor_id", AUDIT_TRAIL, ["actor_id"], unique=False)
+    for sql in append_only.refuse_sql(AUDIT_TRAIL, op.get_context().dialect.name, message=_AUDIT_MESSAGE,
+                                      function=_AUDIT_FUNCTION):
+        op.execute(sql)
+
+
+def _audit_1_down(op: Operations) -> None:
+    op.drop_index("idx_isles_audit_trail_actor_id", table_name=AUDIT_TRAIL)
+    op.drop_index("idx_isles_audit_trail_occurred_at", table_name=AUDIT_TRAIL)
+    op.drop_index("idx_isles_audit_trail_entity_entity_id", table_name=AUDIT_TRAIL)
+    op.drop_table(AUDIT_TRAIL)  # its triggers go with it
+    for sql in append_only.drop_sql(op.get_context().dialect.name, _AUDIT_FUNCTION):
+        op.execute(sql)
+
+
 #: every step, in the order it runs within its component (append here; never edit a released step)
 STEPS: list[Step] = [
     Step("core", 1, "outbox, inbox and dead letters", _core_1_up, _core_1_down,
@@ -243,6 +289,7 @@ STEPS: list[Step] = [
     Step("idempotency", 1, "idempotency keys of HTTP commands", _idempotency_1_up, _idempotency_1_down,
          creates=(IDEMPOTENCY_KEYS,)),
     Step("sagas", 1, "saga state and timers", _sagas_1_up, _sagas_1_down, creates=(SAGAS, SAGA_TIMERS)),
+    Step("audit", 1, "append-only audit trail", _audit_1_up, _audit_1_down, creates=(AUDIT_TRAIL,)),
 ]
 
 

@@ -11,12 +11,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, Uuid,
-                        event)
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.schema import DDL
 
-from isles import Entity
+from isles import Entity, append_only
 from isles.orm import utcnow
 
 
@@ -180,35 +178,15 @@ APPEND_ONLY_MESSAGE = "audit_logs is append-only (21 CFR Part 11 11.10(e)): rows
 NO_DELETE_MESSAGE = "users are deactivated, never deleted (21 CFR Part 11 11.100)"
 
 
-def _sqlite_refuse(table: str, operation: str, message: str) -> str:
-    return (f"CREATE TRIGGER IF NOT EXISTS trg_{table}_no_{operation.lower()} BEFORE {operation} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, '{message}'); END")
-
-
-def _postgres_refuse(table: str, function: str, operations: str, message: str) -> list[str]:
-    return [
-        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS "
-        f"$fn$ BEGIN RAISE EXCEPTION '{message}' USING ERRCODE = 'insufficient_privilege'; END $fn$",
-        f"CREATE TRIGGER trg_{table}_refuse BEFORE {operations} ON {table} FOR EACH ROW EXECUTE FUNCTION {function}()",
-    ]
-
-
-#: The statements that make the rules hold, per table and dialect. create_all runs them through the
-#: DDL events below; a migration that creates these tables must run them too:
+#: The statements that make the rules hold, per table and dialect (isles.append_only, the same
+#: mechanism as isles' own audit trail). create_all runs them through the DDL events below; a
+#: migration that creates these tables must run them too:
 #: ``for sql in trigger_sql("audit_logs", op.get_bind().dialect.name): op.execute(sql)``.
 TRIGGERS: dict[str, dict[str, list[str]]] = {
-    "audit_logs": {
-        "sqlite": [_sqlite_refuse("audit_logs", "UPDATE", APPEND_ONLY_MESSAGE),
-                   _sqlite_refuse("audit_logs", "DELETE", APPEND_ONLY_MESSAGE)],
-        "postgresql": [*_postgres_refuse("audit_logs", "audit_logs_append_only", "UPDATE OR DELETE",
-                                         APPEND_ONLY_MESSAGE),
-                       "CREATE TRIGGER trg_audit_logs_no_truncate BEFORE TRUNCATE ON audit_logs "
-                       "FOR EACH STATEMENT EXECUTE FUNCTION audit_logs_append_only()"],
-    },
-    "users": {
-        "sqlite": [_sqlite_refuse("users", "DELETE", NO_DELETE_MESSAGE)],
-        "postgresql": _postgres_refuse("users", "users_never_deleted", "DELETE", NO_DELETE_MESSAGE),
-    },
+    "audit_logs": append_only.refuse_statements("audit_logs", message=APPEND_ONLY_MESSAGE,
+                                                function="audit_logs_append_only"),
+    "users": append_only.refuse_statements("users", message=NO_DELETE_MESSAGE, function="users_never_deleted",
+                                           delete_only=True),
 }
 
 
@@ -217,6 +195,4 @@ def trigger_sql(table: str, dialect: str) -> list[str]:
 
 
 for _table, _by_dialect in TRIGGERS.items():
-    for _dialect, _statements in _by_dialect.items():
-        for _sql in _statements:
-            event.listen(Base.metadata.tables[_table], "after_create", DDL(_sql).execute_if(dialect=_dialect))
+    append_only.listen(Base.metadata.tables[_table], _by_dialect)

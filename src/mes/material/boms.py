@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.audit_trail import audit
 from isles.orm import as_utc, utcnow
 from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier
@@ -222,6 +223,7 @@ async def delete_bom_item(part_id: uuid.UUID, bom_version: BomVersion, line_numb
 async def post_release_bom(part_id: uuid.UUID, bom_version: BomVersion, uow: Uow, principal: Engineer) -> BomOut:
     """Put this draft in force; the previous released version becomes obsolete."""
     bom = await release_bom(uow, part_id, bom_version, principal.user_id)
+    audit(uow, principal, "bom.released", "bom", bom.id, {"status": ("draft", bom.status)})
     out = await bom_out(uow, bom)
     part = await get_part(uow, part_id, active=False)
     uow.publish(BomReleased(part_id=str(part_id), part_number=part.part_number, bom_version=bom.bom_version, items=[

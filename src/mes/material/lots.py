@@ -31,8 +31,10 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.audit_trail import audit
 from isles.orm import as_utc, utcnow
 from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, page_of, paged
+from isles.security import Principal
 from isles.text import Identifier, Name
 from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource
@@ -289,19 +291,24 @@ async def lot_parents(lot_id: uuid.UUID, uow: Uow, page: Page) -> Paged[LotLinkO
 
 
 # -- disposition ----------------------------------------------------------------------------------------
-async def change_status(uow: UnitOfWork, lot: MaterialLot, data: StatusIn) -> MaterialLot:
+async def change_status(uow: UnitOfWork, lot: MaterialLot, data: StatusIn, principal: Principal | None = None
+                        ) -> MaterialLot:
+    """Disposition ``lot`` (audited; ``principal`` None: the system, e.g. the expiry sweep)."""
     if data.status not in TRANSITIONS[lot.status]:
         allowed = ", ".join(sorted(TRANSITIONS[lot.status])) or "nothing (final)"
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"lot {lot.lot_number} is {lot.status}; it can become: {allowed}")
     if data.status in NEEDS_REASON and not data.reason:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"a reason is required to make a lot {data.status}")
+    expires_before = lot.expires_at
     if data.expires_at is not None:
         lot.expires_at = data.expires_at
     if data.status == "released" and is_expired(lot):
         raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} expired at {lot.expires_at}; "
                                                       "release it with a new expiresAt after a re-test")
     previous = _set_status(lot, data.status, data.reason)
+    audit(uow, principal, "lot.status_changed", "lot", lot.id,
+          {"status": (previous, lot.status), "expires_at": (expires_before, lot.expires_at)}, reason=data.reason)
     await uow.flush()
     part = await get_part(uow, lot.part_id, active=False)
     uow.publish(LotStatusChanged(**lot_state(lot, part), previous_status=previous, reason=data.reason), entity=lot)
@@ -309,9 +316,9 @@ async def change_status(uow: UnitOfWork, lot: MaterialLot, data: StatusIn) -> Ma
 
 
 @router.post("/lots/{lot_id}/status", response_model=LotOut)
-async def post_lot_status(lot_id: uuid.UUID, data: StatusIn, uow: Uow, _: Quality) -> MaterialLot:
+async def post_lot_status(lot_id: uuid.UUID, data: StatusIn, uow: Uow, principal: Quality) -> MaterialLot:
     """Quality disposition: quarantine, release, reject (or expire by hand)."""
-    lot = await change_status(uow, await get_lot(uow, lot_id, lock=True), data)
+    lot = await change_status(uow, await get_lot(uow, lot_id, lock=True), data, principal)
     await uow.commit()
     return lot
 

@@ -12,8 +12,10 @@ from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
+from isles.audit_trail import audit
 from isles.orm import apply_changes, utcnow
 from isles.http import Page, PageOut, Paged, Uow, paged
+from isles.security import Principal
 from isles.text import Identifier, Name, UpperIdentifier
 from mes.material.access import Engineer
 from mes.material.events import PartCreated, PartDeleted, PartUpdated
@@ -81,13 +83,14 @@ async def create_part(uow: UnitOfWork, data: PartIn) -> Part:
     return part
 
 
-async def update_part(uow: UnitOfWork, part_id: uuid.UUID, patch: PartPatch) -> Part:
+async def update_part(uow: UnitOfWork, part_id: uuid.UUID, patch: PartPatch, principal: Principal | None = None) -> Part:
     part = await get_part(uow, part_id)
     changes = patch.model_dump(exclude_unset=True, exclude_none=True)
     if changes.get("part_number", part.part_number) != part.part_number:
         await _number_free(uow, changes["part_number"])
     changed, previous = apply_changes(part, changes)
     if changed:
+        audit(uow, principal, "part.updated", "part", part.id, {k: (previous[k], v) for k, v in changed.items()})
         uow.publish(part_updated(part, {to_camel(k): v for k, v in changed.items()},
                                  {to_camel(k): v for k, v in previous.items()}), entity=part)
     return part
@@ -123,8 +126,8 @@ async def read_part(part_id: uuid.UUID, uow: Uow) -> Part:
 
 
 @router.patch("/parts/{part_id}", response_model=PartOut)
-async def patch_part(part_id: uuid.UUID, patch: PartPatch, uow: Uow, _: Engineer) -> Part:
-    part = await update_part(uow, part_id, patch)
+async def patch_part(part_id: uuid.UUID, patch: PartPatch, uow: Uow, principal: Engineer) -> Part:
+    part = await update_part(uow, part_id, patch, principal)
     await _commit(uow)
     return part
 

@@ -18,6 +18,7 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.audit_trail import audit
 from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.orm import utcnow
 from mes.material.access import Handler
@@ -79,7 +80,9 @@ async def reverse_consumption(consumption_id: uuid.UUID, data: ReversalIn, uow: 
     child_id = await shrink_edges(uow, consumption, quantity)
     await uow.flush()
     part = await get_part(uow, lot.part_id, active=False)
-    # audit: consumption reversed (who, reason, quantity) - hook for the service audit trail
+    audit(uow, principal, "consumption.reversed", "consumption", consumption.id,
+          {"net_quantity": (left, left - quantity), "lot_quantity": (lot.quantity - quantity, lot.quantity)},
+          reason=data.reason)
     uow.publish(LotConsumptionReversed(
         **lot_state(lot, part), reversal_id=str(row.id), consumption_id=str(consumption.id), reversed_quantity=quantity,
         work_order_id=str(consumption.work_order_id), work_order_number=order.work_order_number if order else None,

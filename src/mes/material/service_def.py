@@ -22,6 +22,7 @@ def _part_snapshot(part: Part) -> PartUpdated:
 service = Service(
     "material",
     metadata=Base.metadata,
+    audit=True,  # lot dispositions, part renames, BOM releases, consumption reversals
     publishes=PUBLISHES,
     handlers=handlers,  # production output (production.py)
     router=router,

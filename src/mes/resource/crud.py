@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
+from isles.audit_trail import audit
 from isles.http import Page, PageOut, Uow, get_or_404, paged
 from isles.orm import apply_changes
 from mes.resource.access import Reader, Writer
@@ -55,6 +56,7 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
     The list filters by the ``natural_key`` (default: the ``order_by`` column, e.g. ``?code=CNC-1``)."""
     parents = parents or {}
     natural_key = natural_key or order_by
+    entity = label.replace(" ", "_")  # its name in the audit trail
 
     async def check_parents(uow: UnitOfWork, values: dict[str, Any]) -> None:
         for field, parent in parents.items():
@@ -112,6 +114,7 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
             await uow.flush()
         except IntegrityError:
             raise HTTPException(status.HTTP_409_CONFLICT, f"a {label} with these identifiers already exists") from None
+        audit(uow, principal, f"{entity}.updated", entity, row.id, {k: (previous[k], v) for k, v in changed.items()})
         if on_change is not None:
             await on_change(uow, row, changed, previous)
         await commit(uow)
@@ -122,6 +125,7 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
         row = await load(uow, entity_id)
         if getattr(row, "is_active", True):
             row.is_active = False
+            audit(uow, principal, f"{entity}.deactivated", entity, row.id, {"is_active": (True, False)})
             await uow.flush()
             if on_change is not None:
                 await on_change(uow, row, {"is_active": False}, {"is_active": True})

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
+from isles.audit_trail import audit
 from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from mes.resource.access import Reader, Writer
 from mes.resource.crud import Code, Name, Out, Schema
@@ -152,6 +153,7 @@ async def set_routing_status(routing_id: uuid.UUID, data: RoutingStatusIn, uow: 
     has_operations = await uow.scalar(select(Operation.id).where(Operation.routing_id == routing.id).limit(1))
     if data.status == "released" and not has_operations:
         raise HTTPException(status.HTTP_409_CONFLICT, "a routing without operations cannot be released")
+    audit(uow, principal, f"routing.{data.status}", "routing", routing.id, {"status": (routing.status, data.status)})
     routing.status = data.status
     await uow.flush()
     await publish_routing(uow, routing)

@@ -14,6 +14,7 @@ from mes.resource.products import product_event
 service = Service(
     "resource",
     metadata=Base.metadata,
+    audit=True,  # record edits (renames), deactivations, routing releases
     publishes=PUBLISHES,
     router=router,
     snapshots=[

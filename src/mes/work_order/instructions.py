@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
+from isles.audit_trail import audit
 from isles.orm import utcnow
 from mes.work_order import reference
 from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
@@ -109,5 +110,6 @@ async def release_instruction(instruction_id: uuid.UUID, uow: Uow, principal: En
             WorkInstruction.status == "released")):
         current.status = "superseded"
     row.status, row.released_at, row.approved_by_id = "released", utcnow(), uuid.UUID(principal.user_id)
+    audit(uow, principal, "work_instruction.released", "work_instruction", row.id, {"status": ("draft", row.status)})
     await uow.commit()
     return row

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.audit_trail import audit
 from isles.orm import utcnow
 from isles.security import Principal
 from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, paged
@@ -322,8 +323,9 @@ async def release(uow: UnitOfWork, order: WorkOrder, routing_id: uuid.UUID | Non
 
 
 @router.post("/work-orders/{work_order_id}/release", response_model=WorkOrderDetail)
-async def post_release(work_order_id: uuid.UUID, data: ReleaseIn, uow: Uow, _: Supervisor) -> WorkOrderDetail:
+async def post_release(work_order_id: uuid.UUID, data: ReleaseIn, uow: Uow, principal: Supervisor) -> WorkOrderDetail:
     order = await release(uow, await get_order(uow, work_order_id, lock=True), data.routing_id)
+    audit(uow, principal, "work_order.released", "work_order", order.id, {"status": ("Forecast", order.status)})
     await uow.commit()
     return await detail(uow, order)
 
@@ -376,22 +378,24 @@ async def _pause_running(uow: UnitOfWork, order: WorkOrder) -> None:
 
 
 @router.post("/work-orders/{work_order_id}/hold", response_model=WorkOrderOut)
-async def post_hold(work_order_id: uuid.UUID, data: ReasonIn, uow: Uow, _: Supervisor) -> WorkOrder:
+async def post_hold(work_order_id: uuid.UUID, data: ReasonIn, uow: Uow, principal: Supervisor) -> WorkOrder:
     """Stop the order (a quality hold, a missing part); running operations are paused."""
     order = await get_order(uow, work_order_id, lock=True)
     await move(uow, order, "Held", data.reason)
+    audit(uow, principal, "work_order.held", "work_order", order.id, {"status": (order.held_from, "Held")}, reason=data.reason)
     await _pause_running(uow, order)
     await uow.commit()
     return order
 
 
 @router.post("/work-orders/{work_order_id}/unhold", response_model=WorkOrderOut)
-async def post_unhold(work_order_id: uuid.UUID, uow: Uow, _: Supervisor) -> WorkOrder:
+async def post_unhold(work_order_id: uuid.UUID, uow: Uow, principal: Supervisor) -> WorkOrder:
     """Back to the state the order was held from (its operations resume one by one)."""
     order = await get_order(uow, work_order_id, lock=True)
     if order.status != "Held":
         raise HTTPException(status.HTTP_409_CONFLICT, f"work order {order.work_order_number} is not held")
     await move(uow, order, order.held_from or "Forecast")
+    audit(uow, principal, "work_order.unheld", "work_order", order.id, {"status": ("Held", order.status)})
     await uow.commit()
     return order
 

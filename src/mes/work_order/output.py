@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity, SignedQuantity
+from isles.audit_trail import audit
 from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.orm import utcnow
 from mes.work_order.access import Supervisor
@@ -130,7 +131,8 @@ async def post_counter_entry(work_order_id: uuid.UUID, report_id: uuid.UUID, dat
         order.quantity_good, order.quantity_scrap = totals(ops)
         order.quantity_produced = Decimal(ops[-1].quantity_good) + Decimal(ops[-1].quantity_scrap)
     await uow.flush()
-    # audit: counter-entry of a production report (who, reason, quantities) - hook for the service audit trail
+    audit(uow, who, "report.corrected", "report", original.id, {"quantity_good": (left_good, left_good - good),
+          "quantity_scrap": (left_scrap, left_scrap - scrap), "counter_entry_id": (None, counter.id)}, reason=data.reason)
     publish_report(uow, order, ops, op, counter)
     await uow.commit()
     return counter

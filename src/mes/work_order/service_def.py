@@ -21,6 +21,7 @@ USER_EVENTS = ("created", "updated", "deleted")
 service = Service(
     "work_order",
     metadata=Base.metadata,
+    audit=True,  # releases, holds, instruction releases, report counter-entries
     publishes=PUBLISHES,
     handlers=handlers,
     router=router,
