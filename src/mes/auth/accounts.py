@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from isles import UnitOfWork
 from isles.api import ApiOut
-from isles.security import (Principal)
+from isles.security import Principal
 from mes.auth import credentials
-from mes.auth.events import (SecurityAlertRaised)
-from mes.auth.models import (AuditLog, Credential, Role, User, UserRole)
+from mes.auth.events import SecurityAlertRaised
+from mes.auth.models import AuditLog, Credential, Role, User, UserRole
 
 DEFAULT_ROLES = {
     "admin": "Manages users, roles and configuration",

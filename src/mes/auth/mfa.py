@@ -13,11 +13,11 @@ from sqlalchemy import select
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
 from isles.http import Uow
-from isles.security import (Principal, constant_time_equals)
+from isles.security import Principal, constant_time_equals
 from mes.auth import credentials
-from mes.auth.models import (MfaFactor)
 from mes.auth.access import LoggedIn
-from mes.auth.accounts import (audit, AuthError, get_user, now, run, TOTP_ISSUER)
+from mes.auth.accounts import TOTP_ISSUER, AuthError, audit, get_user, now, run
+from mes.auth.models import MfaFactor
 
 router = APIRouter()
 Schema = ApiModel  # camelCase bodies, UTC times, no NUL characters (see isles.api)

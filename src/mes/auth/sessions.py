@@ -12,15 +12,31 @@ from sqlalchemy import select, update
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
-from isles.http import Page, PageOut, Paged, Uow, paged
-from isles.security import (PUBLIC, Principal, constant_time_equals, hash_token, issue_access_token, new_opaque_token)
+from isles.http import Page, Paged, PageOut, Uow, paged
+from isles.security import PUBLIC, Principal, constant_time_equals, hash_token, issue_access_token, new_opaque_token
 from mes.auth import credentials
-from mes.auth.models import (Credential, MfaFactor, RefreshToken, Session, User)
 from mes.auth.access import LoggedIn, Reader, Writer, may_manage_others
-from mes.auth.accounts import (audit, AuthError, aware, client_ip, fail, FAR_FUTURE, get_user, LoginFailed,
-                               normalize_username, now, PasswordChangeRequired, raise_alert, roles_of, run,
-                               set_password, user_out, UserOut)
+from mes.auth.accounts import (
+    FAR_FUTURE,
+    AuthError,
+    LoginFailed,
+    PasswordChangeRequired,
+    UserOut,
+    audit,
+    aware,
+    client_ip,
+    fail,
+    get_user,
+    normalize_username,
+    now,
+    raise_alert,
+    roles_of,
+    run,
+    set_password,
+    user_out,
+)
 from mes.auth.mfa import accept_totp
+from mes.auth.models import Credential, MfaFactor, RefreshToken, Session, User
 
 router = APIRouter()
 Schema = ApiModel  # camelCase bodies, UTC times, no NUL characters (see isles.api)

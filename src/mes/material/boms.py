@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import as_utc, utcnow
-from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier
 from mes.material.access import Engineer
 from mes.material.events import BomLine, BomReleased

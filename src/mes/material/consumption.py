@@ -26,15 +26,22 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import utcnow
-from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier
 from mes.material.access import Handler
 from mes.material.boms import released_bom
 from mes.material.events import LotConsumed
 from mes.material.lots import get_lot, is_expired, loose_quantity, lot_state
-from mes.material.models import (BomItem, Consumption, MaterialLot, MaterialSublot, Part, ReplicatedWorkOrder,
-                                 SerializedPart)
+from mes.material.models import (
+    BomItem,
+    Consumption,
+    MaterialLot,
+    MaterialSublot,
+    Part,
+    ReplicatedWorkOrder,
+    SerializedPart,
+)
 from mes.material.parts import get_part
 from mes.material.production import link_consumption
 

@@ -15,8 +15,8 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, page_of, paged
 from isles.orm import utcnow
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, page_of, paged
 from isles.text import Identifier, Name
 from mes.material.access import Engineer
 from mes.material.lots import ON_HAND

@@ -31,8 +31,8 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, not_found, page_of, paged
 from isles.orm import as_utc, utcnow
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, page_of, paged
 from isles.text import Identifier, Name
 from mes.material.access import Handler, Quality
 from mes.material.events import LotCreated, LotMerged, LotSplit, LotStatusChanged, MergedSource

@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import apply_changes, utcnow
-from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier, Name, UpperIdentifier
 from mes.material.access import Engineer
 from mes.material.events import PartCreated, PartDeleted, PartUpdated

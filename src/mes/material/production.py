@@ -30,13 +30,30 @@ from sqlalchemy import func, select
 
 from isles import Handlers, UnitOfWork
 from isles.api import ApiOut, Quantity, SignedQuantity
-from isles.http import Page, PageOut, Paged, Uow, paged
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import utcnow
-from mes.material.events import (GenealogyParent, LotProduced, ProducedSerial, ProductionReported, SerialCreated,
-                                 SerialUpdated, WorkOrderFinished)
+from mes.material.events import (
+    GenealogyParent,
+    LotProduced,
+    ProducedSerial,
+    ProductionReported,
+    SerialCreated,
+    SerialUpdated,
+    WorkOrderFinished,
+)
 from mes.material.lots import ON_HAND, get_lot, lot_state
-from mes.material.models import (PROCESS_SERIAL, Consumption, ConsumptionReversal, Location, LotGenealogy,
-                                 MaterialLot, Part, ProductionReceipt, ReplicatedWorkOrder, SerializedPart)
+from mes.material.models import (
+    PROCESS_SERIAL,
+    Consumption,
+    ConsumptionReversal,
+    Location,
+    LotGenealogy,
+    MaterialLot,
+    Part,
+    ProductionReceipt,
+    ReplicatedWorkOrder,
+    SerializedPart,
+)
 
 router = APIRouter()
 handlers = Handlers()

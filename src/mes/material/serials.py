@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.text import Identifier
 from mes.material.access import Handler, Quality
 from mes.material.events import SerialCreated, SerialUpdated

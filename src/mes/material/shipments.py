@@ -22,15 +22,33 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.orm import utcnow
 from isles.text import Identifier, Name
 from mes.material.access import Handler
-from mes.material.events import (LotCreated, LotShipped, ReturnLineState, ReturnReceived, SerialUpdated,
-                                 ShipmentCreated, ShipmentLineState)
+from mes.material.events import (
+    LotCreated,
+    LotShipped,
+    ReturnLineState,
+    ReturnReceived,
+    SerialUpdated,
+    ShipmentCreated,
+    ShipmentLineState,
+)
 from mes.material.lots import _location, get_lot, is_expired, loose_quantity, lot_state
-from mes.material.models import (LOT_NUMBER, RETURN_NUMBER, SHIPMENT_NUMBER, CustomerReturn, LotGenealogy,
-                                 MaterialLot, Part, ReturnLine, SerializedPart, Shipment, ShipmentLine)
+from mes.material.models import (
+    LOT_NUMBER,
+    RETURN_NUMBER,
+    SHIPMENT_NUMBER,
+    CustomerReturn,
+    LotGenealogy,
+    MaterialLot,
+    Part,
+    ReturnLine,
+    SerializedPart,
+    Shipment,
+    ShipmentLine,
+)
 from mes.material.parts import get_part
 from mes.material.production import serial_state
 

@@ -7,8 +7,22 @@ from typing import Any
 from sqlalchemy import select
 
 from isles import Service
-from mes.resource.models import (Area, Certification, Enterprise, Equipment, Operation, Personnel, PersonnelSkill,
-                                 Product, Routing, Site, Skill, Tool, WorkCenter, WorkUnit)
+from mes.resource.models import (
+    Area,
+    Certification,
+    Enterprise,
+    Equipment,
+    Operation,
+    Personnel,
+    PersonnelSkill,
+    Product,
+    Routing,
+    Site,
+    Skill,
+    Tool,
+    WorkCenter,
+    WorkUnit,
+)
 
 
 async def seed_demo(service: Service, user_ids: dict[str, str], part_ids: dict[str, str]) -> dict[str, str]:

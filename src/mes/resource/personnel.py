@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiOut
-from isles.http import Page, PageOut, Paged, Uow, get_or_404
+from isles.http import Page, Paged, PageOut, Uow, get_or_404
 from mes.resource.access import Reader, Writer
 from mes.resource.crud import Code, LevelIn, LevelOut, LevelPatch, Name, Out, Schema, camel, crud
 from mes.resource.events import PersonnelUpdated, Qualification

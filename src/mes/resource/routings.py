@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from mes.resource.access import Reader, Writer
 from mes.resource.crud import Code, Name, Out, Schema
 from mes.resource.events import RoutingStep, RoutingUpdated

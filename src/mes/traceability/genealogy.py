@@ -10,7 +10,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from isles.api import ApiOut, Quantity
-from isles.http import Page, PageOut, Paged, Uow, paged
+from isles.http import Page, Paged, PageOut, Uow, paged
 from mes.traceability import picture, queries
 from mes.traceability.models import KIND_CODES, TraceEdge, TraceNode, TracePart
 from mes.traceability.queries import Direction, Labels

@@ -21,9 +21,20 @@ from isles import Handlers, UnitOfWork
 from isles.subscriptions import Subscription
 from mes.traceability import index
 from mes.traceability import recorder as rec
-from mes.traceability.events import (LotConsumed, LotMerged, LotProduced, LotSplit, LotState, LotStatusChanged,
-                                     PartState, ReturnReceived, SerialState, ShipmentCreated, WorkOrderState,
-                                     serial_ids)
+from mes.traceability.events import (
+    LotConsumed,
+    LotMerged,
+    LotProduced,
+    LotSplit,
+    LotState,
+    LotStatusChanged,
+    PartState,
+    ReturnReceived,
+    SerialState,
+    ShipmentCreated,
+    WorkOrderState,
+    serial_ids,
+)
 from mes.traceability.models import LOT, SERIAL, SHIPMENT, TraceConsumption, TraceNode
 
 handlers = Handlers()

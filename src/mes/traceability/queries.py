@@ -16,8 +16,16 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from mes.traceability.graph import GenealogyIndex, Impact
 from mes.traceability.index import genealogy
-from mes.traceability.models import (KIND_NAMES, SHIPMENT, TraceConsumption, TraceEdge, TraceEvent, TraceNode,
-                                     TracePart, TraceWorkOrder)
+from mes.traceability.models import (
+    KIND_NAMES,
+    SHIPMENT,
+    TraceConsumption,
+    TraceEdge,
+    TraceEvent,
+    TraceNode,
+    TracePart,
+    TraceWorkOrder,
+)
 
 Direction = Literal["backward", "forward", "both"]
 CHUNK = 900  # ids per IN (...) list: under SQLite's variable limit

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.orm import utcnow
-from mes.work_order import reference
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.text import Identifier, Name
+from mes.work_order import reference
 from mes.work_order.access import Engineer
 from mes.work_order.models import WorkInstruction
 

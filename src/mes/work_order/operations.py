@@ -24,9 +24,9 @@ from pydantic import Field
 
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
+from isles.http import Uow
 from isles.orm import utcnow
 from isles.security import Principal
-from isles.http import Uow
 from mes.work_order.access import Operator
 from mes.work_order.events import WorkOrderCompleted
 from mes.work_order.models import PerformanceReport, WorkOrder, WorkOrderOperation

@@ -19,14 +19,24 @@ from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, not_found, paged
 from isles.orm import utcnow
 from isles.security import Principal
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, paged
 from isles.text import Identifier
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.events import WorkOrderCreated
-from mes.work_order.models import (WORK_ORDER_NUMBER, Dispatch, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
-                                   ReplicatedWorkCenter, WorkInstruction, WorkOrder, WorkOrderOperation)
+from mes.work_order.models import (
+    WORK_ORDER_NUMBER,
+    Dispatch,
+    ReplicatedPart,
+    ReplicatedRouting,
+    ReplicatedSite,
+    ReplicatedUser,
+    ReplicatedWorkCenter,
+    WorkInstruction,
+    WorkOrder,
+    WorkOrderOperation,
+)
 from mes.work_order.quantities import balance
 from mes.work_order.states import ACTIVE, move, state_fields, stop_clock
 

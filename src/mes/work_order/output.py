@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity, SignedQuantity
-from isles.http import Page, PageOut, Paged, Uow, paged
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import utcnow
 from mes.work_order.access import Supervisor
 from mes.work_order.events import ProductionReported

@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.orm import utcnow
-from mes.work_order import reference
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.text import Identifier
+from mes.work_order import reference
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.models import ProductionSchedule, WorkOrder, WorkOrderOperation
 from mes.work_order.orders import WorkOrderOut, get_order, release

@@ -5,8 +5,8 @@ Revises: <base>
 Create Date: 2026-11-29T16:18:55+00:00
 Service: material
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import framework_tables, timeouts
 

@@ -5,8 +5,8 @@ Revises: c4a9e1f0b7d2
 Create Date: 2026-12-06T12:39:32+00:00
 Service: material
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles import sequences
 from isles.migrations import timeouts

@@ -5,8 +5,8 @@ Revises: <base>
 Create Date: 2026-11-22T00:29:38+00:00
 Service: resource
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import framework_tables, timeouts
 

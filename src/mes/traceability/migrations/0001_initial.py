@@ -5,8 +5,8 @@ Revises: <base>
 Create Date: 2026-12-06T12:43:57+00:00
 Service: traceability
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import framework_tables, timeouts
 
