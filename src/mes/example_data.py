@@ -166,7 +166,7 @@ async def _seed(system: System) -> None:
     if running is not None:  # issue the forging for the running order (material knows it from its events)
         from mes.material import consumption
         for lot, qty, op in (("L-24-0101", "2", "OP10"),):
-            await _call(material.service, lambda uow, l=lot, q=qty, o=op: consumption.post_consumption(
-                consumption.ConsumptionIn(lot_id=material_ids["lots"][l], work_order_id=running,
+            await _call(material.service, lambda uow, n=lot, q=qty, o=op: consumption.post_consumption(
+                consumption.ConsumptionIn(lot_id=material_ids["lots"][n], work_order_id=running,
                                           quantity=Decimal(q), operation_code=o), uow, operator))
         await system.drain()

@@ -55,6 +55,8 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
     The list filters by the ``natural_key`` (default: the ``order_by`` column, e.g. ``?code=CNC-1``)."""
     parents = parents or {}
     natural_key = natural_key or order_by
+    key_param = to_camel(natural_key)
+    parent_help = f"filter by {', '.join(filters) or '-'}"
 
     async def check_parents(uow: UnitOfWork, values: dict[str, Any]) -> None:
         for field, parent in parents.items():
@@ -87,10 +89,9 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
 
     async def list_(uow: Uow, principal: Reader, page: Page,
                     include_inactive: bool = Query(False, alias="includeInactive"),
-                    parent_id: uuid.UUID | None = Query(None, alias="parentId",
-                                                        description=f"filter by {', '.join(filters) or '-'}"),
-                    key: str | None = Query(None, alias=to_camel(natural_key), min_length=1, max_length=255,
-                                            description=f"the {label} with this {to_camel(natural_key)}")) -> Any:
+                    parent_id: uuid.UUID | None = Query(None, alias="parentId", description=parent_help),
+                    key: str | None = Query(None, alias=key_param, min_length=1, max_length=255,
+                                            description=f"the {label} with this {key_param}")) -> Any:
         query = select(model).order_by(getattr(model, order_by))
         if not include_inactive and hasattr(model, "is_active"):
             query = query.where(model.is_active.is_(True))

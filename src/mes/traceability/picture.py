@@ -104,7 +104,7 @@ def layout(boxes: list[Box], arrows: list[Arrow], sweeps: int = 4) -> dict[int, 
         for index in order:
             side = index - 1 if sweep % 2 == 0 else index + 1
 
-            def centre(box: Box) -> float:
+            def centre(box: Box, side: int = side) -> float:
                 near = [position[n] for n in neighbours[box.key] if col_of[n] == side]
                 return sum(near) / len(near) if near else position[box.key]
             layers[index].sort(key=centre)
