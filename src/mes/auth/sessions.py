@@ -120,7 +120,8 @@ async def login(uow: UnitOfWork, *, username: str, password: str, totp_code: str
     return await _issue(uow, user, session, await roles_of(uow, user.id))
 
 
-async def failed_attempt(uow: UnitOfWork, user: User, cfg: credentials.AuthSettings, reason: str, ip: str | None) -> None:
+async def failed_attempt(uow: UnitOfWork, user: User, cfg: credentials.AuthSettings, reason: str,
+                         ip: str | None) -> None:
     before = user.failed_login_count
     user.failed_login_count = before + 1
     audit(uow, "login.failed", "user", user.id, actor=user, field="failed_login_count", old=before,

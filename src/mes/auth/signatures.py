@@ -145,7 +145,8 @@ async def list_meanings(principal: Reader, uow: Uow, page: Page) -> Paged[Signat
 
 
 @router.post("/signatures/verify", response_model=SignOut, responses={401: {}, 403: {}})
-async def verify_signature(data: SignIn, principal: LoggedIn, uow: Uow, request: Request, response: Response) -> SignOut:
+async def verify_signature(data: SignIn, principal: LoggedIn, uow: Uow, request: Request,
+                           response: Response) -> SignOut:
     """Re-authenticate the signer of an electronic signature; failures lock out and raise an alert."""
     response.headers["Cache-Control"] = "no-store"
     result = await run(uow, lambda: verify_signer(

@@ -275,7 +275,8 @@ async def post_user(data: UserIn, principal: Admin, uow: Uow) -> UserOut:
 async def list_users(principal: Admin, uow: Uow, page: Page,
                      include_inactive: bool = Query(False, alias="includeInactive"),
                      username: str | None = Query(None, min_length=1, max_length=255,
-                                                  description="the user with this username (any case)")) -> Paged[UserOut]:
+                                                  description="the user with this username (any case)"),
+                     ) -> Paged[UserOut]:
     query = select(User).order_by(User.username)
     if not include_inactive:
         query = query.where(User.is_active.is_(True))

@@ -208,7 +208,8 @@ async def post_bom_item(part_id: uuid.UUID, bom_version: BomVersion, item: BomIt
 
 
 @router.delete("/parts/{part_id}/boms/{bom_version}/items/{line_number}", response_model=BomOut)
-async def delete_bom_item(part_id: uuid.UUID, bom_version: BomVersion, line_number: LineNumber, uow: Uow, _: Engineer) -> BomOut:
+async def delete_bom_item(part_id: uuid.UUID, bom_version: BomVersion, line_number: LineNumber, uow: Uow,
+                          _: Engineer) -> BomOut:
     bom = await _draft(uow, part_id, bom_version)
     item = await uow.scalar(select(BomItem).where(BomItem.bom_id == bom.id, BomItem.line_number == line_number))
     if item is None:

@@ -111,7 +111,8 @@ async def _check_bom(uow: UnitOfWork, order: ReplicatedWorkOrder, component: Par
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"work order {order.work_order_number} requires {_shown(required)} "
                             f"{component.unit_of_measure} of {component.part_number} (BOM version {bom.bom_version}: "
-                            f"{_shown(sum((Decimal(q) for q in per), Decimal(0)))} per unit x {_shown(order.quantity)}) "
+                            f"{_shown(sum((Decimal(q) for q in per), Decimal(0)))} per unit "
+                            f"x {_shown(order.quantity)}) "
                             f"and has {_shown(issued)}; issuing {_shown(quantity)} more needs a reason (over-issue)")
 
 

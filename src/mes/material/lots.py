@@ -59,7 +59,8 @@ NEEDS_REASON = {"quarantine", "rejected"}
 class LotIn(ApiModel):
     part_id: uuid.UUID
     quantity: Quantity = Field(gt=0)
-    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
+    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64,
+                                          description="generated when omitted")
     location_id: uuid.UUID | None = None
     supplier: Name | None = Field(default=None, max_length=255)
     supplier_lot_number: Identifier | None = Field(default=None, max_length=64)
@@ -188,7 +189,8 @@ async def _location(uow: UnitOfWork, location_id: uuid.UUID | None) -> uuid.UUID
     if location_id is not None:
         location = await uow.get(Location, location_id)
         if location is None or not location.is_active:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"locationId {location_id} is not an active location")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"locationId {location_id} is not an active location")
     return location_id
 
 
@@ -405,7 +407,8 @@ async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
             raise HTTPException(status.HTTP_409_CONFLICT, "only lots of one part, one status and one unit merge; "
                                                           f"{lot.lot_number} differs from {first.lot_number}")
         if await loose_quantity(uow, lot) != lot.quantity:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} has sublots; issue or merge them first")
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"lot {lot.lot_number} has sublots; issue or merge them first")
     expiries = [lot.expires_at for lot in sources if lot.expires_at is not None]
     total = sum((Decimal(lot.quantity) for lot in sources), Decimal(0))
     number = (await _number_free(uow, data.lot_number) if data.lot_number else await _new_number(uow, "M"))

@@ -60,7 +60,8 @@ def part_updated(part: Part, changes: dict | None = None, previous: dict | None 
 async def get_part(uow: UnitOfWork, part_id: uuid.UUID, *, active: bool = True) -> Part:
     part = await uow.get(Part, part_id)
     if part is None or (active and not part.is_active):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"part {part_id} not found" + (" (or retired)" if active else ""))
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"part {part_id} not found" + (" (or retired)" if active else ""))
     return part
 
 
@@ -110,7 +111,8 @@ async def post_part(data: PartIn, uow: Uow, _: Engineer) -> Part:
 @router.get("/parts", response_model=PageOut[PartOut])
 async def list_parts(uow: Uow, page: Page, include_retired: bool = Query(False, alias="includeRetired"),
                      part_number: str | None = Query(None, alias="partNumber", min_length=1, max_length=64,
-                                                     description="the part with this number (any case)")) -> Paged[Part]:
+                                                     description="the part with this number (any case)"),
+                     ) -> Paged[Part]:
     query = select(Part).order_by(Part.part_number)
     if not include_retired:
         query = query.where(Part.is_active.is_(True))

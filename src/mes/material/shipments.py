@@ -221,7 +221,8 @@ async def post_shipment(data: ShipmentIn, uow: Uow, principal: Handler) -> Shipm
         by_id = {u.id: u for u in units}
         states.extend(ShipmentLineState(
             line_id=str(row.id), lot_id=str(lot.id), lot_number=lot.lot_number, part_id=str(part.id),
-            part_number=part.part_number, quantity=row.quantity, serial_id=str(row.serial_id) if row.serial_id else None,
+            part_number=part.part_number, quantity=row.quantity,
+            serial_id=str(row.serial_id) if row.serial_id else None,
             serial_number=(by_id[row.serial_id].product_serial or by_id[row.serial_id].process_serial)
             if row.serial_id else None) for row in rows)
         if units:

@@ -131,7 +131,8 @@ async def post_routing(data: RoutingIn, uow: Uow, principal: Writer) -> RoutingO
 async def list_routings(uow: Uow, principal: Reader, page: Page,
                         product_id: uuid.UUID | None = Query(None, alias="productId"),
                         code: str | None = Query(None, min_length=1, max_length=64,
-                                                 description="the routing's code (every revision)")) -> Paged[RoutingOut]:
+                                                 description="the routing's code (every revision)"),
+                        ) -> Paged[RoutingOut]:
     found = await paged(uow, select(Routing).order_by(Routing.code, Routing.revision), page, product_id=product_id,
                         code=code)
     return Paged([await _routing_out(uow, r) for r in found.items], found.total, found.limit, found.offset)
@@ -165,7 +166,8 @@ async def publish_routing(uow: UnitOfWork, routing: Routing) -> None:
     ops = await uow.scalars(select(Operation).where(Operation.routing_id == routing.id).order_by(Operation.sequence))
     steps = [RoutingStep(sequence=o.sequence, code=o.code, name=o.name,
                          work_center_id=str(o.work_center_id) if o.work_center_id else None,
-                         setup_minutes=float(o.setup_minutes or 0), run_minutes_per_unit=float(o.run_minutes_per_unit or 0),
+                         setup_minutes=float(o.setup_minutes or 0),
+                         run_minutes_per_unit=float(o.run_minutes_per_unit or 0),
                          required_skill_id=str(o.required_skill_id) if o.required_skill_id else None) for o in ops]
     uow.publish(RoutingUpdated(routing_id=str(routing.id), product_id=str(routing.product_id),
                                part_id=str(product.part_id) if product and product.part_id else None,

@@ -171,7 +171,8 @@ def render(title: str, boxes: list[Box], arrows: list[Arrow], *, root: int, note
         tip = f"<title>{escape(arrow.detail)}</title>" if arrow.detail else ""
         out.append(f'<path d="{path}" marker-end="url(#arrow)"{dash}>{tip}</path>')
         if arrow.label:
-            labels.append(f'<text x="{mid[0]:.1f}" y="{mid[1] - 3:.1f}" text-anchor="middle">{escape(arrow.label)}</text>')
+            labels.append(f'<text x="{mid[0]:.1f}" y="{mid[1] - 3:.1f}" text-anchor="middle">'
+                          f'{escape(arrow.label)}</text>')
     out.append("</g>")
     out.append('<g font-size="10" fill="#3c4043" stroke="white" stroke-width="3" paint-order="stroke">')
     out.extend(labels)

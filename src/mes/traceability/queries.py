@@ -86,8 +86,9 @@ async def labels(uow: UnitOfWork, nodes: Iterable[TraceNode], edges: Iterable[Tr
 
 
 async def labels_of(uow: UnitOfWork, part_keys: set[int], order_keys: set[int]) -> Labels:
-    parts = {k: (i, n) for k, i, n in (await uow.execute(select(TracePart.id, TracePart.part_id, TracePart.part_number)
-                                                         .where(TracePart.id.in_(part_keys)))).all()} if part_keys else {}
+    parts = {k: (i, n) for k, i, n in (await uow.execute(
+        select(TracePart.id, TracePart.part_id, TracePart.part_number)
+        .where(TracePart.id.in_(part_keys)))).all()} if part_keys else {}
     orders = {k: (i, n) for k, i, n in (await uow.execute(
         select(TraceWorkOrder.id, TraceWorkOrder.work_order_id, TraceWorkOrder.work_order_number)
         .where(TraceWorkOrder.id.in_(order_keys)))).all()} if order_keys else {}

@@ -88,7 +88,8 @@ async def get_instruction(instruction_id: uuid.UUID, uow: Uow) -> WorkInstructio
 
 
 @router.patch("/work-instructions/{instruction_id}", response_model=InstructionOut)
-async def patch_instruction(instruction_id: uuid.UUID, data: InstructionPatch, uow: Uow, _: Engineer) -> WorkInstruction:
+async def patch_instruction(instruction_id: uuid.UUID, data: InstructionPatch, uow: Uow,
+                            _: Engineer) -> WorkInstruction:
     row = await _get(uow, instruction_id)
     if row.status != "draft":
         raise HTTPException(status.HTTP_409_CONFLICT, f"revision {row.revision} is {row.status}; "

@@ -91,7 +91,8 @@ def _record(uow: UnitOfWork, order: WorkOrder, ops: list[WorkOrderOperation], op
     op.quantity_good, op.quantity_scrap = good, scrap
     report = PerformanceReport(id=uuid.uuid4(), work_order_id=order.id, operation_id=op.id,
                                quantity_good=data.quantity_good, quantity_scrap=data.quantity_scrap,
-                               scrap_reason=data.scrap_reason, reported_by_id=uuid.UUID(who.user_id), reported_at=utcnow())
+                               scrap_reason=data.scrap_reason, reported_by_id=uuid.UUID(who.user_id),
+                               reported_at=utcnow())
     uow.add(report)
     publish_report(uow, order, ops, op, report)  # material receives the last operation's good output
 

@@ -48,7 +48,8 @@ Status = Literal["Forecast", "Released", "Cancelled", "Ready", "Running", "Compl
 class WorkOrderIn(ApiModel):
     part_id: uuid.UUID
     quantity: Quantity = Field(gt=0, le=1_000_000)
-    work_order_number: Identifier | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
+    work_order_number: Identifier | None = Field(default=None, min_length=1, max_length=64,
+                                                 description="generated when omitted")
     due_date: datetime | None = None
     site_id: uuid.UUID | None = None
     priority: int = Field(default=500, ge=1, le=1000, description="1 is the most urgent")
@@ -125,7 +126,8 @@ class WorkOrderDetail(WorkOrderOut):
 
 
 class ReleaseIn(ApiModel):
-    routing_id: uuid.UUID | None = Field(default=None, description="default: the order's, else the part's released routing")
+    routing_id: uuid.UUID | None = Field(default=None,
+                                         description="default: the order's, else the part's released routing")
 
 
 class DispatchIn(ApiModel):
@@ -213,7 +215,8 @@ async def create_work_order(uow: UnitOfWork, data: WorkOrderIn, created_by: Prin
                             f"site {data.site_id} is unknown to work_order (sites arrive through "
                             "mes.resource.site.updated events)")
     if data.routing_id and await uow.get(ReplicatedRouting, data.routing_id) is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"routing {data.routing_id} is unknown to work_order")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"routing {data.routing_id} is unknown to work_order")
     user = await _shared(uow, ReplicatedUser, uuid.UUID(created_by.user_id)) if created_by else None
     number = data.work_order_number
     if number is None:
@@ -241,7 +244,8 @@ async def post_work_order(data: WorkOrderIn, uow: Uow, principal: Planner) -> Wo
     try:
         await uow.commit()
     except IntegrityError:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"work order number {order.work_order_number} is already used") from None
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"work order number {order.work_order_number} is already used") from None
     return order
 
 

@@ -95,7 +95,8 @@ async def post_counter_entry(work_order_id: uuid.UUID, report_id: uuid.UUID, dat
                                                       f"reports are corrected while it is {', '.join(CORRECTABLE)}")
     original = await uow.get(PerformanceReport, report_id)
     if original is None or original.work_order_id != order.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"work order {order.work_order_number} has no report {report_id}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"work order {order.work_order_number} has no report {report_id}")
     if original.corrects_report_id is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"report {report_id} is itself a counter-entry; correct the "
                                                       f"original report {original.corrects_report_id}")
