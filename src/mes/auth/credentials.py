@@ -96,7 +96,7 @@ def needs_rehash(password_hash: str) -> bool:
     return hasher().check_needs_rehash(password_hash)
 
 
-_DUMMY: dict[tuple, str] = {}
+_DUMMY: dict[tuple[int, int, int], str] = {}  # argon2 (time, memory, parallelism) -> a hash to verify against
 
 
 def _dummy_hash() -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
@@ -140,7 +140,7 @@ class SublotOut(ApiOut):
 
 
 # -- shared with consumption ------------------------------------------------------------------------
-def lot_state(lot: MaterialLot, part: Part) -> dict:
+def lot_state(lot: MaterialLot, part: Part) -> dict[str, Any]:
     """The lot's whole state as event fields."""
     return dict(lot_id=str(lot.id), lot_number=lot.lot_number, part_id=str(lot.part_id), part_number=part.part_number,
                 quantity=lot.quantity, unit_of_measure=lot.unit_of_measure, status=lot.status,

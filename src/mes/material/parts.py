@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
@@ -50,7 +50,8 @@ class PartOut(ApiOut):
     version: int
 
 
-def part_updated(part: Part, changes: dict | None = None, previous: dict | None = None) -> PartUpdated:
+def part_updated(part: Part, changes: dict[str, Any] | None = None,
+                 previous: dict[str, Any] | None = None) -> PartUpdated:
     """The part's whole current state (also what `isles resync` backfills copies from)."""
     return PartUpdated(part_id=str(part.id), part_number=part.part_number, part_name=part.name,
                        revision=part.revision, unit_of_measure=part.unit_of_measure, tracking=part.tracking,

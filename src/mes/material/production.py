@@ -24,6 +24,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
@@ -95,7 +96,7 @@ class GenealogyOut(ApiOut):
     children: list[GenealogyEdgeOut]
 
 
-def serial_state(unit: SerializedPart, part_number: str) -> dict:
+def serial_state(unit: SerializedPart, part_number: str) -> dict[str, Any]:
     return dict(serial_id=str(unit.id), part_id=str(unit.part_id), part_number=part_number,
                 process_serial=unit.process_serial, product_serial=unit.product_serial, status=unit.status,
                 lot_id=str(unit.lot_id) if unit.lot_id else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 
 from fastapi import HTTPException, status
 from sqlalchemy import func, select
@@ -148,10 +148,10 @@ async def upstream_path(uow: UnitOfWork, ancestor: TraceNode, descendant: TraceN
 @dataclass
 class Rollup:
     impact: Impact
-    by_work_order: list[dict]
-    by_product: list[dict]
-    by_shipment: list[dict]
-    by_customer: list[dict]
+    by_work_order: list[dict[str, Any]]
+    by_product: list[dict[str, Any]]
+    by_shipment: list[dict[str, Any]]
+    by_customer: list[dict[str, Any]]
 
 
 def rollup(index: GenealogyIndex, impact: Impact) -> Rollup:
@@ -164,7 +164,7 @@ def rollup(index: GenealogyIndex, impact: Impact) -> Rollup:
     products.sort(key=lambda row: (-row["serials"], -row["lots"], row["partNumber"] or ""))
     shipments = [{"node": n, "customer": index.customers.get(n), "lots": lots, "serials": serials}
                  for n, (lots, serials) in impact.by_shipment.items()]
-    customers: dict[str, dict] = {}
+    customers: dict[str, dict[str, Any]] = {}
     for row in shipments:
         name = row["customer"] or "(unknown)"
         entry = customers.setdefault(name, {"customer": name, "shipments": 0, "lots": 0, "serials": 0})

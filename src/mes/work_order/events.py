@@ -70,7 +70,7 @@ class ProductionReported(Event, type="mes.work_order.production.reported", key="
     order_quantity_scrap: Quantity
 
 
-PUBLISHES = [WorkOrderCreated, WorkOrderStatusChanged, WorkOrderCompleted, ProductionReported]
+PUBLISHES: list[type[Event]] = [WorkOrderCreated, WorkOrderStatusChanged, WorkOrderCompleted, ProductionReported]
 
 
 # -- this service's views of other services' events (it imports no other service) -----------------------
