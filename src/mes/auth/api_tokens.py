@@ -58,7 +58,7 @@ async def create_api_token(uow: UnitOfWork, principal: Principal, *, name: str, 
 
 
 async def revoke_api_token(uow: UnitOfWork, principal: Principal, token_id: uuid.UUID) -> ApiToken:
-    token = await uow.get(ApiToken, token_id)
+    token: ApiToken | None = await uow.get(ApiToken, token_id)
     if token is None or (str(token.user_id) != principal.user_id and not may_manage_others(principal, "API token")):
         raise AuthError(f"API token {token_id} not found", 404)
     if token.revoked_at is None:

@@ -56,8 +56,8 @@ async def enrol_totp(uow: UnitOfWork, principal: Principal) -> tuple[MfaFactor, 
 
 
 async def confirm_totp(uow: UnitOfWork, principal: Principal, code: str) -> MfaFactor:
-    factor = await uow.scalar(select(MfaFactor).where(MfaFactor.user_id == principal.user_uuid)
-                              .order_by(MfaFactor.created_at.desc()).limit(1))
+    factor: MfaFactor | None = await uow.scalar(select(MfaFactor).where(MfaFactor.user_id == principal.user_uuid)
+                                                .order_by(MfaFactor.created_at.desc()).limit(1))
     if factor is None:
         raise AuthError("no TOTP enrolment to verify: POST /mfa/totp first", 404)
     if not accept_totp(factor, code):

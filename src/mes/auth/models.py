@@ -218,4 +218,5 @@ def trigger_sql(table: str, dialect: str) -> list[str]:
 for _table, _by_dialect in TRIGGERS.items():
     for _dialect, _statements in _by_dialect.items():
         for _sql in _statements:
-            event.listen(Base.metadata.tables[_table], "after_create", DDL(_sql).execute_if(dialect=_dialect))
+            _ddl = DDL(_sql)  # type: ignore[no-untyped-call]  # third-party: SQLAlchemy's DDL.__init__ is unannotated
+            event.listen(Base.metadata.tables[_table], "after_create", _ddl.execute_if(dialect=_dialect))

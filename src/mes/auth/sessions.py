@@ -76,8 +76,9 @@ async def login(uow: UnitOfWork, *, username: str, password: str, totp_code: str
     refused = "invalid username or password, or the account is locked or deactivated"
     cfg = credentials.settings()
     name = normalize_username(username)
-    user = await uow.scalar(select(User).where(User.username == name).with_for_update())
-    credential = None if user is None else await uow.scalar(select(Credential).where(Credential.user_id == user.id))
+    user: User | None = await uow.scalar(select(User).where(User.username == name).with_for_update())
+    credential: Credential | None = (
+        None if user is None else await uow.scalar(select(Credential).where(Credential.user_id == user.id)))
     password_ok = credentials.verify_password(credential.password_hash if credential else None, password)
     if user is None:
         audit(uow, "login.failed", "user", None, actor=None, field="username", new=name[:150], reason="unknown user",
@@ -89,7 +90,7 @@ async def login(uow: UnitOfWork, *, username: str, password: str, totp_code: str
     if is_locked(user):
         audit(uow, "login.refused", "user", user.id, actor=user, reason="locked", ip=ip)
         raise LoginFailed(refused)
-    if not password_ok:
+    if not password_ok or credential is None:  # (no credential: never password_ok)
         await failed_attempt(uow, user, cfg, "wrong password", ip)
         raise LoginFailed(refused)
     factor = await uow.scalar(select(MfaFactor).where(MfaFactor.user_id == user.id,

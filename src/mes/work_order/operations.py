@@ -186,6 +186,7 @@ async def _complete_order(uow: UnitOfWork, order: WorkOrder, ops: list[WorkOrder
     order.quantity_scrap = sum((Decimal(o.quantity_scrap) for o in ops), Decimal(0))
     order.quantity_produced = Decimal(last.quantity_good) + Decimal(last.quantity_scrap)
     await move(uow, order, "Completed")
+    assert order.actual_end is not None  # the move to Completed stamped it
     uow.publish(WorkOrderCompleted(**state_fields(order), operation_codes=[o.code for o in ops],
                                    quantity_produced=order.quantity_produced,
                                    actual_start=order.actual_start.isoformat() if order.actual_start else None,

@@ -10,14 +10,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from isles import UnitOfWork
+from isles import ReadModel, UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
 from isles.http import Page, Paged, PageOut, Uow, get_or_404, not_found, paged
 from isles.orm import utcnow
@@ -113,9 +113,9 @@ class OperationOut(ApiOut):
     actual_minutes: Quantity
     quantity_good: Quantity
     quantity_scrap: Quantity
-    quantity_in: Quantity = Field(default=0, description="given to it: the order quantity, or the previous "
-                                                          "operation's good quantity")
-    quantity_in_process: Quantity = Field(default=0, description="quantityIn - quantityGood - quantityScrap")
+    quantity_in: Quantity = Field(default=Decimal(0), description="given to it: the order quantity, or the previous "
+                                                                    "operation's good quantity")
+    quantity_in_process: Quantity = Field(default=Decimal(0), description="quantityIn - quantityGood - quantityScrap")
     yield_percent: float | None = Field(default=None, description="quantityGood / the order quantity (planned)")
     operator_id: uuid.UUID | None
     version: int
@@ -155,7 +155,8 @@ async def get_order(uow: UnitOfWork, work_order_id: uuid.UUID, *, lock: bool = F
     """The work order, or 404; ``lock`` takes the row lock that serialises changes of one order."""
     if not lock:
         return await get_or_404(uow, WorkOrder, work_order_id, what="work order")
-    order = await uow.scalar(select(WorkOrder).where(WorkOrder.id == work_order_id).with_for_update())
+    order: WorkOrder | None = await uow.scalar(select(WorkOrder).where(WorkOrder.id == work_order_id)
+                                               .with_for_update())
     if order is None:
         raise not_found("work order", work_order_id)
     return order
@@ -178,9 +179,13 @@ async def detail(uow: UnitOfWork, order: WorkOrder) -> WorkOrderDetail:
     return out
 
 
-async def _shared(uow: UnitOfWork, model: type, ident: uuid.UUID) -> object | None:
+_Read = TypeVar("_Read", bound=ReadModel)
+
+
+async def _shared(uow: UnitOfWork, model: type[_Read], ident: uuid.UUID) -> _Read | None:
     """A read-model row, read FOR SHARE (see the module docstring)."""
-    return await uow.scalar(select(model).where(model.id == ident).with_for_update(read=True))
+    row: _Read | None = await uow.scalar(select(model).where(model.id == ident).with_for_update(read=True))
+    return row
 
 
 def _whole_units(part: ReplicatedPart | None, quantity: Decimal) -> None:
@@ -287,7 +292,7 @@ async def patch_work_order(work_order_id: uuid.UUID, data: WorkOrderPatch, uow: 
 # -- moves -------------------------------------------------------------------------------------------------
 async def _routing_for(uow: UnitOfWork, order: WorkOrder, routing_id: uuid.UUID | None) -> ReplicatedRouting:
     if routing_id is not None:
-        routing = await uow.get(ReplicatedRouting, routing_id)
+        routing: ReplicatedRouting | None = await uow.get(ReplicatedRouting, routing_id)
         if routing is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"routing {routing_id} is unknown to work_order")
     else:
