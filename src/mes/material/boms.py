@@ -80,7 +80,8 @@ async def bom_out(uow: UnitOfWork, bom: Bom) -> BomOut:
 
 
 async def released_bom(uow: UnitOfWork, part_id: uuid.UUID) -> Bom | None:
-    return await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.status == "released"))
+    bom: Bom | None = await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.status == "released"))
+    return bom
 
 
 async def _add_item(uow: UnitOfWork, bom: Bom, item: BomItemIn) -> BomItem:
@@ -101,7 +102,7 @@ async def _add_item(uow: UnitOfWork, bom: Bom, item: BomItemIn) -> BomItem:
 
 
 async def _draft(uow: UnitOfWork, part_id: uuid.UUID, bom_version: int) -> Bom:
-    bom = await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.bom_version == bom_version))
+    bom: Bom | None = await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.bom_version == bom_version))
     if bom is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"part {part_id} has no BOM version {bom_version}")
     if bom.status != "draft":
@@ -225,6 +226,7 @@ async def post_release_bom(part_id: uuid.UUID, bom_version: BomVersion, uow: Uow
     bom = await release_bom(uow, part_id, bom_version, principal.user_id)
     out = await bom_out(uow, bom)
     part = await get_part(uow, part_id, active=False)
+    assert bom.released_at is not None  # release_bom stamped it
     uow.publish(BomReleased(part_id=str(part_id), part_number=part.part_number, bom_version=bom.bom_version, items=[
         BomLine(line_number=i.line_number, component_part_id=str(i.component_part_id),
                 component_part_number=i.component_part_number or "", quantity_per=i.quantity_per,

@@ -76,8 +76,8 @@ class ConsumptionOut(ApiOut):
 
 async def _work_order(uow: UnitOfWork, work_order_id: uuid.UUID) -> ReplicatedWorkOrder:
     # locked: issues to one order are serialised, so two cannot both pass the requirement check
-    order = await uow.scalar(select(ReplicatedWorkOrder).where(ReplicatedWorkOrder.id == work_order_id)
-                             .with_for_update())
+    order: ReplicatedWorkOrder | None = await uow.scalar(
+        select(ReplicatedWorkOrder).where(ReplicatedWorkOrder.id == work_order_id).with_for_update())
     if order is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"work order {work_order_id} is unknown to material; work orders arrive through "

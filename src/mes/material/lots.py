@@ -156,8 +156,8 @@ async def get_lot(uow: UnitOfWork, lot_id: uuid.UUID, *, lock: bool = False) -> 
     of them cannot both spend the same units (received - consumed - issued - in sublots >= 0)."""
     if not lock:
         return await get_or_404(uow, MaterialLot, lot_id, what="lot")
-    lot = await uow.scalar(select(MaterialLot).where(MaterialLot.id == lot_id).with_for_update()
-                           .execution_options(populate_existing=True))
+    lot: MaterialLot | None = await uow.scalar(select(MaterialLot).where(MaterialLot.id == lot_id).with_for_update()
+                                               .execution_options(populate_existing=True))
     if lot is None:
         raise not_found("lot", lot_id)
     return lot
@@ -259,7 +259,7 @@ async def read_lot(lot_id: uuid.UUID, uow: Uow) -> MaterialLot:
     return await get_lot(uow, lot_id)
 
 
-def _link(lot: MaterialLot, link: str, quantity: Decimal) -> LotLinkOut:
+def _link(lot: MaterialLot, link: Literal["split", "merge"], quantity: Decimal) -> LotLinkOut:
     return LotLinkOut(**LotOut.model_validate(lot).model_dump(), link=link, link_quantity=quantity)
 
 

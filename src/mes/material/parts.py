@@ -59,7 +59,7 @@ def part_updated(part: Part, changes: dict[str, Any] | None = None,
 
 
 async def get_part(uow: UnitOfWork, part_id: uuid.UUID, *, active: bool = True) -> Part:
-    part = await uow.get(Part, part_id)
+    part: Part | None = await uow.get(Part, part_id)
     if part is None or (active and not part.is_active):
         raise HTTPException(status.HTTP_404_NOT_FOUND,
                             f"part {part_id} not found" + (" (or retired)" if active else ""))

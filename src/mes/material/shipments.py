@@ -24,6 +24,7 @@ from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
 from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.orm import utcnow
+from isles.sequences import Sequence
 from isles.text import Identifier, Name
 from mes.material.access import Handler
 from mes.material.events import (
@@ -123,7 +124,8 @@ def _conflict(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, detail)
 
 
-async def _number(uow: UnitOfWork, given: str | None, model: type, column: str, prefix: str, sequence) -> str:
+async def _number(uow: UnitOfWork, given: str | None, model: type, column: str, prefix: str,
+                  sequence: Sequence) -> str:
     col = getattr(model, column)
     if given is not None:
         if await uow.scalar(select(col).where(col == given)):
