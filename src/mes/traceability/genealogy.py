@@ -80,7 +80,8 @@ class AsBuiltOut(ApiOut):
     quantity: Quantity | None = None
     edge_kind: str | None = None
     operation_code: str | None = None
-    repeated: bool = Field(False, description="shown in full elsewhere in the tree (or a cycle): not expanded again")
+    repeated: bool = Field(default=False,
+                           description="shown in full elsewhere in the tree (or a cycle): not expanded again")
     components: list["AsBuiltOut"] = []
 
 
@@ -153,9 +154,9 @@ async def genealogy_picture(kind: NodeKind, ref: str, uow: Uow, direction: Direc
         boxes.append(picture.Box(node_id, out.kind, out.number or out.id[:8], subtitle or out.origin, distance, detail))
     arrows = []
     for edge in found.edges:
-        out = edge_out(edge, found.nodes, found.labels)
+        link = edge_out(edge, found.nodes, found.labels)
         quantity = f"{edge.quantity.normalize():f}" if edge.quantity is not None else ""
-        detail = " ".join(filter(None, [edge.kind, quantity, out.work_order_number, out.operation_code]))
+        detail = " ".join(filter(None, [edge.kind, quantity, link.work_order_number, link.operation_code]))
         arrows.append(picture.Arrow(edge.parent_id, edge.child_id, quantity, detail))
     root = node_out(found.root, found.labels)
     note = f"{direction} trace, {len(boxes)} nodes, {len(arrows)} edges" + (

@@ -111,7 +111,7 @@ def layout(boxes: list[Box], arrows: list[Arrow], sweeps: int = 4) -> dict[int, 
             for i, box in enumerate(layers[index]):
                 position[box.key] = float(i)
     tallest = max((len(layer) for layer in layers), default=1)
-    corners = {}
+    corners: dict[int, tuple[float, float]] = {}
     for index, layer in enumerate(layers):
         offset = (tallest - len(layer)) * (NODE_H + ROW_GAP) / 2
         for row, box in enumerate(layer):

@@ -34,6 +34,7 @@ CHUNK = 900  # ids per IN (...) list: under SQLite's variable limit
 async def resolve(uow: UnitOfWork, kind: int, ref: str) -> TraceNode:
     """The node of a lot, unit or shipment by its id (material's) or its number; 404 otherwise."""
     query = select(TraceNode).where(TraceNode.kind == kind)
+    found: TraceNode | None
     try:
         found = await uow.scalar(query.where(TraceNode.entity_id == str(uuid.UUID(ref))))
     except ValueError:
@@ -156,14 +157,17 @@ class Rollup:
 
 def rollup(index: GenealogyIndex, impact: Impact) -> Rollup:
     """The recall roll-up named from the index (in memory: no query)."""
-    orders = [{"workOrderKey": k, "workOrderNumber": index.order_names.get(k), "lots": lots, "serials": serials}
-              for k, (lots, serials) in impact.by_work_order.items()]
+    orders: list[dict[str, Any]] = [
+        {"workOrderKey": k, "workOrderNumber": index.order_names.get(k), "lots": lots, "serials": serials}
+        for k, (lots, serials) in impact.by_work_order.items()]
     orders.sort(key=lambda row: (-row["serials"], -row["lots"], row["workOrderNumber"] or ""))
-    products = [{"partKey": k, "partNumber": index.part_names.get(k), "lots": lots, "serials": serials}
-                for k, (lots, serials) in impact.by_part.items()]
+    products: list[dict[str, Any]] = [
+        {"partKey": k, "partNumber": index.part_names.get(k), "lots": lots, "serials": serials}
+        for k, (lots, serials) in impact.by_part.items()]
     products.sort(key=lambda row: (-row["serials"], -row["lots"], row["partNumber"] or ""))
-    shipments = [{"node": n, "customer": index.customers.get(n), "lots": lots, "serials": serials}
-                 for n, (lots, serials) in impact.by_shipment.items()]
+    shipments: list[dict[str, Any]] = [
+        {"node": n, "customer": index.customers.get(n), "lots": lots, "serials": serials}
+        for n, (lots, serials) in impact.by_shipment.items()]
     customers: dict[str, dict[str, Any]] = {}
     for row in shipments:
         name = row["customer"] or "(unknown)"
