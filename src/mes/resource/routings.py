@@ -198,7 +198,7 @@ async def post_operation(routing_id: uuid.UUID, data: OperationIn, uow: Uow, pri
 async def patch_operation(routing_id: uuid.UUID, operation_id: uuid.UUID, data: OperationPatch, uow: Uow,
                           principal: Writer) -> Operation:
     await _routing(uow, routing_id, editable=True)
-    operation = await uow.get(Operation, operation_id)
+    operation: Operation | None = await uow.get(Operation, operation_id)
     if operation is None or operation.routing_id != routing_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"operation {operation_id} not found in routing {routing_id}")
     values = data.model_dump(exclude_unset=True)
