@@ -61,8 +61,11 @@ _Id = BigInteger().with_variant(Integer(), "sqlite")
 class Actor(Protocol):
     """Who acted: an :class:`isles.security.Principal` (anything with these two attributes)."""
 
-    user_id: str
-    username: str
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def username(self) -> str: ...
 
 
 def _columns() -> list[Any]:

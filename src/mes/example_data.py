@@ -18,7 +18,7 @@ import sys
 import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from fastapi import HTTPException
 from sqlalchemy import select
@@ -29,7 +29,10 @@ from isles.orm import utcnow
 from isles.security import Principal
 from mes import auth, material, resource, work_order
 
-PARTS = [  # part number, name, revision, unit, tracking
+if TYPE_CHECKING:
+    from mes.material.parts import Tracking
+
+PARTS: list[tuple[str, str, str, str, Tracking]] = [  # part number, name, revision, unit, tracking
     ("P-12345", "Landing Gear Strut", "C", "EA", "serial"),
     ("P-20001", "Strut cylinder forging, 300M steel", "B", "EA", "lot"),
     ("P-20002", "Piston bushing, Al-Ni bronze", "A", "EA", "lot"),
@@ -79,7 +82,7 @@ async def seed_material(admin: Principal) -> dict[str, Any]:
         await boms.release_bom(uow, parts["P-12345"], bom.bom_version, admin.user_id)
     in_a_year = utcnow() + timedelta(days=365)
     received = {}
-    for number, part, qty, supplier, where, expires, quarantine in (
+    for number, part_number, qty, supplier, where, expires, quarantine in (
             ("L-24-0101", "P-20001", "6", "Ladish Forging", "STORES-A", None, False),
             ("L-24-0102", "P-20001", "8", "Ladish Forging", "STORES-A", None, False),
             ("L-24-0207", "P-20002", "40", "Bearing Supply Co", "STORES-A", None, False),
@@ -89,7 +92,7 @@ async def seed_material(admin: Principal) -> dict[str, Any]:
             ("L-24-0415", "P-20004", "60", "Royco", "STORES-A", in_a_year, False)):
         async with svc.unit_of_work() as uow:
             lot = await lots.receive_lot(uow, lots.LotIn(
-                part_id=parts[part], quantity=Decimal(qty), lot_number=number, supplier=supplier,
+                part_id=parts[part_number], quantity=Decimal(qty), lot_number=number, supplier=supplier,
                 location_id=places[where], expires_at=expires, quarantine=quarantine,
                 certificate_number=f"CoC-{number[2:]}"))
             received[number] = lot.id
@@ -113,7 +116,7 @@ async def seed_work_orders(admin: Principal, operator: Principal, site_id: str |
     svc = work_order.service
     async with svc.unit_of_work() as uow:
         if await uow.scalar(select(WorkOrder.id).limit(1)) is not None:
-            return
+            return None
     strut = material_ids["parts"].get("P-12345")
     if strut is None:  # material was set up by people (or P-12345 renamed) before any order: plan nothing
         return None

@@ -41,7 +41,8 @@ async def demo(system: System, console: Any, timeout: float = 10.0) -> bool:
             envelopes = await uow.commit()
         committed = time.perf_counter()
         event = envelopes[0]
-        console.print(f"  [green]committed[/] part + outbox row in one transaction   {(committed - started) * 1000:7.2f} ms")
+        console.print(f"  [green]committed[/] part + outbox row in one transaction   "
+                      f"{(committed - started) * 1000:7.2f} ms")
         console.print(f"  event {event.type} id={event.id[:8]} partitionkey={event.partitionkey[:8]} "
                       f"entityversion={event.entityversion}")
         outbox = system.runtime("material").tables.outbox
@@ -64,12 +65,14 @@ async def demo(system: System, console: Any, timeout: float = 10.0) -> bool:
         if published_at is not None:
             console.print(f"  [green]relayed[/] outbox -> transport, acknowledged          "
                           f"{(published_at - started) * 1000:7.2f} ms")
-        console.print(f"  [green]applied[/] in work_order (inbox + update, one tx)     {(seen_at - started) * 1000:7.2f} ms")
+        console.print(f"  [green]applied[/] in work_order (inbox + update, one tx)     "
+                      f"{(seen_at - started) * 1000:7.2f} ms")
         async with copier.unit_of_work() as uow:
             order = await uow.get(WorkOrder, order.id)
         console.print(f"\nwork_order: {order.work_order_number} now caches part number [bold]{order.part_number}[/] "
                       f"(copy of version {order.part_version})")
-        console.print("[bold green]demo passed[/]: the copy followed the owner, exactly once, without a cross-database query")
+        console.print("[bold green]demo passed[/]: the copy followed the owner, exactly once, "
+                      "without a cross-database query")
         return True
     finally:
         await system.stop()

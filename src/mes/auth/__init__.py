@@ -46,8 +46,8 @@ async def seed(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
     from sqlalchemy import select
 
-    from mes.auth.users import create_user, ensure_roles
     from mes.auth.models import User
+    from mes.auth.users import create_user, ensure_roles
     env = os.environ if env is None else env
     await bootstrap(env)
     ids: dict[str, str] = {}

@@ -26,9 +26,9 @@ from sqlalchemy import select
 
 from isles import UnitOfWork
 from isles.http import Uow
-from isles.security import (Guard, Principal, constant_time_equals, principal_from_token_row)
-from mes.auth.models import (ApiToken, Session, User)
+from isles.security import Guard, Principal, constant_time_equals, principal_from_token_row
 from mes.auth.accounts import AuthError, aware, roles_of
+from mes.auth.models import ApiToken, Session, User
 
 
 async def api_token_principal(uow: UnitOfWork, token_hash: str) -> Principal | None:

@@ -9,17 +9,17 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar, overload
 
 from fastapi import HTTPException, Request, status
 from sqlalchemy import select
 
 from isles import UnitOfWork
 from isles.api import ApiOut
-from isles.security import (Principal)
+from isles.security import Principal
 from mes.auth import credentials
-from mes.auth.events import (SecurityAlertRaised)
-from mes.auth.models import (AuditLog, Credential, Role, User, UserRole)
+from mes.auth.events import SecurityAlertRaised
+from mes.auth.models import AuditLog, Credential, Role, User, UserRole
 
 DEFAULT_ROLES = {
     "admin": "Manages users, roles and configuration",
@@ -42,6 +42,7 @@ SCOPE = re.compile(r"^(\*|[a-z][a-z_]*:(read|write|admin|\*))$")
 
 
 TOTP_ISSUER = "isles MES"
+_T = TypeVar("_T")
 
 
 class AuthError(Exception):
@@ -65,6 +66,14 @@ class PasswordChangeRequired(AuthError):
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+@overload
+def aware(value: datetime | None) -> datetime | None: ...
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -119,7 +128,7 @@ async def roles_of(uow: UnitOfWork, user_id: uuid.UUID) -> list[str]:
 
 
 async def get_user(uow: UnitOfWork, user_id: uuid.UUID) -> User:
-    user = await uow.get(User, user_id)
+    user: User | None = await uow.get(User, user_id)
     if user is None:
         raise AuthError(f"user {user_id} not found", 404)
     return user
@@ -154,7 +163,7 @@ def fail(exc: AuthError) -> HTTPException:
     return HTTPException(exc.status, str(exc), headers=headers)
 
 
-async def run(uow: UnitOfWork, action: Callable[[], Awaitable[Any]], *, commit_on_error: bool = False) -> Any:
+async def run(uow: UnitOfWork, action: Callable[[], Awaitable[_T]], *, commit_on_error: bool = False) -> _T:
     """Run a domain action and commit; an AuthError becomes its HTTP status. With
     ``commit_on_error`` a refusal still commits what it recorded (failed-login counts, audit)."""
     try:

@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
-from isles.http import Page, PageOut, Paged, Uow, paged
-from isles.security import (Principal, hash_token, new_api_token)
+from isles.http import Page, Paged, PageOut, Uow, paged
+from isles.security import Principal, hash_token, new_api_token
 from mes.auth import credentials
-from mes.auth.events import (ApiTokenCreated, ApiTokenRevoked)
-from mes.auth.models import (ApiToken, User)
 from mes.auth.access import LoggedIn, Reader, Writer, may_manage_others
-from mes.auth.accounts import (audit, AuthError, aware, get_user, now, roles_of, run, SCOPE)
+from mes.auth.accounts import SCOPE, AuthError, audit, aware, get_user, now, roles_of, run
+from mes.auth.events import ApiTokenCreated, ApiTokenRevoked
+from mes.auth.models import ApiToken, User
 
 router = APIRouter()
 Schema = ApiModel  # camelCase bodies, UTC times, no NUL characters (see isles.api)
@@ -58,7 +58,7 @@ async def create_api_token(uow: UnitOfWork, principal: Principal, *, name: str, 
 
 
 async def revoke_api_token(uow: UnitOfWork, principal: Principal, token_id: uuid.UUID) -> ApiToken:
-    token = await uow.get(ApiToken, token_id)
+    token: ApiToken | None = await uow.get(ApiToken, token_id)
     if token is None or (str(token.user_id) != principal.user_id and not may_manage_others(principal, "API token")):
         raise AuthError(f"API token {token_id} not found", 404)
     if token.revoked_at is None:

@@ -10,10 +10,10 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import select
 
 from isles.api import ApiModel, ApiOut
-from isles.http import Page, PageOut, Paged, Uow, paged
-from mes.auth.models import (AuditLog)
+from isles.http import Page, Paged, PageOut, Uow, paged
 from mes.auth.access import Auditor
-from mes.auth.accounts import (audit)
+from mes.auth.accounts import audit
+from mes.auth.models import AuditLog
 
 router = APIRouter()
 Schema = ApiModel  # camelCase bodies, UTC times, no NUL characters (see isles.api)

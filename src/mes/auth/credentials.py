@@ -96,7 +96,7 @@ def needs_rehash(password_hash: str) -> bool:
     return hasher().check_needs_rehash(password_hash)
 
 
-_DUMMY: dict[tuple, str] = {}
+_DUMMY: dict[tuple[int, int, int], str] = {}  # argon2 (time, memory, parallelism) -> a hash to verify against
 
 
 def _dummy_hash() -> str:
@@ -142,7 +142,7 @@ def seal(plaintext: str) -> str:
     enc, mac = _keys()
     nonce = secrets.token_bytes(16)
     data = plaintext.encode()
-    ciphertext = bytes(a ^ b for a, b in zip(data, _keystream(enc, nonce, len(data))))
+    ciphertext = bytes(a ^ b for a, b in zip(data, _keystream(enc, nonce, len(data)), strict=True))
     tag = hmac.new(mac, nonce + ciphertext, hashlib.sha256).digest()
     return f"{_VERSION}.{base64.urlsafe_b64encode(nonce + ciphertext + tag).decode()}"
 
@@ -156,4 +156,5 @@ def unseal(sealed: str) -> str:
     nonce, ciphertext, tag = raw[:16], raw[16:-32], raw[-32:]
     if not hmac.compare_digest(tag, hmac.new(mac, nonce + ciphertext, hashlib.sha256).digest()):
         raise ValueError("sealed value does not authenticate (was ISLES_AUTH_SECRET changed?)")
-    return bytes(a ^ b for a, b in zip(ciphertext, _keystream(enc, nonce, len(ciphertext)))).decode()
+    keystream = _keystream(enc, nonce, len(ciphertext))
+    return bytes(a ^ b for a, b in zip(ciphertext, keystream, strict=True)).decode()

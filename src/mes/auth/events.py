@@ -81,5 +81,5 @@ class SecurityAlertRaised(Event, type="mes.auth.security_alert.raised", key="ale
 
 API_TOKEN_SOURCE = "mes.auth.api_token"
 
-PUBLISHES = [UserCreated, UserUpdated, UserDeleted, ApiTokenCreated, ApiTokenUpdated, ApiTokenRevoked,
-             SecurityAlertRaised]
+PUBLISHES: list[type[Event]] = [UserCreated, UserUpdated, UserDeleted, ApiTokenCreated, ApiTokenUpdated,
+                                ApiTokenRevoked, SecurityAlertRaised]

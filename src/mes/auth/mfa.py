@@ -13,11 +13,11 @@ from sqlalchemy import select
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
 from isles.http import Uow
-from isles.security import (Principal, constant_time_equals)
+from isles.security import Principal, constant_time_equals
 from mes.auth import credentials
-from mes.auth.models import (MfaFactor)
 from mes.auth.access import LoggedIn
-from mes.auth.accounts import (audit, AuthError, get_user, now, run, TOTP_ISSUER)
+from mes.auth.accounts import TOTP_ISSUER, AuthError, audit, get_user, now, run
+from mes.auth.models import MfaFactor
 
 router = APIRouter()
 Schema = ApiModel  # camelCase bodies, UTC times, no NUL characters (see isles.api)
@@ -56,8 +56,8 @@ async def enrol_totp(uow: UnitOfWork, principal: Principal) -> tuple[MfaFactor, 
 
 
 async def confirm_totp(uow: UnitOfWork, principal: Principal, code: str) -> MfaFactor:
-    factor = await uow.scalar(select(MfaFactor).where(MfaFactor.user_id == principal.user_uuid)
-                              .order_by(MfaFactor.created_at.desc()).limit(1))
+    factor: MfaFactor | None = await uow.scalar(select(MfaFactor).where(MfaFactor.user_id == principal.user_uuid)
+                                                .order_by(MfaFactor.created_at.desc()).limit(1))
     if factor is None:
         raise AuthError("no TOTP enrolment to verify: POST /mfa/totp first", 404)
     if not accept_totp(factor, code):

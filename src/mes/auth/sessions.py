@@ -12,15 +12,31 @@ from sqlalchemy import select, update
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
-from isles.http import Page, PageOut, Paged, Uow, paged
-from isles.security import (PUBLIC, Principal, constant_time_equals, hash_token, issue_access_token, new_opaque_token)
+from isles.http import Page, Paged, PageOut, Uow, paged
+from isles.security import PUBLIC, Principal, constant_time_equals, hash_token, issue_access_token, new_opaque_token
 from mes.auth import credentials
-from mes.auth.models import (Credential, MfaFactor, RefreshToken, Session, User)
 from mes.auth.access import LoggedIn, Reader, Writer, may_manage_others
-from mes.auth.accounts import (audit, AuthError, aware, client_ip, fail, FAR_FUTURE, get_user, LoginFailed,
-                               normalize_username, now, PasswordChangeRequired, raise_alert, roles_of, run,
-                               set_password, user_out, UserOut)
+from mes.auth.accounts import (
+    FAR_FUTURE,
+    AuthError,
+    LoginFailed,
+    PasswordChangeRequired,
+    UserOut,
+    audit,
+    aware,
+    client_ip,
+    fail,
+    get_user,
+    normalize_username,
+    now,
+    raise_alert,
+    roles_of,
+    run,
+    set_password,
+    user_out,
+)
 from mes.auth.mfa import accept_totp
+from mes.auth.models import Credential, MfaFactor, RefreshToken, Session, User
 
 router = APIRouter()
 Schema = ApiModel  # camelCase bodies, UTC times, no NUL characters (see isles.api)
@@ -60,8 +76,9 @@ async def login(uow: UnitOfWork, *, username: str, password: str, totp_code: str
     refused = "invalid username or password, or the account is locked or deactivated"
     cfg = credentials.settings()
     name = normalize_username(username)
-    user = await uow.scalar(select(User).where(User.username == name).with_for_update())
-    credential = None if user is None else await uow.scalar(select(Credential).where(Credential.user_id == user.id))
+    user: User | None = await uow.scalar(select(User).where(User.username == name).with_for_update())
+    credential: Credential | None = (
+        None if user is None else await uow.scalar(select(Credential).where(Credential.user_id == user.id)))
     password_ok = credentials.verify_password(credential.password_hash if credential else None, password)
     if user is None:
         audit(uow, "login.failed", "user", None, actor=None, field="username", new=name[:150], reason="unknown user",
@@ -73,7 +90,7 @@ async def login(uow: UnitOfWork, *, username: str, password: str, totp_code: str
     if is_locked(user):
         audit(uow, "login.refused", "user", user.id, actor=user, reason="locked", ip=ip)
         raise LoginFailed(refused)
-    if not password_ok:
+    if not password_ok or credential is None:  # (no credential: never password_ok)
         await failed_attempt(uow, user, cfg, "wrong password", ip)
         raise LoginFailed(refused)
     factor = await uow.scalar(select(MfaFactor).where(MfaFactor.user_id == user.id,
@@ -104,7 +121,8 @@ async def login(uow: UnitOfWork, *, username: str, password: str, totp_code: str
     return await _issue(uow, user, session, await roles_of(uow, user.id))
 
 
-async def failed_attempt(uow: UnitOfWork, user: User, cfg: credentials.AuthSettings, reason: str, ip: str | None) -> None:
+async def failed_attempt(uow: UnitOfWork, user: User, cfg: credentials.AuthSettings, reason: str,
+                         ip: str | None) -> None:
     before = user.failed_login_count
     user.failed_login_count = before + 1
     audit(uow, "login.failed", "user", user.id, actor=user, field="failed_login_count", old=before,

@@ -13,13 +13,12 @@ from sqlalchemy import select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
-from isles.http import Page, PageOut, Paged, Uow, paged
-from isles.security import (Principal, constant_time_equals, issue_assertion)
+from isles.http import Page, Paged, PageOut, Uow, paged
+from isles.security import Principal, constant_time_equals, issue_assertion
 from mes.auth import credentials
-from mes.auth.models import (Credential, Session, SignatureMeaning,
-                             User)
 from mes.auth.access import LoggedIn, Reader
-from mes.auth.accounts import (audit, AuthError, client_ip, normalize_username, now, raise_alert, run)
+from mes.auth.accounts import AuthError, audit, client_ip, normalize_username, now, raise_alert, run
+from mes.auth.models import Credential, Session, SignatureMeaning, User
 from mes.auth.sessions import failed_attempt, is_locked
 
 router = APIRouter()
@@ -146,7 +145,8 @@ async def list_meanings(principal: Reader, uow: Uow, page: Page) -> Paged[Signat
 
 
 @router.post("/signatures/verify", response_model=SignOut, responses={401: {}, 403: {}})
-async def verify_signature(data: SignIn, principal: LoggedIn, uow: Uow, request: Request, response: Response) -> SignOut:
+async def verify_signature(data: SignIn, principal: LoggedIn, uow: Uow, request: Request,
+                           response: Response) -> SignOut:
     """Re-authenticate the signer of an electronic signature; failures lock out and raise an alert."""
     response.headers["Cache-Control"] = "no-store"
     result = await run(uow, lambda: verify_signer(

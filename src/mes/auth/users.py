@@ -13,19 +13,33 @@ from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
-from isles.http import Page, PageOut, Paged, Uow, paged
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import apply_changes
-from isles.security import (Principal)
+from isles.security import Principal
 from mes.auth import credentials
-from mes.auth.events import (ApiTokenRevoked, ApiTokenUpdated, UserCreated,
-                             UserDeleted, UserUpdated)
-from mes.auth.models import (Credential, Role, User, UserRole)
 from mes.auth.access import Admin, Reader
-from mes.auth.accounts import (audit, AuthError, aware, DEFAULT_ROLES, fail, get_user, normalize_username, now,
-                               password_expiry, reason_required, roles_of, run, set_password, user_out, USERNAME,
-                               UserOut)
+from mes.auth.accounts import (
+    DEFAULT_ROLES,
+    USERNAME,
+    AuthError,
+    UserOut,
+    audit,
+    aware,
+    fail,
+    get_user,
+    normalize_username,
+    now,
+    password_expiry,
+    reason_required,
+    roles_of,
+    run,
+    set_password,
+    user_out,
+)
 from mes.auth.api_tokens import active_tokens, publish_token
+from mes.auth.events import ApiTokenRevoked, ApiTokenUpdated, UserCreated, UserDeleted, UserUpdated
 from mes.auth.mfa import reset_mfa
+from mes.auth.models import Credential, Role, User, UserRole
 from mes.auth.sessions import revoke_sessions
 from mes.auth.signatures import ensure_meanings
 
@@ -261,7 +275,8 @@ async def post_user(data: UserIn, principal: Admin, uow: Uow) -> UserOut:
 async def list_users(principal: Admin, uow: Uow, page: Page,
                      include_inactive: bool = Query(False, alias="includeInactive"),
                      username: str | None = Query(None, min_length=1, max_length=255,
-                                                  description="the user with this username (any case)")) -> Paged[UserOut]:
+                                                  description="the user with this username (any case)"),
+                     ) -> Paged[UserOut]:
     query = select(User).order_by(User.username)
     if not include_inactive:
         query = query.where(User.is_active.is_(True))

@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
 from isles.audit_trail import audit
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import as_utc, utcnow
-from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier
 from mes.material.access import Engineer
 from mes.material.events import BomLine, BomReleased
@@ -81,7 +81,8 @@ async def bom_out(uow: UnitOfWork, bom: Bom) -> BomOut:
 
 
 async def released_bom(uow: UnitOfWork, part_id: uuid.UUID) -> Bom | None:
-    return await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.status == "released"))
+    bom: Bom | None = await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.status == "released"))
+    return bom
 
 
 async def _add_item(uow: UnitOfWork, bom: Bom, item: BomItemIn) -> BomItem:
@@ -102,7 +103,7 @@ async def _add_item(uow: UnitOfWork, bom: Bom, item: BomItemIn) -> BomItem:
 
 
 async def _draft(uow: UnitOfWork, part_id: uuid.UUID, bom_version: int) -> Bom:
-    bom = await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.bom_version == bom_version))
+    bom: Bom | None = await uow.scalar(select(Bom).where(Bom.part_id == part_id, Bom.bom_version == bom_version))
     if bom is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"part {part_id} has no BOM version {bom_version}")
     if bom.status != "draft":
@@ -209,7 +210,8 @@ async def post_bom_item(part_id: uuid.UUID, bom_version: BomVersion, item: BomIt
 
 
 @router.delete("/parts/{part_id}/boms/{bom_version}/items/{line_number}", response_model=BomOut)
-async def delete_bom_item(part_id: uuid.UUID, bom_version: BomVersion, line_number: LineNumber, uow: Uow, _: Engineer) -> BomOut:
+async def delete_bom_item(part_id: uuid.UUID, bom_version: BomVersion, line_number: LineNumber, uow: Uow,
+                          _: Engineer) -> BomOut:
     bom = await _draft(uow, part_id, bom_version)
     item = await uow.scalar(select(BomItem).where(BomItem.bom_id == bom.id, BomItem.line_number == line_number))
     if item is None:
@@ -226,6 +228,7 @@ async def post_release_bom(part_id: uuid.UUID, bom_version: BomVersion, uow: Uow
     audit(uow, principal, "bom.released", "bom", bom.id, {"status": ("draft", bom.status)})
     out = await bom_out(uow, bom)
     part = await get_part(uow, part_id, active=False)
+    assert bom.released_at is not None  # release_bom stamped it
     uow.publish(BomReleased(part_id=str(part_id), part_number=part.part_number, bom_version=bom.bom_version, items=[
         BomLine(line_number=i.line_number, component_part_id=str(i.component_part_id),
                 component_part_number=i.component_part_number or "", quantity_per=i.quantity_per,

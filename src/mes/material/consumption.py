@@ -26,15 +26,22 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import utcnow
-from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.text import Identifier
 from mes.material.access import Handler
 from mes.material.boms import released_bom
 from mes.material.events import LotConsumed
 from mes.material.lots import get_lot, is_expired, loose_quantity, lot_state
-from mes.material.models import (BomItem, Consumption, MaterialLot, MaterialSublot, Part, ReplicatedWorkOrder,
-                                 SerializedPart)
+from mes.material.models import (
+    BomItem,
+    Consumption,
+    MaterialLot,
+    MaterialSublot,
+    Part,
+    ReplicatedWorkOrder,
+    SerializedPart,
+)
 from mes.material.parts import get_part
 from mes.material.production import link_consumption
 
@@ -69,8 +76,8 @@ class ConsumptionOut(ApiOut):
 
 async def _work_order(uow: UnitOfWork, work_order_id: uuid.UUID) -> ReplicatedWorkOrder:
     # locked: issues to one order are serialised, so two cannot both pass the requirement check
-    order = await uow.scalar(select(ReplicatedWorkOrder).where(ReplicatedWorkOrder.id == work_order_id)
-                             .with_for_update())
+    order: ReplicatedWorkOrder | None = await uow.scalar(
+        select(ReplicatedWorkOrder).where(ReplicatedWorkOrder.id == work_order_id).with_for_update())
     if order is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"work order {work_order_id} is unknown to material; work orders arrive through "
@@ -104,7 +111,8 @@ async def _check_bom(uow: UnitOfWork, order: ReplicatedWorkOrder, component: Par
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"work order {order.work_order_number} requires {_shown(required)} "
                             f"{component.unit_of_measure} of {component.part_number} (BOM version {bom.bom_version}: "
-                            f"{_shown(sum((Decimal(q) for q in per), Decimal(0)))} per unit x {_shown(order.quantity)}) "
+                            f"{_shown(sum((Decimal(q) for q in per), Decimal(0)))} per unit "
+                            f"x {_shown(order.quantity)}) "
                             f"and has {_shown(issued)}; issuing {_shown(quantity)} more needs a reason (over-issue)")
 
 

@@ -248,9 +248,9 @@ class ReturnReceived(Event, type="mes.material.return.received", key="return_id"
     lines: list[ReturnLineState]
 
 
-PUBLISHES = [PartCreated, PartUpdated, PartDeleted, BomReleased, LotCreated, LotStatusChanged, LotSplit, LotMerged,
-             LotConsumed, SerialCreated, SerialUpdated, LotConsumptionReversed, LotProduced, LotShipped,
-             ShipmentCreated, ReturnReceived]
+PUBLISHES: list[type[Event]] = [PartCreated, PartUpdated, PartDeleted, BomReleased, LotCreated, LotStatusChanged,
+                                LotSplit, LotMerged, LotConsumed, SerialCreated, SerialUpdated, LotConsumptionReversed,
+                                LotProduced, LotShipped, ShipmentCreated, ReturnReceived]
 
 
 # -- this service's views of other services' events (it imports no other service) -----------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
@@ -15,8 +15,8 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, page_of, paged
 from isles.orm import utcnow
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, page_of, paged
 from isles.text import Identifier, Name
 from mes.material.access import Engineer
 from mes.material.lots import ON_HAND
@@ -115,7 +115,7 @@ async def inventory(uow: Uow, page: Page, part_id: uuid.UUID | None = Query(None
         query = query.where(MaterialLot.part_id == part_id)
     if location_id is not None:
         query = query.where(MaterialLot.location_id == location_id)
-    rows: dict[tuple, InventoryRow] = {}
+    rows: dict[tuple[Any, ...], InventoryRow] = {}
     for part, number, location, code, unit, lot_status, total, count in (await uow.execute(query)).all():
         row = rows.setdefault((part, location, unit), InventoryRow(
             part_id=part, part_number=number, location_id=location, location_code=code, unit_of_measure=unit,

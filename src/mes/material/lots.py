@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
@@ -32,8 +32,8 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
 from isles.audit_trail import audit
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, not_found, page_of, paged
 from isles.orm import as_utc, utcnow
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, page_of, paged
 from isles.security import Principal
 from isles.text import Identifier, Name
 from mes.material.access import Handler, Quality
@@ -61,7 +61,8 @@ NEEDS_REASON = {"quarantine", "rejected"}
 class LotIn(ApiModel):
     part_id: uuid.UUID
     quantity: Quantity = Field(gt=0)
-    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
+    lot_number: Identifier | None = Field(default=None, min_length=1, max_length=64,
+                                          description="generated when omitted")
     location_id: uuid.UUID | None = None
     supplier: Name | None = Field(default=None, max_length=255)
     supplier_lot_number: Identifier | None = Field(default=None, max_length=64)
@@ -141,7 +142,7 @@ class SublotOut(ApiOut):
 
 
 # -- shared with consumption ------------------------------------------------------------------------
-def lot_state(lot: MaterialLot, part: Part) -> dict:
+def lot_state(lot: MaterialLot, part: Part) -> dict[str, Any]:
     """The lot's whole state as event fields."""
     return dict(lot_id=str(lot.id), lot_number=lot.lot_number, part_id=str(lot.part_id), part_number=part.part_number,
                 quantity=lot.quantity, unit_of_measure=lot.unit_of_measure, status=lot.status,
@@ -157,8 +158,8 @@ async def get_lot(uow: UnitOfWork, lot_id: uuid.UUID, *, lock: bool = False) -> 
     of them cannot both spend the same units (received - consumed - issued - in sublots >= 0)."""
     if not lock:
         return await get_or_404(uow, MaterialLot, lot_id, what="lot")
-    lot = await uow.scalar(select(MaterialLot).where(MaterialLot.id == lot_id).with_for_update()
-                           .execution_options(populate_existing=True))
+    lot: MaterialLot | None = await uow.scalar(select(MaterialLot).where(MaterialLot.id == lot_id).with_for_update()
+                                               .execution_options(populate_existing=True))
     if lot is None:
         raise not_found("lot", lot_id)
     return lot
@@ -190,7 +191,8 @@ async def _location(uow: UnitOfWork, location_id: uuid.UUID | None) -> uuid.UUID
     if location_id is not None:
         location = await uow.get(Location, location_id)
         if location is None or not location.is_active:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"locationId {location_id} is not an active location")
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"locationId {location_id} is not an active location")
     return location_id
 
 
@@ -259,7 +261,7 @@ async def read_lot(lot_id: uuid.UUID, uow: Uow) -> MaterialLot:
     return await get_lot(uow, lot_id)
 
 
-def _link(lot: MaterialLot, link: str, quantity: Decimal) -> LotLinkOut:
+def _link(lot: MaterialLot, link: Literal["split", "merge"], quantity: Decimal) -> LotLinkOut:
     return LotLinkOut(**LotOut.model_validate(lot).model_dump(), link=link, link_quantity=quantity)
 
 
@@ -412,7 +414,8 @@ async def merge_lots(data: MergeIn, uow: Uow, _: Handler) -> MaterialLot:
             raise HTTPException(status.HTTP_409_CONFLICT, "only lots of one part, one status and one unit merge; "
                                                           f"{lot.lot_number} differs from {first.lot_number}")
         if await loose_quantity(uow, lot) != lot.quantity:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"lot {lot.lot_number} has sublots; issue or merge them first")
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"lot {lot.lot_number} has sublots; issue or merge them first")
     expiries = [lot.expires_at for lot in sources if lot.expires_at is not None]
     total = sum((Decimal(lot.quantity) for lot in sources), Decimal(0))
     number = (await _number_free(uow, data.lot_number) if data.lot_number else await _new_number(uow, "M"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, Uuid
@@ -172,7 +171,8 @@ class SerializedPart(Entity, Base):
     part_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("parts.id"), nullable=False)
     process_serial: Mapped[str] = mapped_column(String(64), nullable=False)
     product_serial: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="in_process")  # in_process, completed, scrapped, shipped, returned
+    # in_process, completed, scrapped, shipped, returned
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="in_process")
     lot_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("material_lots.id"))
     work_order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # work_order's: an id, not a foreign key
 

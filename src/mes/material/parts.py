@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
 from isles.audit_trail import audit
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import apply_changes, utcnow
-from isles.http import Page, PageOut, Paged, Uow, paged
 from isles.security import Principal
 from isles.text import Identifier, Name, UpperIdentifier
 from mes.material.access import Engineer
@@ -52,7 +52,8 @@ class PartOut(ApiOut):
     version: int
 
 
-def part_updated(part: Part, changes: dict | None = None, previous: dict | None = None) -> PartUpdated:
+def part_updated(part: Part, changes: dict[str, Any] | None = None,
+                 previous: dict[str, Any] | None = None) -> PartUpdated:
     """The part's whole current state (also what `isles resync` backfills copies from)."""
     return PartUpdated(part_id=str(part.id), part_number=part.part_number, part_name=part.name,
                        revision=part.revision, unit_of_measure=part.unit_of_measure, tracking=part.tracking,
@@ -60,9 +61,10 @@ def part_updated(part: Part, changes: dict | None = None, previous: dict | None 
 
 
 async def get_part(uow: UnitOfWork, part_id: uuid.UUID, *, active: bool = True) -> Part:
-    part = await uow.get(Part, part_id)
+    part: Part | None = await uow.get(Part, part_id)
     if part is None or (active and not part.is_active):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"part {part_id} not found" + (" (or retired)" if active else ""))
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"part {part_id} not found" + (" (or retired)" if active else ""))
     return part
 
 
@@ -83,7 +85,8 @@ async def create_part(uow: UnitOfWork, data: PartIn) -> Part:
     return part
 
 
-async def update_part(uow: UnitOfWork, part_id: uuid.UUID, patch: PartPatch, principal: Principal | None = None) -> Part:
+async def update_part(uow: UnitOfWork, part_id: uuid.UUID, patch: PartPatch,
+                      principal: Principal | None = None) -> Part:
     part = await get_part(uow, part_id)
     changes = patch.model_dump(exclude_unset=True, exclude_none=True)
     if changes.get("part_number", part.part_number) != part.part_number:
@@ -113,7 +116,8 @@ async def post_part(data: PartIn, uow: Uow, _: Engineer) -> Part:
 @router.get("/parts", response_model=PageOut[PartOut])
 async def list_parts(uow: Uow, page: Page, include_retired: bool = Query(False, alias="includeRetired"),
                      part_number: str | None = Query(None, alias="partNumber", min_length=1, max_length=64,
-                                                     description="the part with this number (any case)")) -> Paged[Part]:
+                                                     description="the part with this number (any case)"),
+                     ) -> Paged[Part]:
     query = select(Part).order_by(Part.part_number)
     if not include_retired:
         query = query.where(Part.is_active.is_(True))

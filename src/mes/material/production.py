@@ -24,19 +24,37 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from isles import Handlers, UnitOfWork
 from isles.api import ApiOut, Quantity, SignedQuantity
-from isles.http import Page, PageOut, Paged, Uow, paged
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import utcnow
-from mes.material.events import (GenealogyParent, LotProduced, ProducedSerial, ProductionReported, SerialCreated,
-                                 SerialUpdated, WorkOrderFinished)
+from mes.material.events import (
+    GenealogyParent,
+    LotProduced,
+    ProducedSerial,
+    ProductionReported,
+    SerialCreated,
+    SerialUpdated,
+    WorkOrderFinished,
+)
 from mes.material.lots import ON_HAND, get_lot, lot_state
-from mes.material.models import (PROCESS_SERIAL, Consumption, ConsumptionReversal, Location, LotGenealogy,
-                                 MaterialLot, Part, ProductionReceipt, ReplicatedWorkOrder, SerializedPart)
+from mes.material.models import (
+    PROCESS_SERIAL,
+    Consumption,
+    ConsumptionReversal,
+    Location,
+    LotGenealogy,
+    MaterialLot,
+    Part,
+    ProductionReceipt,
+    ReplicatedWorkOrder,
+    SerializedPart,
+)
 
 router = APIRouter()
 handlers = Handlers()
@@ -78,7 +96,7 @@ class GenealogyOut(ApiOut):
     children: list[GenealogyEdgeOut]
 
 
-def serial_state(unit: SerializedPart, part_number: str) -> dict:
+def serial_state(unit: SerializedPart, part_number: str) -> dict[str, Any]:
     return dict(serial_id=str(unit.id), part_id=str(unit.part_id), part_number=part_number,
                 process_serial=unit.process_serial, product_serial=unit.product_serial, status=unit.status,
                 lot_id=str(unit.lot_id) if unit.lot_id else None,
@@ -173,9 +191,11 @@ async def _link_unlinked(uow: UnitOfWork, order_id: uuid.UUID, child: MaterialLo
 
 async def output_lot(uow: UnitOfWork, order_id: uuid.UUID) -> MaterialLot | None:
     """The order's finished lot still on hand (the newest), or None."""
-    return await uow.scalar(select(MaterialLot).join(ProductionReceipt, ProductionReceipt.lot_id == MaterialLot.id)
-                            .where(ProductionReceipt.work_order_id == order_id, MaterialLot.status.in_(ON_HAND))
-                            .order_by(MaterialLot.received_at.desc(), MaterialLot.lot_number.desc()).limit(1))
+    lot: MaterialLot | None = await uow.scalar(
+        select(MaterialLot).join(ProductionReceipt, ProductionReceipt.lot_id == MaterialLot.id)
+        .where(ProductionReceipt.work_order_id == order_id, MaterialLot.status.in_(ON_HAND))
+        .order_by(MaterialLot.received_at.desc(), MaterialLot.lot_number.desc()).limit(1))
+    return lot
 
 
 async def link_consumption(uow: UnitOfWork, consumption: Consumption) -> uuid.UUID | None:
@@ -307,7 +327,7 @@ async def list_receipts(uow: Uow, page: Page, work_order_id: uuid.UUID | None = 
                        work_order_id=work_order_id, lot_id=lot_id)
 
 
-async def _edges(uow: UnitOfWork, where) -> list[GenealogyEdgeOut]:
+async def _edges(uow: UnitOfWork, where: ColumnElement[bool]) -> list[GenealogyEdgeOut]:
     net = func.sum(LotGenealogy.quantity)
     rows = (await uow.execute(
         select(LotGenealogy.parent_lot_id, LotGenealogy.child_lot_id, LotGenealogy.child_serial_id,

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from isles.api import ApiModel, ApiOut, Quantity
 from isles.audit_trail import audit
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.orm import utcnow
 from mes.material.access import Handler
 from mes.material.events import LotConsumptionReversed

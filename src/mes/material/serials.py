@@ -7,6 +7,7 @@ finished and accepted; both stay on record and each is unique per part.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
@@ -14,7 +15,7 @@ from sqlalchemy import or_, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.text import Identifier
 from mes.material.access import Handler, Quality
 from mes.material.events import SerialCreated, SerialUpdated
@@ -54,7 +55,7 @@ class SerialOut(ApiOut):
     version: int
 
 
-def _state(unit: SerializedPart, part_number: str) -> dict:
+def _state(unit: SerializedPart, part_number: str) -> dict[str, Any]:
     return dict(serial_id=str(unit.id), part_id=str(unit.part_id), part_number=part_number,
                 process_serial=unit.process_serial, product_serial=unit.product_serial, status=unit.status,
                 lot_id=str(unit.lot_id) if unit.lot_id else None,
@@ -65,7 +66,8 @@ async def _unit(uow: UnitOfWork, serial_id: uuid.UUID) -> SerializedPart:
     return await get_or_404(uow, SerializedPart, serial_id, what="serial")
 
 
-async def _publish_update(uow: UnitOfWork, unit: SerializedPart, changed: dict, previous: dict) -> None:
+async def _publish_update(uow: UnitOfWork, unit: SerializedPart, changed: dict[str, Any],
+                          previous: dict[str, Any]) -> None:
     await uow.flush()
     part = await get_part(uow, unit.part_id, active=False)
     uow.publish(SerialUpdated(**_state(unit, part.part_number), changes=changed, previous_values=previous), entity=unit)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from isles import Replica, Service, Snapshot
-from isles.jobs import Job
 from isles.idempotency import Idempotency
+from isles.jobs import Job
 from isles.security import api_token_replica
 from mes.material.api import router
 from mes.material.events import PUBLISHES, PartUpdated

@@ -22,15 +22,34 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.orm import utcnow
+from isles.sequences import Sequence
 from isles.text import Identifier, Name
 from mes.material.access import Handler
-from mes.material.events import (LotCreated, LotShipped, ReturnLineState, ReturnReceived, SerialUpdated,
-                                 ShipmentCreated, ShipmentLineState)
+from mes.material.events import (
+    LotCreated,
+    LotShipped,
+    ReturnLineState,
+    ReturnReceived,
+    SerialUpdated,
+    ShipmentCreated,
+    ShipmentLineState,
+)
 from mes.material.lots import _location, get_lot, is_expired, loose_quantity, lot_state
-from mes.material.models import (LOT_NUMBER, RETURN_NUMBER, SHIPMENT_NUMBER, CustomerReturn, LotGenealogy,
-                                 MaterialLot, Part, ReturnLine, SerializedPart, Shipment, ShipmentLine)
+from mes.material.models import (
+    LOT_NUMBER,
+    RETURN_NUMBER,
+    SHIPMENT_NUMBER,
+    CustomerReturn,
+    LotGenealogy,
+    MaterialLot,
+    Part,
+    ReturnLine,
+    SerializedPart,
+    Shipment,
+    ShipmentLine,
+)
 from mes.material.parts import get_part
 from mes.material.production import serial_state
 
@@ -105,7 +124,8 @@ def _conflict(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, detail)
 
 
-async def _number(uow: UnitOfWork, given: str | None, model: type, column: str, prefix: str, sequence) -> str:
+async def _number(uow: UnitOfWork, given: str | None, model: type, column: str, prefix: str,
+                  sequence: Sequence) -> str:
     col = getattr(model, column)
     if given is not None:
         if await uow.scalar(select(col).where(col == given)):
@@ -203,7 +223,8 @@ async def post_shipment(data: ShipmentIn, uow: Uow, principal: Handler) -> Shipm
         by_id = {u.id: u for u in units}
         states.extend(ShipmentLineState(
             line_id=str(row.id), lot_id=str(lot.id), lot_number=lot.lot_number, part_id=str(part.id),
-            part_number=part.part_number, quantity=row.quantity, serial_id=str(row.serial_id) if row.serial_id else None,
+            part_number=part.part_number, quantity=row.quantity,
+            serial_id=str(row.serial_id) if row.serial_id else None,
             serial_number=(by_id[row.serial_id].product_serial or by_id[row.serial_id].process_serial)
             if row.serial_id else None) for row in rows)
         if units:

@@ -48,8 +48,8 @@ def camel(values: dict[str, Any]) -> dict[str, Any]:
 OnChange = Callable[[UnitOfWork, Any, dict[str, Any], dict[str, Any]], Any]
 
 
-def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch: type[Schema], out: type[Schema], *,
-         label: str, parents: dict[str, type] | None = None, filters: tuple[str, ...] = (),
+def crud(router: APIRouter, path: str, model: type[Any], create: type[Schema], patch: type[Schema],
+         out: type[Schema], *, label: str, parents: dict[str, type] | None = None, filters: tuple[str, ...] = (),
          on_change: OnChange | None = None, order_by: str = "code", natural_key: str | None = None) -> None:
     """POST/GET/GET one/PATCH/DELETE (= deactivate) for one entity; ``parents`` maps *_id fields to
     the model they must exist in; ``on_change`` publishes the entity's event in the same transaction.
@@ -57,6 +57,8 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
     parents = parents or {}
     natural_key = natural_key or order_by
     entity = label.replace(" ", "_")  # its name in the audit trail
+    key_param = to_camel(natural_key)
+    parent_help = f"filter by {', '.join(filters) or '-'}"
 
     async def check_parents(uow: UnitOfWork, values: dict[str, Any]) -> None:
         for field, parent in parents.items():
@@ -73,7 +75,7 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
         except IntegrityError:
             raise HTTPException(status.HTTP_409_CONFLICT, f"a {label} with these identifiers already exists") from None
 
-    async def post(data: create, uow: Uow, principal: Writer) -> Any:  # type: ignore[valid-type]
+    async def post(data: Schema, uow: Uow, principal: Writer) -> Any:
         values = data.model_dump()
         await check_parents(uow, values)
         row = model(**values)
@@ -89,10 +91,9 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
 
     async def list_(uow: Uow, principal: Reader, page: Page,
                     include_inactive: bool = Query(False, alias="includeInactive"),
-                    parent_id: uuid.UUID | None = Query(None, alias="parentId",
-                                                        description=f"filter by {', '.join(filters) or '-'}"),
-                    key: str | None = Query(None, alias=to_camel(natural_key), min_length=1, max_length=255,
-                                            description=f"the {label} with this {to_camel(natural_key)}")) -> Any:
+                    parent_id: uuid.UUID | None = Query(None, alias="parentId", description=parent_help),
+                    key: str | None = Query(None, alias=key_param, min_length=1, max_length=255,
+                                            description=f"the {label} with this {key_param}")) -> Any:
         query = select(model).order_by(getattr(model, order_by))
         if not include_inactive and hasattr(model, "is_active"):
             query = query.where(model.is_active.is_(True))
@@ -101,7 +102,7 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
     async def get(entity_id: uuid.UUID, uow: Uow, principal: Reader) -> Any:
         return await load(uow, entity_id)
 
-    async def patch_(entity_id: uuid.UUID, data: patch, uow: Uow, principal: Writer) -> Any:  # type: ignore[valid-type]
+    async def patch_(entity_id: uuid.UUID, data: Schema, uow: Uow, principal: Writer) -> Any:
         row = await load(uow, entity_id)
         columns = model.__table__.c
         changes = {k: v for k, v in data.model_dump(exclude_unset=True).items()
@@ -132,9 +133,15 @@ def crud(router: APIRouter, path: str, model: type, create: type[Schema], patch:
             await commit(uow)
         return row
 
+    # The body models are classes known only at run time: FastAPI reads them from the annotations
+    # (this module has no postponed annotations), and a type checker sees the Schema they derive from.
+    post.__annotations__["data"] = create
+    patch_.__annotations__["data"] = patch
+    # PageOut[out], spelled as the call it is (a type checker would read PageOut[out] as a type)
+    page_model = PageOut.__class_getitem__(out)
     name = label.replace(" ", "_")
     router.add_api_route(path, post, methods=["POST"], status_code=201, response_model=out, name=f"create_{name}")
-    router.add_api_route(path, list_, methods=["GET"], response_model=PageOut[out], name=f"list_{name}")
+    router.add_api_route(path, list_, methods=["GET"], response_model=page_model, name=f"list_{name}")
     router.add_api_route(f"{path}/{{entity_id}}", get, methods=["GET"], response_model=out, name=f"get_{name}")
     router.add_api_route(f"{path}/{{entity_id}}", patch_, methods=["PATCH"], response_model=out, name=f"update_{name}")
     if hasattr(model, "is_active"):

@@ -7,8 +7,22 @@ from typing import Any
 from sqlalchemy import select
 
 from isles import Service
-from mes.resource.models import (Area, Certification, Enterprise, Equipment, Operation, Personnel, PersonnelSkill,
-                                 Product, Routing, Site, Skill, Tool, WorkCenter, WorkUnit)
+from mes.resource.models import (
+    Area,
+    Certification,
+    Enterprise,
+    Equipment,
+    Operation,
+    Personnel,
+    PersonnelSkill,
+    Product,
+    Routing,
+    Site,
+    Skill,
+    Tool,
+    WorkCenter,
+    WorkUnit,
+)
 
 
 async def seed_demo(service: Service, user_ids: dict[str, str], part_ids: dict[str, str]) -> dict[str, str]:
@@ -75,11 +89,11 @@ async def seed_demo(service: Service, user_ids: dict[str, str], part_ids: dict[s
             ("E-1003", "John", "Smith", "jsmith", "ASSY-LINE-1", [("ASSY-HYD", 3)],
              [("ASSY-HYD", "Hydraulic fitting", 2, today - timedelta(days=100), today + timedelta(days=265))]),
         ]
-        for number, first, last, username, center, skill_levels, certs in people:
+        for number, first, last, username, center_code, skill_levels, certs in people:
             person = Personnel(employee_number=number, first_name=first, last_name=last,
                                email=f"{username}@example.com", site_id=site.id,
                                user_id=_uuid(user_ids.get(username)),
-                               work_center_id=centers[center].id if center else None, shift="A")
+                               work_center_id=centers[center_code].id if center_code else None, shift="A")
             uow.add(person)
             await uow.flush()
             for code, level in skill_levels:
@@ -99,13 +113,14 @@ async def seed_demo(service: Service, user_ids: dict[str, str], part_ids: dict[s
                           revision="C", status="released")
         uow.add(routing)
         await uow.flush()
-        for seq, code, name, center, setup, run in ((10, "OP10", "Rough machining", "CNC-LINE-1", 45, 38),
-                                                    (20, "OP20", "Heat treat", "HEAT-1", 30, 240),
-                                                    (30, "OP30", "Finish machining", "CNC-LINE-1", 30, 52),
-                                                    (40, "OP40", "Penetrant inspection", "HEAT-1", 10, 20),
-                                                    (50, "OP50", "Assemble strut", "ASSY-LINE-1", 15, 90)):
+        for seq, code, name, center_code, setup, run in ((10, "OP10", "Rough machining", "CNC-LINE-1", 45, 38),
+                                                         (20, "OP20", "Heat treat", "HEAT-1", 30, 240),
+                                                         (30, "OP30", "Finish machining", "CNC-LINE-1", 30, 52),
+                                                         (40, "OP40", "Penetrant inspection", "HEAT-1", 10, 20),
+                                                         (50, "OP50", "Assemble strut", "ASSY-LINE-1", 15, 90)):
             uow.add(Operation(routing_id=routing.id, sequence=seq, code=code, name=name,
-                              work_center_id=centers[center].id, setup_minutes=setup, run_minutes_per_unit=run))
+                              work_center_id=centers[center_code].id, setup_minutes=setup,
+                              run_minutes_per_unit=run))
         await uow.flush()
         await api.publish_routing(uow, routing)
         ids[routing.code] = str(routing.id)

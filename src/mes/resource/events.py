@@ -100,4 +100,4 @@ class RoutingUpdated(Event, type="mes.resource.routing.updated", key="routing_id
     operations: list[RoutingStep] = []
 
 
-PUBLISHES = [SiteUpdated, WorkCenterUpdated, PersonnelUpdated, ProductUpdated, RoutingUpdated]
+PUBLISHES: list[type[Event]] = [SiteUpdated, WorkCenterUpdated, PersonnelUpdated, ProductUpdated, RoutingUpdated]

@@ -33,11 +33,12 @@ def work_center_event(center: WorkCenter, site_id: Any, **changes: Any) -> WorkC
                              is_active=center.is_active, **changes)
 
 
-async def publish_site(uow: UnitOfWork, site: Site, changed: dict, previous: dict) -> None:
+async def publish_site(uow: UnitOfWork, site: Site, changed: dict[str, Any], previous: dict[str, Any]) -> None:
     uow.publish(site_event(site, changes=camel(changed), previous_values=camel(previous)), entity=site)
 
 
-async def publish_work_center(uow: UnitOfWork, center: WorkCenter, changed: dict, previous: dict) -> None:
+async def publish_work_center(uow: UnitOfWork, center: WorkCenter, changed: dict[str, Any],
+                              previous: dict[str, Any]) -> None:
     area = await uow.get(Area, center.area_id)
     uow.publish(work_center_event(center, area.site_id, changes=camel(changed), previous_values=camel(previous)),
                 entity=center)

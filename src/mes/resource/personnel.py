@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from isles import UnitOfWork
 from isles.api import ApiOut
-from isles.http import Page, PageOut, Paged, Uow, get_or_404
+from isles.http import Page, Paged, PageOut, Uow, get_or_404
 from mes.resource.access import Reader, Writer
 from mes.resource.crud import Code, LevelIn, LevelOut, LevelPatch, Name, Out, Schema, camel, crud
 from mes.resource.events import PersonnelUpdated, Qualification
@@ -30,7 +30,8 @@ def personnel_event(person: Personnel, **extra: Any) -> PersonnelUpdated:
                             is_active=person.is_active, **extra)
 
 
-async def publish_personnel(uow: UnitOfWork, person: Personnel, changed: dict, previous: dict) -> None:
+async def publish_personnel(uow: UnitOfWork, person: Personnel, changed: dict[str, Any],
+                            previous: dict[str, Any]) -> None:
     skills = (await uow.execute(select(Skill.code, PersonnelSkill.level)
                                 .join(Skill, Skill.id == PersonnelSkill.skill_id)
                                 .where(PersonnelSkill.personnel_id == person.id).order_by(Skill.code))).all()
@@ -133,7 +134,7 @@ async def _person(uow: UnitOfWork, personnel_id: uuid.UUID) -> Personnel:
     return await get_or_404(uow, Personnel, personnel_id, what="personnel")
 
 
-async def _touch(uow: UnitOfWork, person: Personnel, changed: dict, previous: dict) -> None:
+async def _touch(uow: UnitOfWork, person: Personnel, changed: dict[str, Any], previous: dict[str, Any]) -> None:
     """A qualification changed: bump the person's version and publish personnel.updated."""
     person.updated_at = datetime.now(timezone.utc)
     await uow.flush()

@@ -22,7 +22,7 @@ def product_event(product: Product, **changes: Any) -> ProductUpdated:
                           unit_of_measure=product.unit_of_measure, is_active=product.is_active, **changes)
 
 
-async def publish_product(uow: UnitOfWork, product: Product, changed: dict, previous: dict) -> None:
+async def publish_product(uow: UnitOfWork, product: Product, changed: dict[str, Any], previous: dict[str, Any]) -> None:
     if not changed or "part_id" in changed:  # created, or pointed at another part: copy its number now
         part = await uow.get(ReplicatedPart, product.part_id) if product.part_id else None
         product.part_number, product.part_version = (part.part_number, part.version) if part else (None, None)

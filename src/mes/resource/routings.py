@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from isles import UnitOfWork
 from isles.audit_trail import audit
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from mes.resource.access import Reader, Writer
 from mes.resource.crud import Code, Name, Out, Schema
 from mes.resource.events import RoutingStep, RoutingUpdated
@@ -132,7 +132,8 @@ async def post_routing(data: RoutingIn, uow: Uow, principal: Writer) -> RoutingO
 async def list_routings(uow: Uow, principal: Reader, page: Page,
                         product_id: uuid.UUID | None = Query(None, alias="productId"),
                         code: str | None = Query(None, min_length=1, max_length=64,
-                                                 description="the routing's code (every revision)")) -> Paged[RoutingOut]:
+                                                 description="the routing's code (every revision)"),
+                        ) -> Paged[RoutingOut]:
     found = await paged(uow, select(Routing).order_by(Routing.code, Routing.revision), page, product_id=product_id,
                         code=code)
     return Paged([await _routing_out(uow, r) for r in found.items], found.total, found.limit, found.offset)
@@ -167,7 +168,8 @@ async def publish_routing(uow: UnitOfWork, routing: Routing) -> None:
     ops = await uow.scalars(select(Operation).where(Operation.routing_id == routing.id).order_by(Operation.sequence))
     steps = [RoutingStep(sequence=o.sequence, code=o.code, name=o.name,
                          work_center_id=str(o.work_center_id) if o.work_center_id else None,
-                         setup_minutes=float(o.setup_minutes or 0), run_minutes_per_unit=float(o.run_minutes_per_unit or 0),
+                         setup_minutes=float(o.setup_minutes or 0),
+                         run_minutes_per_unit=float(o.run_minutes_per_unit or 0),
                          required_skill_id=str(o.required_skill_id) if o.required_skill_id else None) for o in ops]
     uow.publish(RoutingUpdated(routing_id=str(routing.id), product_id=str(routing.product_id),
                                part_id=str(product.part_id) if product and product.part_id else None,
@@ -198,7 +200,7 @@ async def post_operation(routing_id: uuid.UUID, data: OperationIn, uow: Uow, pri
 async def patch_operation(routing_id: uuid.UUID, operation_id: uuid.UUID, data: OperationPatch, uow: Uow,
                           principal: Writer) -> Operation:
     await _routing(uow, routing_id, editable=True)
-    operation = await uow.get(Operation, operation_id)
+    operation: Operation | None = await uow.get(Operation, operation_id)
     if operation is None or operation.routing_id != routing_id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"operation {operation_id} not found in routing {routing_id}")
     values = data.model_dump(exclude_unset=True)

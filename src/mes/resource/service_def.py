@@ -27,7 +27,8 @@ service = Service(
         # product copies from it, see products.py)
         Replica(ReplicatedPart, key="id", source="mes.material.part", upsert=True, optional=True,
                 fields={"part_number": "partNumber"}),
-        Replica(Product, key="part_id", source="mes.material.part", optional=True, fields={"part_number": "partNumber"}),
+        Replica(Product, key="part_id", source="mes.material.part", optional=True,
+                fields={"part_number": "partNumber"}),
         # API tokens issued by auth, checked against this service's own copy
         api_token_replica(Base.metadata, source="mes.auth.api_token"),
     ],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from isles import Payload
+from isles import Event, Payload
 
 
 class PartState(Payload):
@@ -204,4 +204,4 @@ def serial_ids(items: list[Any]) -> list[str]:
     return [item if isinstance(item, str) else item.serial_id for item in items]
 
 
-PUBLISHES: list = []
+PUBLISHES: list[type[Event]] = []

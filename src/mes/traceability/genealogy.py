@@ -10,7 +10,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from isles.api import ApiOut, Quantity
-from isles.http import Page, PageOut, Paged, Uow, paged
+from isles.http import Page, Paged, PageOut, Uow, paged
 from mes.traceability import picture, queries
 from mes.traceability.models import KIND_CODES, TraceEdge, TraceNode, TracePart
 from mes.traceability.queries import Direction, Labels
@@ -80,7 +80,8 @@ class AsBuiltOut(ApiOut):
     quantity: Quantity | None = None
     edge_kind: str | None = None
     operation_code: str | None = None
-    repeated: bool = Field(False, description="shown in full elsewhere in the tree (or a cycle): not expanded again")
+    repeated: bool = Field(default=False,
+                           description="shown in full elsewhere in the tree (or a cycle): not expanded again")
     components: list["AsBuiltOut"] = []
 
 
@@ -129,8 +130,8 @@ async def genealogy(kind: NodeKind, ref: str, uow: Uow, direction: Direction = "
                     limit: int = Query(5000, ge=1, le=50000)) -> TraceOut:
     """Where-from (backward), where-used (forward) or both, of a lot, unit or shipment (by id or number)."""
     found = await _trace(uow, kind, ref, direction, depth, limit)
-    nodes = [node_out(found.nodes[n], found.labels, d) for n, d in sorted(found.depth.items(), key=lambda i: (i[1], i[0]))
-             if n in found.nodes]
+    nearest_first = sorted(found.depth.items(), key=lambda i: (i[1], i[0]))
+    nodes = [node_out(found.nodes[n], found.labels, d) for n, d in nearest_first if n in found.nodes]
     return TraceOut(root=node_out(found.root, found.labels), direction=direction, nodes=nodes,
                     edges=[edge_out(e, found.nodes, found.labels) for e in found.edges], truncated=found.truncated)
 
@@ -148,14 +149,14 @@ async def genealogy_picture(kind: NodeKind, ref: str, uow: Uow, direction: Direc
             continue
         out = node_out(node, found.labels, distance)
         subtitle = out.customer if node.kind == 3 else " ".join(filter(None, [out.part_number, out.work_order_number]))
-        detail = "\n".join(f"{name}: {value}" for name, value in out.model_dump(by_alias=True, exclude_none=True).items()
-                           if name not in ("key", "depth"))
+        fields = out.model_dump(by_alias=True, exclude_none=True)
+        detail = "\n".join(f"{name}: {value}" for name, value in fields.items() if name not in ("key", "depth"))
         boxes.append(picture.Box(node_id, out.kind, out.number or out.id[:8], subtitle or out.origin, distance, detail))
     arrows = []
     for edge in found.edges:
-        out = edge_out(edge, found.nodes, found.labels)
+        link = edge_out(edge, found.nodes, found.labels)
         quantity = f"{edge.quantity.normalize():f}" if edge.quantity is not None else ""
-        detail = " ".join(filter(None, [edge.kind, quantity, out.work_order_number, out.operation_code]))
+        detail = " ".join(filter(None, [edge.kind, quantity, link.work_order_number, link.operation_code]))
         arrows.append(picture.Arrow(edge.parent_id, edge.child_id, quantity, detail))
     root = node_out(found.root, found.labels)
     note = f"{direction} trace, {len(boxes)} nodes, {len(arrows)} edges" + (

@@ -21,8 +21,19 @@ from isles import Handlers, UnitOfWork
 from isles.subscriptions import Subscription
 from mes.traceability import index
 from mes.traceability import recorder as rec
-from mes.traceability.events import (LotConsumed, LotMerged, LotProduced, LotSplit, LotState, LotStatusChanged,
-                                     PartState, ReturnReceived, SerialState, ShipmentCreated, WorkOrderState)
+from mes.traceability.events import (
+    LotConsumed,
+    LotMerged,
+    LotProduced,
+    LotSplit,
+    LotState,
+    LotStatusChanged,
+    PartState,
+    ReturnReceived,
+    SerialState,
+    ShipmentCreated,
+    WorkOrderState,
+)
 from mes.traceability.models import LOT, SERIAL, SHIPMENT, TraceConsumption, TraceNode
 
 handlers = Handlers()
@@ -107,7 +118,10 @@ async def lot_consumed(event: LotConsumed, uow: UnitOfWork) -> None:
     uow.add(TraceConsumption(consumption_id=event.consumption_id, node_id=lot.id, work_order_key=order,
                                  serial_node_id=unit.id if unit else None, quantity=event.consumed_quantity,
                                  operation_code=event.operation_code, consumed_at=rec.occurred(uow)))
-    targets = [unit] if unit is not None else await rec.outputs(uow, order)
+    if unit is not None:
+        targets = [unit]
+    else:  # (no order: the consumption row, whose work_order_key is NOT NULL, fails at the flush)
+        targets = await rec.outputs(uow, order) if order is not None else []
     for target in targets:
         if target.id != lot.id:
             rec.edge(uow, lot, target, "consume", quantity=event.consumed_quantity, work_order_key=order,
@@ -139,7 +153,8 @@ async def lot_produced(event: LotProduced, uow: UnitOfWork) -> None:
                node=lot, work_order_key=order)
 
 
-async def _serial(uow: UnitOfWork, event: SerialState) -> tuple[TraceNode, bool]:
+async def _serial(uow: UnitOfWork, event: SerialState) -> tuple[TraceNode, int | None]:
+    """The unit, and the key of the work order that made it when this event is the first to say so."""
     part_key = await rec.part(uow, event.part_id, event.part_number)
     order = await rec.work_order(uow, event.work_order_id)
     known = await rec.find(uow, SERIAL, event.serial_id)
@@ -147,29 +162,29 @@ async def _serial(uow: UnitOfWork, event: SerialState) -> tuple[TraceNode, bool]
     unit = await rec.node(uow, SERIAL, event.serial_id, owner_version=rec.version(uow),
                           number=event.product_serial or event.process_serial, part_key=part_key,
                           work_order_key=order, status=event.status, origin="serial")
-    return unit, order is not None and not was_made
+    return unit, None if was_made else order
 
 
 @handlers.on(f"{M}.serial.created")
 async def serial_created(event: SerialState, uow: UnitOfWork) -> None:
-    unit, new_output = await _serial(uow, event)
+    unit, made_by = await _serial(uow, event)
     unit.occurred_at = unit.occurred_at or rec.occurred(uow)
     if event.lot_id:
         lot = await rec.node(uow, LOT, event.lot_id)
         rec.edge(uow, lot, unit, "serial")
-    if new_output:
+    if made_by is not None:
         unit.inherits = True
-        await rec.inherit(uow, unit, unit.work_order_key)
+        await rec.inherit(uow, unit, made_by)
     rec.thread(uow, "serial", f"unit {event.process_serial} of {event.part_number or event.part_id} started",
                node=unit, work_order_key=unit.work_order_key)
 
 
 @handlers.on(f"{M}.serial.updated")
 async def serial_updated(event: SerialState, uow: UnitOfWork) -> None:
-    unit, new_output = await _serial(uow, event)
-    if new_output:
+    unit, made_by = await _serial(uow, event)
+    if made_by is not None:
         unit.inherits = True
-        await rec.inherit(uow, unit, unit.work_order_key)
+        await rec.inherit(uow, unit, made_by)
     serial = event.product_serial or event.process_serial
     rec.thread(uow, "serial", f"unit {serial} is {event.status}", node=unit)
 

@@ -169,7 +169,7 @@ async def _copier(uow: UnitOfWork) -> Any:
         return None
     connection = await uow.session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
-    if not hasattr(raw, "copy_from_query"):
+    if raw is None or not hasattr(raw, "copy_from_query"):
         return None
 
     async def copy(sql: str) -> memoryview:

@@ -31,7 +31,8 @@ class Base(DeclarativeBase):
     pass
 
 
-class TracePart(Base):  # isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+# isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+class TracePart(Base):
     """A part, as material announces it (renames follow, so labels show the current number)."""
 
     __tablename__ = "trace_parts"
@@ -44,7 +45,8 @@ class TracePart(Base):  # isles: ignore[ISL105] compact integer ids: the in-memo
     version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
-class TraceWorkOrder(Base):  # isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+# isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+class TraceWorkOrder(Base):
     """A work order, as work_order (or a material event naming it) announces it."""
 
     __tablename__ = "trace_work_orders"
@@ -60,7 +62,8 @@ class TraceWorkOrder(Base):  # isles: ignore[ISL105] compact integer ids: the in
     version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
-class TraceNode(Base):  # isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+# isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+class TraceNode(Base):
     """A lot, a serialized unit or a customer shipment: a node of the genealogy graph."""
 
     __tablename__ = "trace_nodes"
@@ -90,7 +93,8 @@ class TraceNode(Base):  # isles: ignore[ISL105] compact integer ids: the in-memo
     version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
-class TraceEdge(Base):  # isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+# isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+class TraceEdge(Base):
     """``parent`` went into ``child`` (consumed, split, merged, assembled, shipped, returned)."""
 
     __tablename__ = "trace_edges"
@@ -125,7 +129,8 @@ class TraceConsumption(Base):  # isles: ignore[ISL105] keyed by material's consu
     consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class TraceEvent(Base):  # isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+# isles: ignore[ISL105] compact integer ids: the in-memory genealogy index keys its arrays by them
+class TraceEvent(Base):
     """One thing that happened to a lot, a unit or a work order, in any service: the digital thread."""
 
     __tablename__ = "trace_events"

@@ -104,14 +104,14 @@ def layout(boxes: list[Box], arrows: list[Arrow], sweeps: int = 4) -> dict[int, 
         for index in order:
             side = index - 1 if sweep % 2 == 0 else index + 1
 
-            def centre(box: Box) -> float:
+            def centre(box: Box, side: int = side) -> float:
                 near = [position[n] for n in neighbours[box.key] if col_of[n] == side]
                 return sum(near) / len(near) if near else position[box.key]
             layers[index].sort(key=centre)
             for i, box in enumerate(layers[index]):
                 position[box.key] = float(i)
     tallest = max((len(layer) for layer in layers), default=1)
-    corners = {}
+    corners: dict[int, tuple[float, float]] = {}
     for index, layer in enumerate(layers):
         offset = (tallest - len(layer)) * (NODE_H + ROW_GAP) / 2
         for row, box in enumerate(layer):
@@ -171,7 +171,8 @@ def render(title: str, boxes: list[Box], arrows: list[Arrow], *, root: int, note
         tip = f"<title>{escape(arrow.detail)}</title>" if arrow.detail else ""
         out.append(f'<path d="{path}" marker-end="url(#arrow)"{dash}>{tip}</path>')
         if arrow.label:
-            labels.append(f'<text x="{mid[0]:.1f}" y="{mid[1] - 3:.1f}" text-anchor="middle">{escape(arrow.label)}</text>')
+            labels.append(f'<text x="{mid[0]:.1f}" y="{mid[1] - 3:.1f}" text-anchor="middle">'
+                          f'{escape(arrow.label)}</text>')
     out.append("</g>")
     out.append('<g font-size="10" fill="#3c4043" stroke="white" stroke-width="3" paint-order="stroke">')
     out.extend(labels)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 
 from fastapi import HTTPException, status
 from sqlalchemy import func, select
@@ -16,8 +16,16 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from mes.traceability.graph import GenealogyIndex, Impact
 from mes.traceability.index import genealogy
-from mes.traceability.models import (KIND_NAMES, SHIPMENT, TraceConsumption, TraceEdge, TraceEvent, TraceNode,
-                                     TracePart, TraceWorkOrder)
+from mes.traceability.models import (
+    KIND_NAMES,
+    SHIPMENT,
+    TraceConsumption,
+    TraceEdge,
+    TraceEvent,
+    TraceNode,
+    TracePart,
+    TraceWorkOrder,
+)
 
 Direction = Literal["backward", "forward", "both"]
 CHUNK = 900  # ids per IN (...) list: under SQLite's variable limit
@@ -26,6 +34,7 @@ CHUNK = 900  # ids per IN (...) list: under SQLite's variable limit
 async def resolve(uow: UnitOfWork, kind: int, ref: str) -> TraceNode:
     """The node of a lot, unit or shipment by its id (material's) or its number; 404 otherwise."""
     query = select(TraceNode).where(TraceNode.kind == kind)
+    found: TraceNode | None
     try:
         found = await uow.scalar(query.where(TraceNode.entity_id == str(uuid.UUID(ref))))
     except ValueError:
@@ -78,8 +87,9 @@ async def labels(uow: UnitOfWork, nodes: Iterable[TraceNode], edges: Iterable[Tr
 
 
 async def labels_of(uow: UnitOfWork, part_keys: set[int], order_keys: set[int]) -> Labels:
-    parts = {k: (i, n) for k, i, n in (await uow.execute(select(TracePart.id, TracePart.part_id, TracePart.part_number)
-                                                         .where(TracePart.id.in_(part_keys)))).all()} if part_keys else {}
+    parts = {k: (i, n) for k, i, n in (await uow.execute(
+        select(TracePart.id, TracePart.part_id, TracePart.part_number)
+        .where(TracePart.id.in_(part_keys)))).all()} if part_keys else {}
     orders = {k: (i, n) for k, i, n in (await uow.execute(
         select(TraceWorkOrder.id, TraceWorkOrder.work_order_id, TraceWorkOrder.work_order_number)
         .where(TraceWorkOrder.id.in_(order_keys)))).all()} if order_keys else {}
@@ -139,23 +149,26 @@ async def upstream_path(uow: UnitOfWork, ancestor: TraceNode, descendant: TraceN
 @dataclass
 class Rollup:
     impact: Impact
-    by_work_order: list[dict]
-    by_product: list[dict]
-    by_shipment: list[dict]
-    by_customer: list[dict]
+    by_work_order: list[dict[str, Any]]
+    by_product: list[dict[str, Any]]
+    by_shipment: list[dict[str, Any]]
+    by_customer: list[dict[str, Any]]
 
 
 def rollup(index: GenealogyIndex, impact: Impact) -> Rollup:
     """The recall roll-up named from the index (in memory: no query)."""
-    orders = [{"workOrderKey": k, "workOrderNumber": index.order_names.get(k), "lots": lots, "serials": serials}
-              for k, (lots, serials) in impact.by_work_order.items()]
+    orders: list[dict[str, Any]] = [
+        {"workOrderKey": k, "workOrderNumber": index.order_names.get(k), "lots": lots, "serials": serials}
+        for k, (lots, serials) in impact.by_work_order.items()]
     orders.sort(key=lambda row: (-row["serials"], -row["lots"], row["workOrderNumber"] or ""))
-    products = [{"partKey": k, "partNumber": index.part_names.get(k), "lots": lots, "serials": serials}
-                for k, (lots, serials) in impact.by_part.items()]
+    products: list[dict[str, Any]] = [
+        {"partKey": k, "partNumber": index.part_names.get(k), "lots": lots, "serials": serials}
+        for k, (lots, serials) in impact.by_part.items()]
     products.sort(key=lambda row: (-row["serials"], -row["lots"], row["partNumber"] or ""))
-    shipments = [{"node": n, "customer": index.customers.get(n), "lots": lots, "serials": serials}
-                 for n, (lots, serials) in impact.by_shipment.items()]
-    customers: dict[str, dict] = {}
+    shipments: list[dict[str, Any]] = [
+        {"node": n, "customer": index.customers.get(n), "lots": lots, "serials": serials}
+        for n, (lots, serials) in impact.by_shipment.items()]
+    customers: dict[str, dict[str, Any]] = {}
     for row in shipments:
         name = row["customer"] or "(unknown)"
         entry = customers.setdefault(name, {"customer": name, "shipments": 0, "lots": 0, "serials": 0})

@@ -31,7 +31,7 @@ async def part(uow: UnitOfWork, part_id: str | None, number: str | None = None, 
     """The part's key, made on first mention; a newer part event renames it."""
     if not part_id:
         return None
-    row = await uow.scalar(select(TracePart).where(TracePart.part_id == part_id))
+    row: TracePart | None = await uow.scalar(select(TracePart).where(TracePart.part_id == part_id))
     if row is None:
         row = TracePart(part_id=part_id, part_number=number, part_name=name, version=owner_version or 0)
         uow.add(row)
@@ -52,7 +52,8 @@ async def work_order(uow: UnitOfWork, work_order_id: str | None, number: str | N
     """The work order's key, made on first mention (``state`` from work_order's own events)."""
     if not work_order_id:
         return None
-    row = await uow.scalar(select(TraceWorkOrder).where(TraceWorkOrder.work_order_id == work_order_id))
+    row: TraceWorkOrder | None = await uow.scalar(
+        select(TraceWorkOrder).where(TraceWorkOrder.work_order_id == work_order_id))
     owner_version = state.pop("owner_version", None)
     if row is None:
         row = TraceWorkOrder(work_order_id=work_order_id, work_order_number=number, version=owner_version or 0,
@@ -74,7 +75,9 @@ async def work_order(uow: UnitOfWork, work_order_id: str | None, number: str | N
 
 
 async def find(uow: UnitOfWork, kind: int, entity_id: str) -> TraceNode | None:
-    return await uow.scalar(select(TraceNode).where(TraceNode.kind == kind, TraceNode.entity_id == entity_id))
+    row: TraceNode | None = await uow.scalar(
+        select(TraceNode).where(TraceNode.kind == kind, TraceNode.entity_id == entity_id))
+    return row
 
 
 async def node(uow: UnitOfWork, kind: int, entity_id: str, *, owner_version: int | None = None,
@@ -97,7 +100,7 @@ async def node(uow: UnitOfWork, kind: int, entity_id: str, *, owner_version: int
         for key, value in state.items():
             if newer or getattr(row, key) in (None, "unknown"):
                 setattr(row, key, value)
-        if newer:
+        if newer and owner_version is not None:
             row.version = owner_version
         shape_changed = (row.part_key, row.work_order_key) != before
     if shape_changed:

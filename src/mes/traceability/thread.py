@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from isles.api import ApiOut
-from isles.http import Page, PageOut, Paged, Uow
+from isles.http import Page, Paged, PageOut, Uow
 from mes.traceability import queries
 from mes.traceability.genealogy import NodeKind
 

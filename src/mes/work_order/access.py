@@ -15,13 +15,10 @@ from isles.security import Guard, Principal
 
 guard = Guard()  # the work order service answers; API tokens are checked in its own replica
 Reader = Depends(guard.require_scopes("work_order:read"))
+_WRITE = ("work_order:write",)
 
-
-def _role(*roles: str) -> object:
-    return Annotated[Principal, Depends(guard.require(roles=(*roles, "admin"), scopes=("work_order:write",)))]
-
-
-Planner = _role("supervisor", "engineer")
-Supervisor = _role("supervisor")
-Operator = _role("operator", "supervisor")
-Engineer = _role("engineer")
+# Spelled out (not built by a helper) so that type checkers see each as a type alias.
+Planner = Annotated[Principal, Depends(guard.require(roles=("supervisor", "engineer", "admin"), scopes=_WRITE))]
+Supervisor = Annotated[Principal, Depends(guard.require(roles=("supervisor", "admin"), scopes=_WRITE))]
+Operator = Annotated[Principal, Depends(guard.require(roles=("operator", "supervisor", "admin"), scopes=_WRITE))]
+Engineer = Annotated[Principal, Depends(guard.require(roles=("engineer", "admin"), scopes=_WRITE))]

@@ -5,6 +5,8 @@ such as material's read model of issuable orders can build its copy from any one
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from isles import Event, Payload
 from isles.api import Quantity, SignedQuantity
 
@@ -16,8 +18,8 @@ class _WorkOrderState(Event):
     part_number: str | None = None
     site_id: str | None = None
     quantity: Quantity
-    quantity_good: Quantity = 0
-    quantity_scrap: Quantity = 0
+    quantity_good: Quantity = Decimal(0)
+    quantity_scrap: Quantity = Decimal(0)
     status: str
     priority: int = 500
     due_date: str | None = None
@@ -70,7 +72,7 @@ class ProductionReported(Event, type="mes.work_order.production.reported", key="
     order_quantity_scrap: Quantity
 
 
-PUBLISHES = [WorkOrderCreated, WorkOrderStatusChanged, WorkOrderCompleted, ProductionReported]
+PUBLISHES: list[type[Event]] = [WorkOrderCreated, WorkOrderStatusChanged, WorkOrderCompleted, ProductionReported]
 
 
 # -- this service's views of other services' events (it imports no other service) -----------------------

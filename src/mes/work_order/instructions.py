@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut
 from isles.audit_trail import audit
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.orm import utcnow
-from mes.work_order import reference
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.text import Identifier, Name
+from mes.work_order import reference
 from mes.work_order.access import Engineer
 from mes.work_order.models import WorkInstruction
 
@@ -89,7 +89,8 @@ async def get_instruction(instruction_id: uuid.UUID, uow: Uow) -> WorkInstructio
 
 
 @router.patch("/work-instructions/{instruction_id}", response_model=InstructionOut)
-async def patch_instruction(instruction_id: uuid.UUID, data: InstructionPatch, uow: Uow, _: Engineer) -> WorkInstruction:
+async def patch_instruction(instruction_id: uuid.UUID, data: InstructionPatch, uow: Uow,
+                            _: Engineer) -> WorkInstruction:
     row = await _get(uow, instruction_id)
     if row.status != "draft":
         raise HTTPException(status.HTTP_409_CONFLICT, f"revision {row.revision} is {row.status}; "

@@ -111,7 +111,8 @@ class WorkOrderOperation(Entity, Base):
     code: Mapped[str] = mapped_column(String(64), nullable=False)
     name: Mapped[str] = mapped_column(String(255), nullable=False)
     work_center_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="Pending")  # Pending, Running, Paused, Completed
+    # Pending, Running, Paused, Completed
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="Pending")
     planned_setup_minutes: Mapped[Decimal] = mapped_column(Minutes, nullable=False, default=0)
     planned_run_minutes: Mapped[Decimal] = mapped_column(Minutes, nullable=False, default=0)
     #: the work instruction (and its version) in force when the order was released

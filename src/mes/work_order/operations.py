@@ -24,9 +24,9 @@ from pydantic import Field
 
 from isles import UnitOfWork
 from isles.api import ApiModel, Quantity
+from isles.http import Uow
 from isles.orm import utcnow
 from isles.security import Principal
-from isles.http import Uow
 from mes.work_order.access import Operator
 from mes.work_order.events import WorkOrderCompleted
 from mes.work_order.models import PerformanceReport, WorkOrder, WorkOrderOperation
@@ -91,7 +91,8 @@ def _record(uow: UnitOfWork, order: WorkOrder, ops: list[WorkOrderOperation], op
     op.quantity_good, op.quantity_scrap = good, scrap
     report = PerformanceReport(id=uuid.uuid4(), work_order_id=order.id, operation_id=op.id,
                                quantity_good=data.quantity_good, quantity_scrap=data.quantity_scrap,
-                               scrap_reason=data.scrap_reason, reported_by_id=uuid.UUID(who.user_id), reported_at=utcnow())
+                               scrap_reason=data.scrap_reason, reported_by_id=uuid.UUID(who.user_id),
+                               reported_at=utcnow())
     uow.add(report)
     publish_report(uow, order, ops, op, report)  # material receives the last operation's good output
 
@@ -185,6 +186,7 @@ async def _complete_order(uow: UnitOfWork, order: WorkOrder, ops: list[WorkOrder
     order.quantity_scrap = sum((Decimal(o.quantity_scrap) for o in ops), Decimal(0))
     order.quantity_produced = Decimal(last.quantity_good) + Decimal(last.quantity_scrap)
     await move(uow, order, "Completed")
+    assert order.actual_end is not None  # the move to Completed stamped it
     uow.publish(WorkOrderCompleted(**state_fields(order), operation_codes=[o.code for o in ops],
                                    quantity_produced=order.quantity_produced,
                                    actual_start=order.actual_start.isoformat() if order.actual_start else None,

@@ -10,24 +10,34 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from isles import UnitOfWork
+from isles import ReadModel, UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
 from isles.audit_trail import audit
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, not_found, paged
 from isles.orm import utcnow
 from isles.security import Principal
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, not_found, paged
 from isles.text import Identifier
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.events import WorkOrderCreated
-from mes.work_order.models import (WORK_ORDER_NUMBER, Dispatch, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
-                                   ReplicatedWorkCenter, WorkInstruction, WorkOrder, WorkOrderOperation)
+from mes.work_order.models import (
+    WORK_ORDER_NUMBER,
+    Dispatch,
+    ReplicatedPart,
+    ReplicatedRouting,
+    ReplicatedSite,
+    ReplicatedUser,
+    ReplicatedWorkCenter,
+    WorkInstruction,
+    WorkOrder,
+    WorkOrderOperation,
+)
 from mes.work_order.quantities import balance
 from mes.work_order.states import ACTIVE, move, state_fields, stop_clock
 
@@ -39,7 +49,8 @@ Status = Literal["Forecast", "Released", "Cancelled", "Ready", "Running", "Compl
 class WorkOrderIn(ApiModel):
     part_id: uuid.UUID
     quantity: Quantity = Field(gt=0, le=1_000_000)
-    work_order_number: Identifier | None = Field(default=None, min_length=1, max_length=64, description="generated when omitted")
+    work_order_number: Identifier | None = Field(default=None, min_length=1, max_length=64,
+                                                 description="generated when omitted")
     due_date: datetime | None = None
     site_id: uuid.UUID | None = None
     priority: int = Field(default=500, ge=1, le=1000, description="1 is the most urgent")
@@ -103,9 +114,9 @@ class OperationOut(ApiOut):
     actual_minutes: Quantity
     quantity_good: Quantity
     quantity_scrap: Quantity
-    quantity_in: Quantity = Field(default=0, description="given to it: the order quantity, or the previous "
-                                                          "operation's good quantity")
-    quantity_in_process: Quantity = Field(default=0, description="quantityIn - quantityGood - quantityScrap")
+    quantity_in: Quantity = Field(default=Decimal(0), description="given to it: the order quantity, or the previous "
+                                                                    "operation's good quantity")
+    quantity_in_process: Quantity = Field(default=Decimal(0), description="quantityIn - quantityGood - quantityScrap")
     yield_percent: float | None = Field(default=None, description="quantityGood / the order quantity (planned)")
     operator_id: uuid.UUID | None
     version: int
@@ -116,7 +127,8 @@ class WorkOrderDetail(WorkOrderOut):
 
 
 class ReleaseIn(ApiModel):
-    routing_id: uuid.UUID | None = Field(default=None, description="default: the order's, else the part's released routing")
+    routing_id: uuid.UUID | None = Field(default=None,
+                                         description="default: the order's, else the part's released routing")
 
 
 class DispatchIn(ApiModel):
@@ -144,7 +156,8 @@ async def get_order(uow: UnitOfWork, work_order_id: uuid.UUID, *, lock: bool = F
     """The work order, or 404; ``lock`` takes the row lock that serialises changes of one order."""
     if not lock:
         return await get_or_404(uow, WorkOrder, work_order_id, what="work order")
-    order = await uow.scalar(select(WorkOrder).where(WorkOrder.id == work_order_id).with_for_update())
+    order: WorkOrder | None = await uow.scalar(select(WorkOrder).where(WorkOrder.id == work_order_id)
+                                               .with_for_update())
     if order is None:
         raise not_found("work order", work_order_id)
     return order
@@ -167,9 +180,13 @@ async def detail(uow: UnitOfWork, order: WorkOrder) -> WorkOrderDetail:
     return out
 
 
-async def _shared(uow: UnitOfWork, model: type, ident: uuid.UUID) -> object | None:
+_Read = TypeVar("_Read", bound=ReadModel)
+
+
+async def _shared(uow: UnitOfWork, model: type[_Read], ident: uuid.UUID) -> _Read | None:
     """A read-model row, read FOR SHARE (see the module docstring)."""
-    return await uow.scalar(select(model).where(model.id == ident).with_for_update(read=True))
+    row: _Read | None = await uow.scalar(select(model).where(model.id == ident).with_for_update(read=True))
+    return row
 
 
 def _whole_units(part: ReplicatedPart | None, quantity: Decimal) -> None:
@@ -204,7 +221,8 @@ async def create_work_order(uow: UnitOfWork, data: WorkOrderIn, created_by: Prin
                             f"site {data.site_id} is unknown to work_order (sites arrive through "
                             "mes.resource.site.updated events)")
     if data.routing_id and await uow.get(ReplicatedRouting, data.routing_id) is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"routing {data.routing_id} is unknown to work_order")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"routing {data.routing_id} is unknown to work_order")
     user = await _shared(uow, ReplicatedUser, uuid.UUID(created_by.user_id)) if created_by else None
     number = data.work_order_number
     if number is None:
@@ -232,7 +250,8 @@ async def post_work_order(data: WorkOrderIn, uow: Uow, principal: Planner) -> Wo
     try:
         await uow.commit()
     except IntegrityError:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"work order number {order.work_order_number} is already used") from None
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"work order number {order.work_order_number} is already used") from None
     return order
 
 
@@ -274,7 +293,7 @@ async def patch_work_order(work_order_id: uuid.UUID, data: WorkOrderPatch, uow: 
 # -- moves -------------------------------------------------------------------------------------------------
 async def _routing_for(uow: UnitOfWork, order: WorkOrder, routing_id: uuid.UUID | None) -> ReplicatedRouting:
     if routing_id is not None:
-        routing = await uow.get(ReplicatedRouting, routing_id)
+        routing: ReplicatedRouting | None = await uow.get(ReplicatedRouting, routing_id)
         if routing is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"routing {routing_id} is unknown to work_order")
     else:
@@ -382,7 +401,8 @@ async def post_hold(work_order_id: uuid.UUID, data: ReasonIn, uow: Uow, principa
     """Stop the order (a quality hold, a missing part); running operations are paused."""
     order = await get_order(uow, work_order_id, lock=True)
     await move(uow, order, "Held", data.reason)
-    audit(uow, principal, "work_order.held", "work_order", order.id, {"status": (order.held_from, "Held")}, reason=data.reason)
+    audit(uow, principal, "work_order.held", "work_order", order.id, {"status": (order.held_from, "Held")},
+          reason=data.reason)
     await _pause_running(uow, order)
     await uow.commit()
     return order

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity, SignedQuantity
 from isles.audit_trail import audit
-from isles.http import Page, PageOut, Paged, Uow, paged
+from isles.http import Page, Paged, PageOut, Uow, paged
 from isles.orm import utcnow
 from mes.work_order.access import Supervisor
 from mes.work_order.events import ProductionReported
@@ -96,7 +96,8 @@ async def post_counter_entry(work_order_id: uuid.UUID, report_id: uuid.UUID, dat
                                                       f"reports are corrected while it is {', '.join(CORRECTABLE)}")
     original = await uow.get(PerformanceReport, report_id)
     if original is None or original.work_order_id != order.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"work order {order.work_order_number} has no report {report_id}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"work order {order.work_order_number} has no report {report_id}")
     if original.corrects_report_id is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"report {report_id} is itself a counter-entry; correct the "
                                                       f"original report {original.corrects_report_id}")
@@ -131,8 +132,9 @@ async def post_counter_entry(work_order_id: uuid.UUID, report_id: uuid.UUID, dat
         order.quantity_good, order.quantity_scrap = totals(ops)
         order.quantity_produced = Decimal(ops[-1].quantity_good) + Decimal(ops[-1].quantity_scrap)
     await uow.flush()
-    audit(uow, who, "report.corrected", "report", original.id, {"quantity_good": (left_good, left_good - good),
-          "quantity_scrap": (left_scrap, left_scrap - scrap), "counter_entry_id": (None, counter.id)}, reason=data.reason)
+    audit(uow, who, "report.corrected", "report", original.id, {
+        "quantity_good": (left_good, left_good - good), "quantity_scrap": (left_scrap, left_scrap - scrap),
+        "counter_entry_id": (None, counter.id)}, reason=data.reason)
     publish_report(uow, order, ops, op, counter)
     await uow.commit()
     return counter

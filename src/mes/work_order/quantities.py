@@ -8,6 +8,7 @@ Yield is good / planned, the planned quantity being the order's.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from mes.work_order.models import WorkOrder, WorkOrderOperation
 
@@ -34,7 +35,7 @@ def yield_percent(order: WorkOrder, good: Decimal) -> float | None:
     return round(float(Decimal(good) / planned) * 100, 2) if planned else None
 
 
-def balance(order: WorkOrder, ops: list[WorkOrderOperation], op: WorkOrderOperation) -> dict:
+def balance(order: WorkOrder, ops: list[WorkOrderOperation], op: WorkOrderOperation) -> dict[str, Any]:
     """The balance fields of the operation's API output."""
     given = quantity_in(order, ops, op)
     return {"quantity_in": given,

@@ -32,7 +32,7 @@ async def _load(uow: UnitOfWork, model: Any, fields: tuple[str, ...], ids: list[
     return {str(r.id): Versioned({f: getattr(r, f) for f in fields}, r.version) for r in rows}
 
 
-async def parts(uow: UnitOfWork, ids: Iterable[Any]) -> dict[str, dict]:
+async def parts(uow: UnitOfWork, ids: Iterable[Any]) -> dict[str, dict[str, Any]]:
     """{part id: {part_number, part_name, is_active}} for the ids this service knows."""
     from mes.work_order.models import ReplicatedPart
     keys = [str(i) for i in ids if i is not None]
@@ -41,7 +41,7 @@ async def parts(uow: UnitOfWork, ids: Iterable[Any]) -> dict[str, dict]:
         lambda missing: _load(uow, ReplicatedPart, ("part_number", "part_name", "is_active"), missing))
 
 
-async def work_centers(uow: UnitOfWork, ids: Iterable[Any]) -> dict[str, dict]:
+async def work_centers(uow: UnitOfWork, ids: Iterable[Any]) -> dict[str, dict[str, Any]]:
     """{work center id: {code, name}} for the ids this service knows."""
     from mes.work_order.models import ReplicatedWorkCenter
     keys = [str(i) for i in ids if i is not None]

@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from isles import UnitOfWork
 from isles.api import ApiModel, ApiOut, Quantity
+from isles.http import Page, Paged, PageOut, Uow, get_or_404, paged
 from isles.orm import utcnow
-from mes.work_order import reference
-from isles.http import Page, PageOut, Paged, Uow, get_or_404, paged
 from isles.text import Identifier
+from mes.work_order import reference
 from mes.work_order.access import Planner, Supervisor
 from mes.work_order.models import ProductionSchedule, WorkOrder, WorkOrderOperation
 from mes.work_order.orders import WorkOrderOut, get_order, release
@@ -96,7 +96,8 @@ async def _schedule(uow: UnitOfWork, schedule_id: uuid.UUID) -> ProductionSchedu
 
 
 async def create_schedule(uow: UnitOfWork, data: ScheduleIn) -> ProductionSchedule:
-    if await uow.scalar(select(ProductionSchedule.id).where(ProductionSchedule.schedule_number == data.schedule_number)):
+    same_number = ProductionSchedule.schedule_number == data.schedule_number
+    if await uow.scalar(select(ProductionSchedule.id).where(same_number)):
         raise HTTPException(status.HTTP_409_CONFLICT, f"schedule number {data.schedule_number} is already used")
     schedule = ProductionSchedule(schedule_number=data.schedule_number, site_id=data.site_id,
                                   starts_at=data.starts_at, ends_at=data.ends_at)
@@ -110,7 +111,8 @@ async def create_schedule(uow: UnitOfWork, data: ScheduleIn) -> ProductionSchedu
         if not (data.starts_at <= item.scheduled_start and item.scheduled_end <= data.ends_at):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 f"work order {order.work_order_number} is planned outside the schedule's window")
-        order.schedule_id, order.scheduled_start, order.scheduled_end = schedule.id, item.scheduled_start, item.scheduled_end
+        order.schedule_id = schedule.id
+        order.scheduled_start, order.scheduled_end = item.scheduled_start, item.scheduled_end
         if item.priority is not None:
             order.priority = item.priority
     return schedule
@@ -144,7 +146,8 @@ async def publish_schedule(schedule_id: uuid.UUID, uow: Uow, _: Supervisor) -> S
     """Forecast -> Released: release every Forecast order of the schedule (all or none)."""
     schedule = await _schedule(uow, schedule_id)
     if schedule.state != "Forecast":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"schedule {schedule.schedule_number} is already {schedule.state}")
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"schedule {schedule.schedule_number} is already {schedule.state}")
     for order in list(await uow.scalars(select(WorkOrder).where(WorkOrder.schedule_id == schedule.id,
                                                                 WorkOrder.status == "Forecast")
                                         .order_by(WorkOrder.scheduled_start).with_for_update())):
@@ -160,7 +163,8 @@ async def dispatch_list(uow: Uow, page: Page, work_center_id: uuid.UUID | None =
     """Operations that may start now (or are running), for one work center or all, most urgent first."""
     query = (select(WorkOrderOperation, WorkOrder).join(WorkOrder, WorkOrder.id == WorkOrderOperation.work_order_id)
              .where(WorkOrder.status.in_(("Ready", "Running")), WorkOrderOperation.status != "Completed")
-             .order_by(WorkOrder.priority, WorkOrder.due_date, WorkOrder.work_order_number, WorkOrderOperation.sequence))
+             .order_by(WorkOrder.priority, WorkOrder.due_date, WorkOrder.work_order_number,
+                       WorkOrderOperation.sequence))
     rows = (await uow.execute(query)).all()
     by_order: dict[uuid.UUID, list[WorkOrderOperation]] = {}
     for op, order in rows:

@@ -12,8 +12,16 @@ from isles.security import api_token_replica
 from mes.work_order.api import router
 from mes.work_order.events import PUBLISHES
 from mes.work_order.handlers import handlers
-from mes.work_order.models import (Base, ReplicatedBom, ReplicatedPart, ReplicatedRouting, ReplicatedSite, ReplicatedUser,
-                                   ReplicatedWorkCenter, WorkOrder)
+from mes.work_order.models import (
+    Base,
+    ReplicatedBom,
+    ReplicatedPart,
+    ReplicatedRouting,
+    ReplicatedSite,
+    ReplicatedUser,
+    ReplicatedWorkCenter,
+    WorkOrder,
+)
 
 PART_FIELDS = {"part_number": "partNumber", "part_name": "partName"}
 USER_EVENTS = ("created", "updated", "deleted")

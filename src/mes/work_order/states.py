@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import timezone
 from decimal import Decimal
+from typing import Any
 
 from fastapi import HTTPException, status
 from sqlalchemy import select
@@ -41,7 +42,7 @@ FINAL = {"Cancelled", "Aborted", "Closed"}
 ACTIVE = {"Ready", "Running"}
 
 
-def state_fields(order: WorkOrder) -> dict:
+def state_fields(order: WorkOrder) -> dict[str, Any]:
     """The order's whole state as event fields."""
     return dict(work_order_id=str(order.id), work_order_number=order.work_order_number, part_id=str(order.part_id),
                 part_number=order.part_number, site_id=str(order.site_id) if order.site_id else None,

@@ -5,8 +5,8 @@ Revises: <base>
 Create Date: 2026-11-22T00:29:30+00:00
 Service: auth
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import framework_tables, timeouts
 

@@ -5,8 +5,8 @@ Revises: <base>
 Create Date: 2026-11-29T16:18:55+00:00
 Service: material
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import framework_tables, timeouts
 
@@ -154,8 +154,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('idx_serialized_parts_lot_id', 'serialized_parts', ['lot_id'], unique=False)
-    op.create_index('idx_serialized_parts_part_id_process_serial', 'serialized_parts', ['part_id', 'process_serial'], unique=True)
-    op.create_index('idx_serialized_parts_part_id_product_serial', 'serialized_parts', ['part_id', 'product_serial'], unique=True)
+    op.create_index('idx_serialized_parts_part_id_process_serial', 'serialized_parts',
+                    ['part_id', 'process_serial'], unique=True)
+    op.create_index('idx_serialized_parts_part_id_product_serial', 'serialized_parts',
+                    ['part_id', 'product_serial'], unique=True)
     op.create_index('idx_serialized_parts_work_order_id', 'serialized_parts', ['work_order_id'], unique=False)
     op.create_table('consumptions',
     sa.Column('lot_id', sa.Uuid(), nullable=False),

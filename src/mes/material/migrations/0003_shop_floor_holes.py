@@ -5,8 +5,8 @@ Revises: 8b4e2d7c1a90
 Create Date: 2026-12-06T12:00:00+00:00
 Service: material
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import timeouts
 

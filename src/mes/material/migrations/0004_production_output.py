@@ -5,8 +5,8 @@ Revises: c4a9e1f0b7d2
 Create Date: 2026-12-06T12:39:32+00:00
 Service: material
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles import sequences
 from isles.migrations import timeouts
@@ -74,7 +74,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('idx_production_receipts_lot_id', 'production_receipts', ['lot_id'], unique=False)
-    op.create_index('idx_production_receipts_corrects_report_id', 'production_receipts', ['corrects_report_id'], unique=False)
+    op.create_index('idx_production_receipts_corrects_report_id', 'production_receipts',
+                    ['corrects_report_id'], unique=False)
     op.create_index('idx_production_receipts_report_id', 'production_receipts', ['report_id'], unique=True)
     op.create_index('idx_production_receipts_work_order_id', 'production_receipts', ['work_order_id'], unique=False)
     op.create_table('shipment_lines',
@@ -107,7 +108,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['consumption_id'], ['consumptions.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('idx_consumption_reversals_consumption_id', 'consumption_reversals', ['consumption_id'], unique=False)
+    op.create_index('idx_consumption_reversals_consumption_id', 'consumption_reversals',
+                    ['consumption_id'], unique=False)
     op.create_table('lot_genealogy_edges',
     sa.Column('parent_lot_id', sa.Uuid(), nullable=False),
     sa.Column('child_lot_id', sa.Uuid(), nullable=False),

@@ -5,8 +5,8 @@ Revises: <base>
 Create Date: 2026-11-22T00:29:38+00:00
 Service: resource
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import framework_tables, timeouts
 
@@ -120,7 +120,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['site_id'], ['sites.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('idx_routings_product_id_code_revision', 'routings', ['product_id', 'code', 'revision'], unique=True)
+    op.create_index('idx_routings_product_id_code_revision', 'routings',
+                    ['product_id', 'code', 'revision'], unique=True)
     op.create_index('idx_routings_site_id', 'routings', ['site_id'], unique=False)
     op.create_table('work_centers',
     sa.Column('area_id', sa.Uuid(), nullable=False),
@@ -274,7 +275,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['skill_id'], ['skills.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('idx_personnel_skills_personnel_id_skill_id', 'personnel_skills', ['personnel_id', 'skill_id'], unique=True)
+    op.create_index('idx_personnel_skills_personnel_id_skill_id', 'personnel_skills',
+                    ['personnel_id', 'skill_id'], unique=True)
     op.create_index('idx_personnel_skills_skill_id', 'personnel_skills', ['skill_id'], unique=False)
 
 

@@ -5,8 +5,8 @@ Revises: bc303498d373
 Create Date: 2026-12-06T12:00:00+00:00
 Service: resource
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import timeouts
 

@@ -5,8 +5,8 @@ Revises: <base>
 Create Date: 2026-12-06T12:43:57+00:00
 Service: traceability
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import framework_tables, timeouts
 
@@ -65,7 +65,8 @@ def upgrade() -> None:
     info={'isles_read_model': True}
     )
     op.create_index('idx_trace_events_node_id_occurred_at', 'trace_events', ['node_id', 'occurred_at'], unique=False)
-    op.create_index('idx_trace_events_work_order_key_occurred_at', 'trace_events', ['work_order_key', 'occurred_at'], unique=False)
+    op.create_index('idx_trace_events_work_order_key_occurred_at', 'trace_events',
+                    ['work_order_key', 'occurred_at'], unique=False)
     op.create_table('trace_nodes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('kind', sa.SmallInteger(), nullable=False),

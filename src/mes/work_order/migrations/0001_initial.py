@@ -5,8 +5,8 @@ Revises: <base>
 Create Date: 2026-11-29T16:19:38+00:00
 Service: work_order
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import framework_tables, timeouts
 
@@ -36,7 +36,8 @@ def upgrade() -> None:
     sa.Column('version', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('idx_production_schedules_schedule_number', 'production_schedules', ['schedule_number'], unique=True)
+    op.create_index('idx_production_schedules_schedule_number', 'production_schedules',
+                    ['schedule_number'], unique=True)
     op.create_index('idx_production_schedules_site_id', 'production_schedules', ['site_id'], unique=False)
     op.create_table('replicated_parts',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -58,7 +59,8 @@ def upgrade() -> None:
     sa.Column('version', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('idx_replicated_routings_part_id_status', 'replicated_routings', ['part_id', 'status'], unique=False)
+    op.create_index('idx_replicated_routings_part_id_status', 'replicated_routings',
+                    ['part_id', 'status'], unique=False)
     op.create_index('idx_replicated_routings_product_id', 'replicated_routings', ['product_id'], unique=False)
     op.create_index('idx_replicated_routings_site_id', 'replicated_routings', ['site_id'], unique=False)
     op.create_table('replicated_sites',
@@ -101,7 +103,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('idx_work_instructions_approved_by_id', 'work_instructions', ['approved_by_id'], unique=False)
-    op.create_index('idx_work_instructions_part_id_operation_code_revision', 'work_instructions', ['part_id', 'operation_code', 'revision'], unique=True)
+    op.create_index('idx_work_instructions_part_id_operation_code_revision', 'work_instructions',
+                    ['part_id', 'operation_code', 'revision'], unique=True)
     op.create_table('work_orders',
     sa.Column('work_order_number', sa.String(length=64), nullable=False),
     sa.Column('part_id', sa.Uuid(), nullable=False),
@@ -211,10 +214,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['work_order_id'], ['work_orders.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_index('idx_work_order_operations_instruction_id', 'work_order_operations', ['instruction_id'], unique=False)
+    op.create_index('idx_work_order_operations_instruction_id', 'work_order_operations',
+                    ['instruction_id'], unique=False)
     op.create_index('idx_work_order_operations_operator_id', 'work_order_operations', ['operator_id'], unique=False)
-    op.create_index('idx_work_order_operations_work_center_id_status', 'work_order_operations', ['work_center_id', 'status'], unique=False)
-    op.create_index('idx_work_order_operations_work_order_id_sequence', 'work_order_operations', ['work_order_id', 'sequence'], unique=True)
+    op.create_index('idx_work_order_operations_work_center_id_status', 'work_order_operations',
+                    ['work_center_id', 'status'], unique=False)
+    op.create_index('idx_work_order_operations_work_order_id_sequence', 'work_order_operations',
+                    ['work_order_id', 'sequence'], unique=True)
     op.create_table('performance_reports',
     sa.Column('work_order_id', sa.Uuid(), nullable=False),
     sa.Column('operation_id', sa.Uuid(), nullable=False),

@@ -5,8 +5,8 @@ Revises: 3f1c0a9d2b71
 Create Date: 2026-12-06T12:00:00+00:00
 Service: work_order
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import timeouts
 

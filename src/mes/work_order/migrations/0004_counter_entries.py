@@ -5,8 +5,8 @@ Revises: 5d2b8f3e9a41
 Create Date: 2026-12-06T12:39:34+00:00
 Service: work_order
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from isles.migrations import timeouts
 
