@@ -339,7 +339,8 @@ class Shop:
                 if r.status_code != 201:
                     raise RuntimeError(f"setup: POST {url} answered {r.status_code}: {r.text[:300]}")
         self.part_ids = [p["id"] for p in parts] + [p["id"] for p in self.parts]
-        self.lots = [lot["id"] for lot in (await self.client.get("/api/material/lots", params={"limit": 100})).json()["items"]]
+        lots = (await self.client.get("/api/material/lots", params={"limit": 100})).json()["items"]
+        self.lots = [lot["id"] for lot in lots]
         self.orders = [o["id"] for o in
                        (await self.client.get("/api/work-order/work-orders", params={"limit": 100})).json()["items"]]
         for _ in range(3):  # a few released lots and orders to issue from, before the traffic starts
@@ -504,7 +505,8 @@ async def sample(server: Server, dbs: Databases, stats: Stats, since: float, sta
     return Sample(t=now - start, requests=len(window), rps=len(window) / max(now - since, 1e-9),
                   c4xx=sum(400 <= r[3] < 500 for r in window), c5xx=sum(r[3] >= 500 for r in window),
                   failed=sum(r[3] == 0 for r in window), p50=percentile(ms, 0.5), p99=percentile(ms, 0.99),
-                  rss=rss, fds=fds, cpu=server.cpu_seconds(), pressure=cpu_pressure(), conns=await dbs.connections(server.pid), tables=tables)
+                  rss=rss, fds=fds, cpu=server.cpu_seconds(), pressure=cpu_pressure(),
+                  conns=await dbs.connections(server.pid), tables=tables)
 
 
 async def watch(server: Server, dbs: Databases, stats: Stats, start: float, interval: float,
@@ -520,7 +522,8 @@ async def watch(server: Server, dbs: Databases, stats: Stats, start: float, inte
         seen, since = end, time.monotonic()
         s = samples[-1]
         console.print(f"[dim]{s.t:6.0f}s  {s.rps:5.1f} req/s  p99 {s.p99:6.1f} ms  4xx {s.c4xx}  5xx {s.c5xx}  "
-                      f"rss {s.rss:6.1f} MiB  backlog {s.total('backlog')}  inbox {s.total('inbox')}[/]", soft_wrap=True)
+                      f"rss {s.rss:6.1f} MiB  backlog {s.total('backlog')}  inbox {s.total('inbox')}[/]",
+                      soft_wrap=True)
 
 
 def cpu_pressure() -> float:
@@ -551,7 +554,8 @@ async def replica_mismatches(dbs: Databases) -> list[str]:
             if copy != owner[key][index]:
                 found.append(f"{where} {key} {name}: copy {copy!r}, owner {owner[key][index]!r}")
 
-    for i, part, number, name in await dbs.query("work_order", "SELECT id, part_id, part_number, part_name FROM work_orders"):
+    for i, part, number, name in await dbs.query("work_order",
+                                                 "SELECT id, part_id, part_number, part_name FROM work_orders"):
         compare(f"work_order.work_orders[{_id(i)}] part", _id(part), parts,
                 {"part_number": (number, 0), "part_name": (name, 1)})
     for i, number, name in await dbs.query("work_order", "SELECT id, part_number, part_name FROM replicated_parts"):
@@ -668,8 +672,8 @@ def print_result(r: dict[str, Any]) -> None:
     windows = " (short windows: outbox 60 s, inbox 90 s, purge every 5 s)" if r["short_windows"] else ""
     table = Table(title=f"isles soak: isles run on {r['db']}, {r['rate']:g} req/s offered{windows}",
                   header_style="bold")
-    for column in ("t s", "req/s", "4xx", "5xx", "p50 ms", "p99 ms", "server CPU", "CPU wait", "RSS MiB", "fds", "connections",
-                   "backlog", "outbox", "inbox", "dead"):
+    for column in ("t s", "req/s", "4xx", "5xx", "p50 ms", "p99 ms", "server CPU", "CPU wait", "RSS MiB", "fds",
+                   "connections", "backlog", "outbox", "inbox", "dead"):
         table.add_column(column, justify="right")
     before = None
     for s in r["samples"]:
@@ -709,13 +713,15 @@ def print_result(r: dict[str, Any]) -> None:
                       f"{before['dead']} -> {rows['dead']}")
     console.print(table)
 
-    basis = ("after the first 10 minutes" if window == 600 else f"after the first third ({window:.0f} s) of this short run")
+    basis = ("after the first 10 minutes" if window == 600
+             else f"after the first third ({window:.0f} s) of this short run")
     console.print(f"RSS slope and inbox growth: least squares over the samples {basis}; p99 first/last: all "
                   f"requests of the first and the last {window:.0f} s.")
     console.print(f"requests {r['requests']}, errors {r['errors']} (4xx {r['c4xx']}, 5xx {r['c5xx']}, no response "
                   f"{r['failed']}, idempotent retries that did not replay {r['bad_replays']}), skipped (over "
                   f"{MAX_IN_FLIGHT} in flight) {r['skipped']}; server log tracebacks {r['tracebacks']}; "
-                  f"server exit status {r['exit_status']} (130: Ctrl+C); outbox growth {r['outbox_growth']:.1f} rows/min; "
+                  f"server exit status {r['exit_status']} (130: Ctrl+C); "
+                  f"outbox growth {r['outbox_growth']:.1f} rows/min; "
                   f"this bench's own CPU {r['client_cpu']:.0%} of one core")
     for line in r["unexpected"]:
         console.print(f"  [yellow]{line}[/]")
