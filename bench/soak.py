@@ -35,6 +35,7 @@ import os
 import random
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import sqlite3
@@ -606,13 +607,16 @@ async def run(db: str, minutes: float, rate: float, interval: float, short_windo
     data_dir = Path(tempfile.mkdtemp(prefix="isles-soak-"))
     dbs = Databases(db, _services(), data_dir)
     password = "Soak-" + secrets.token_urlsafe(18)
-    await dbs.create()
-    server = Server(dbs, free_port(), password, SHORT_WINDOWS if short_windows else {})
     rng = random.Random(seed)
     stats = Stats()
-    shop = Shop(f"http://127.0.0.1:{server.port}", password, stats, rng)
     samples: list[Sample] = []
+    server: Server | None = None
+    shop: Shop | None = None
+    finished = False
     try:
+        await dbs.create()
+        server = Server(dbs, free_port(), password, SHORT_WINDOWS if short_windows else {})
+        shop = Shop(f"http://127.0.0.1:{server.port}", password, stats, rng)
         console.print(f"[dim]starting isles run on {db} (port {server.port}, data {data_dir}) ...[/]")
         await server.start()
         await shop.setup()
@@ -622,18 +626,26 @@ async def run(db: str, minutes: float, rate: float, interval: float, short_windo
         watcher = asyncio.create_task(watch(server, dbs, stats, start, interval, samples, stop))
         refresher = asyncio.create_task(shop.keep_token())
         client_cpu = _own_cpu()
-        await offer(shop, rate, minutes * 60, rng)
-        client_cpu = (_own_cpu() - client_cpu) / (time.monotonic() - start)
-        stop.set()
-        await watcher
-        refresher.cancel()
+        try:
+            await offer(shop, rate, minutes * 60, rng)
+        finally:
+            client_cpu = (_own_cpu() - client_cpu) / (time.monotonic() - start)
+            stop.set()
+            refresher.cancel()
+            await watcher
         mismatches = await settle(dbs, lambda: replica_mismatches(dbs))
         final = await sample(server, dbs, stats, time.monotonic(), start, len(stats.records))
         tracebacks = server.tracebacks()
+        finished = True
     finally:
-        await shop.close()
-        status = await server.stop()
+        if shop is not None:
+            await shop.close()
+        status = await server.stop() if server is not None else None
         await dbs.drop()
+        if finished:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        else:
+            console.print(f"[red]the soak stopped early[/]; the server's log and data stay in {data_dir}")
     result = summarise(db, minutes, rate, short_windows, stats, samples, final, mismatches, tracebacks, status, start)
     result["client_cpu"] = client_cpu
     return result
