@@ -26,10 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import tempfile
-import resource
 import time
 import uuid
 from contextvars import ContextVar

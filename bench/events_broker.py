@@ -188,7 +188,8 @@ def _sample_records(count: int) -> list:
 async def _raw_kafka(bootstrap: str, count: int) -> tuple[float, float]:
     """(producer records/s, end-to-end produce+consume records/s) with plain aiokafka."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from isles.transport.kafka import KafkaSettings, to_record, _support_init_producer_id_v3
+
+    from isles.transport.kafka import KafkaSettings, _support_init_producer_id_v3, to_record
     _support_init_producer_id_v3()
     topic = f"raw.{uuid.uuid4().hex[:8]}.events"
     records = [(e.partitionkey.encode(), to_record(e)) for e in _sample_records(count)]

@@ -8,15 +8,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import toy_shop
 from sqlalchemy import func, insert, select, update
 
-import toy_shop
 from conftest import TOPOLOGIES
 from isles.events import Envelope
+from isles.outbox import outbox_row as _outbox_row
 from isles.relay import Relay
 from isles.tables import DEAD, RESOLVED, WAITING
 from isles.transport import InMemoryTransport
-from isles.outbox import outbox_row as _outbox_row
 
 pytestmark = pytest.mark.parametrize("shop_env", TOPOLOGIES, indirect=True)
 

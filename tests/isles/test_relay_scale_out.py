@@ -6,9 +6,9 @@ import dataclasses
 import random
 
 import pytest
+import toy_shop
 from sqlalchemy import text
 
-import toy_shop
 from isles.config import resolve_database
 from isles.database import Database
 from isles.dialects import dialect_for

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from isles import Service
 from isles.config import resolve_database
-from isles.lint import finalize
-from isles.lint import migration_sql, models
+from isles.lint import finalize, migration_sql, models
 from isles.lint.boundaries import ServiceCode
 from isles.lint.boundaries import check as check_boundaries
 from isles.migrations.render import render_all

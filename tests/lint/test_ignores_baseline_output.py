@@ -35,6 +35,7 @@ def test_severity_settings_and_off():
 
 def test_baseline_accepts_known_findings_only(tmp_path):
     from isles.lint import models
+
     from .conftest import load
     path = FIXTURES / "models" / "ISL106_fail.py"
     before = lint_model_file(path)

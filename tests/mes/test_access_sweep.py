@@ -21,12 +21,11 @@ from typing import Any, AsyncIterator
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
+from mes_helpers import ADMIN_PASSWORD, PASSWORD, bearer
 
 from isles import ConfigurationError, System
 from isles.api import create_app
-from isles.security import (ACCESS_EXTENSION, PUBLIC, Guard, Principal, access_map, decode_access_token,
-                            document_access)
-from mes_helpers import ADMIN_PASSWORD, PASSWORD, bearer
+from isles.security import ACCESS_EXTENSION, PUBLIC, Guard, Principal, access_map, decode_access_token, document_access
 
 A = "/api/auth"
 

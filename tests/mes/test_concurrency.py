@@ -11,9 +11,8 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from mes_helpers import M, Plant, W, make_crew, postgres_env, running_mes
 from sqlalchemy import text
-
-from mes_helpers import M, W, Plant, make_crew, postgres_env, running_mes
 
 pytestmark = pytest.mark.postgres
 N = 20

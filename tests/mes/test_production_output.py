@@ -9,7 +9,6 @@ is corrected by a counter-entry, and the order's totals and the finished lot fol
 from __future__ import annotations
 
 import pytest
-
 from mes_helpers import Plant, make_crew, postgres_env, running_mes
 
 M, W = "/api/material", "/api/work-order"

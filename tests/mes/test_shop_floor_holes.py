@@ -94,9 +94,11 @@ async def test_a_fractional_order_for_a_serial_tracked_part_is_refused(plant):
 # -- expiry holds by the clock, whether or not the sweep ran ---------------------------------------------------
 async def _expire_now(plant, *lots: dict) -> None:
     """Move the lots' expiry into the past behind the API's back (as time passing would)."""
-    from sqlalchemy import update
-    from mes.material.models import MaterialLot
     import uuid
+
+    from sqlalchemy import update
+
+    from mes.material.models import MaterialLot
     runtime = plant.api.system.runtime("material")
     async with runtime.database.engine.begin() as conn:
         await conn.execute(update(MaterialLot).where(MaterialLot.id.in_([uuid.UUID(lot["id"]) for lot in lots]))
@@ -130,10 +132,12 @@ async def test_an_expired_lot_is_refused_at_every_use_and_in_every_total(plant):
 
 
 async def test_the_system_runs_a_services_periodic_jobs(mes_env):
+    import asyncio
+
+    from sqlalchemy import MetaData
+
     from isles import Service, System
     from isles.jobs import Job
-    from sqlalchemy import MetaData
-    import asyncio
     runs = []
 
     async def tick(uow):

@@ -18,12 +18,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
-
 import toy_shop
-from shop_over_broker import (assert_exactly_once_in_order, build, committed_versions, kafka_transport,
-                              outbox_backlog, redis_transport, unique_system_name, wait_applied)
+from aiokafka import AIOKafkaProducer
 from conftest_helpers import free_port
+from shop_over_broker import (
+    assert_exactly_once_in_order,
+    build,
+    committed_versions,
+    kafka_transport,
+    outbox_backlog,
+    redis_transport,
+    unique_system_name,
+    wait_applied,
+)
 from transport_harness import Recorder, wait_for
 
 from isles.transport.kafka import BrokerUnavailable, KafkaSettings, KafkaTransport, PoisonMessage, TopicMismatch

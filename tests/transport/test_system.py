@@ -6,16 +6,22 @@ and an event whose handler keeps failing is dead-lettered while the other keys k
 from __future__ import annotations
 
 import pytest
-
 import toy_shop
-from shop_over_broker import (assert_exactly_once_in_order, build, committed_versions, kafka_transport,
-                              redis_transport, unique_system_name, wait_applied)
+from shop_over_broker import (
+    assert_exactly_once_in_order,
+    build,
+    committed_versions,
+    kafka_transport,
+    redis_transport,
+    unique_system_name,
+    wait_applied,
+)
 
+from isles.errors import ConfigurationError
 from isles.transport.factory import transport_from_env
 from isles.transport.kafka import KafkaTransport
 from isles.transport.memory import InMemoryTransport
 from isles.transport.redis_streams import RedisStreamsTransport
-from isles.errors import ConfigurationError
 
 CASES = [pytest.param("kafka", "sqlite", marks=pytest.mark.kafka),
          pytest.param("kafka", "postgres", marks=[pytest.mark.kafka, pytest.mark.postgres]),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 from aiokafka.structs import ConsumerRecord
-
 from transport_harness import envelope
 
 from isles.transport.kafka import PoisonMessage, from_record, mask_brokers, to_record
@@ -61,6 +60,7 @@ def test_redis_entry_round_trip_and_poison():
 
 def _binding_reads(message) -> object:
     from cloudevents.core.bindings import kafka as ce_kafka
+
     from isles.events import Envelope
     from isles.transport.kafka import _READ_FORMAT
     return Envelope.from_cloudevent(ce_kafka.from_binary(ce_kafka.KafkaMessage(dict(message.headers), message.key,

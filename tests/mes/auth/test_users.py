@@ -77,6 +77,7 @@ async def test_users_cannot_be_deleted_at_the_database(api, system):
     import pytest
     from sqlalchemy import delete
     from sqlalchemy.exc import DBAPIError
+
     from mes.auth import service
     from mes.auth.models import User
     admin = await api.token()

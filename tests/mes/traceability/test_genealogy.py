@@ -10,9 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from isles.consumer import Consumer  # noqa: E402
 from mes_helpers import bearer, postgres_env, running_mes  # noqa: E402
 from story import Story  # noqa: E402
+
+from isles.consumer import Consumer  # noqa: E402
 
 T = "/api/traceability"
 
