@@ -192,7 +192,7 @@ class FlakyTransport(InMemoryTransport):
         good = [e for e in envelopes if e.partitionkey not in self.bad_keys]
         results = iter(await super().publish(topic, good))
         results = [ConnectionError("rejected") if e.partitionkey in self.bad_keys else next(results) for e in envelopes]
-        self.sent += [e for e, result in zip(envelopes, results) if result is None]
+        self.sent += [e for e, result in zip(envelopes, results, strict=True) if result is None]
         return results
 
     def versions_sent(self, key: Any) -> list[int | None]:
