@@ -48,7 +48,8 @@ def lint_migration_case(case: str, tmp_path: Path):
 
 def shop(kind: str) -> list[ServiceCode]:
     root = FIXTURES / "boundary" / kind / "shop"
-    return [ServiceCode("orders", "shop.orders", root / "orders"), ServiceCode("billing", "shop.billing", root / "billing")]
+    return [ServiceCode("orders", "shop.orders", root / "orders"),
+            ServiceCode("billing", "shop.billing", root / "billing")]
 
 
 def lint_shop(kind: str):

@@ -74,4 +74,5 @@ def test_output_formats():
     assert region["artifactLocation"]["uri"].endswith("ISL102_fail.py") and region["region"]["startLine"] > 0
 
     annotation = render(report, "github")
-    assert annotation.startswith("::error file=") and ",line=" in annotation and "title=ISL102 column-name::" in annotation
+    assert annotation.startswith("::error file=") and ",line=" in annotation
+    assert "title=ISL102 column-name::" in annotation

@@ -190,8 +190,8 @@ def test_access_is_read_from_the_route_and_its_routers_dependencies():
                                        scopes=frozenset({"toy:write"})))
     assert not things.allows(Principal(user_id="u", username="u", roles=frozenset({"admin"})))
     operation = _toy_app().openapi()["paths"]["/api/toy/things"]["post"]
-    assert operation[ACCESS_EXTENSION] == {"public": False, "roles": [["engineer"]], "scopes": ["toy:read", "toy:write"],
-                                            "interactive": False}
+    assert operation[ACCESS_EXTENSION] == {"public": False, "roles": [["engineer"]],
+                                            "scopes": ["toy:read", "toy:write"], "interactive": False}
     assert operation["description"].startswith("Make a thing.") and "Access: scopes toy:read, toy:write" in \
         operation["description"]
 

@@ -63,7 +63,8 @@ async def test_material_commands_in_parallel(mes_env, pg_database):
         # sublot: 20 x 1 from a lot of 10, numbers never shared
         lot = await plant.lot(c1, 10)
         assert (await _parallel([sublot(lot, 1) for _ in range(N)])).count(201) == 10
-        numbers = await _rows(api, "material", f"SELECT sublot_number FROM material_sublots WHERE lot_id = '{lot['id']}'")
+        numbers = await _rows(api, "material",
+                              f"SELECT sublot_number FROM material_sublots WHERE lot_id = '{lot['id']}'")
         assert len({n for (n,) in numbers}) == 10
         # the reported defect: a 5-unit sublot and a 5-unit issue of one 5-unit lot, both at once
         for _ in range(3):

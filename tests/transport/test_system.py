@@ -79,7 +79,8 @@ async def _drop_redis_keys(url: str, fragment: str) -> None:
 def test_factory_chooses_by_settings():
     assert isinstance(transport_from_env({}), InMemoryTransport)
     assert isinstance(transport_from_env({"ISLES_TRANSPORT": "memory"}), InMemoryTransport)
-    kafka = transport_from_env({"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CLIENT_ID": "mes", "ISLES_KAFKA_PARTITIONS": "3"})
+    kafka = transport_from_env({"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CLIENT_ID": "mes",
+                                "ISLES_KAFKA_PARTITIONS": "3"})
     assert isinstance(kafka, KafkaTransport) and kafka.settings.partitions == 3 and kafka.settings.client_id == "mes"
     assert kafka.settings.max_batch_bytes == 256 * 1024
     tuned = transport_from_env({"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_MAX_BATCH_BYTES": "65536"})

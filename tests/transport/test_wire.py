@@ -19,7 +19,8 @@ def test_kafka_binary_mode_round_trip():
     sent = envelope("mes", "P-12345", 3)
     message = to_record(sent)
     assert message.key == "P-12345"
-    assert message.headers["ce_type"] == b"mes.svc.thing.changed" and message.headers["content-type"] == b"application/json"
+    assert message.headers["ce_type"] == b"mes.svc.thing.changed"
+    assert message.headers["content-type"] == b"application/json"
     assert message.value == sent.data  # the JSON data as the record value, byte for byte
     got = from_record(_record(message.headers.items(), b"P-12345", message.value))
     assert (got.id, got.type, got.source, got.partitionkey, got.entityversion, got.data, got.traceparent) == \

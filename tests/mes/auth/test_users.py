@@ -9,7 +9,8 @@ async def outbox_types(system, service="auth"):
     runtime = system.runtime(service)
     outbox = runtime.tables.outbox
     async with runtime.database.engine.connect() as conn:
-        return [(r.type, orjson.loads(r.data)) for r in (await conn.execute(select(outbox).order_by(outbox.c.id))).all()]
+        rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).all()
+        return [(r.type, orjson.loads(r.data)) for r in rows]
 
 
 async def test_only_admins_manage_users(api):
