@@ -188,7 +188,7 @@ async def main(argv: list[str] | None = None) -> int:
     client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         await client.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - whatever the failure, Redis is not reachable: say so
         print(f"bench.cache: Redis is not reachable ({type(exc).__name__}); start it or pass --redis-url",
               file=sys.stderr)
         return 2

@@ -96,8 +96,13 @@ async def test_material_commands_in_parallel(mes_env, pg_database):
         assert len(merged) == 2 + 4 or len(merged) == 2 + 2, merged  # each source merged at most once
         # issue and sublot and split and merge, all against one lot at once
         lot, other = await plant.lot(c1, 12), await plant.lot(c1, 3)
-        split = lambda: http.post(f"{M}/lots/{lot['id']}/split", headers=op, json={"quantity": 2})  # noqa: E731
-        merge = lambda: http.post(f"{M}/lots/merge", headers=op, json={"lotIds": [lot["id"], other["id"]]})  # noqa: E731
+
+        def split():
+            return http.post(f"{M}/lots/{lot['id']}/split", headers=op, json={"quantity": 2})
+
+        def merge():
+            return http.post(f"{M}/lots/merge", headers=op, json={"lotIds": [lot["id"], other["id"]]})
+
         commands = (lambda: issue(lot, 2), lambda: sublot(lot, 2), split, merge)
         await _parallel([commands[i % 4]() for i in range(N)])
         await _material_invariants(api)

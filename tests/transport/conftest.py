@@ -23,7 +23,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))                    # transport_harness, replica_worker
 sys.path.insert(0, str(HERE.parent / "isles"))   # toy_shop
 
-from conftest_helpers import REQUIRE_SERVERS, free_port  # noqa: E402
+from conftest_helpers import REQUIRE_SERVERS, free_port  # noqa: E402 - importable only after the sys.path line above
 
 
 def tansu_binary() -> str | None:

@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mes_helpers import bearer, postgres_env, running_mes  # noqa: E402
-from story import Story  # noqa: E402
+from mes_helpers import bearer, postgres_env, running_mes  # noqa: E402 - importable only after the sys.path line above
+from story import Story  # noqa: E402 - importable only after the sys.path line above
 
-from isles.consumer import Consumer  # noqa: E402
+from isles.consumer import Consumer  # noqa: E402 - after sys.path, as the imports above
 
 T = "/api/traceability"
 
