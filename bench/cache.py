@@ -62,7 +62,7 @@ async def bench_get_many(url: str, namespace: str, rounds: int, batches: int) ->
         started = time.perf_counter()
         for ids in sets:
             values = await raw.mget([raw_prefix + id for id in ids])
-            {id: loads(v) for id, v in zip(ids, values) if v is not None}
+            {id: loads(v) for id, v in zip(ids, values, strict=True) if v is not None}
         return time.perf_counter() - started
 
     raw_prefix_b = raw_prefix.encode()
@@ -73,7 +73,7 @@ async def bench_get_many(url: str, namespace: str, rounds: int, batches: int) ->
         started = time.perf_counter()
         for ids in sets:
             values = await raw.mget([raw_prefix_b + id.encode() for id in ids])
-            {id: loads(v) for id, v in zip(ids, values) if v is not None}
+            {id: loads(v) for id, v in zip(ids, values, strict=True) if v is not None}
         return time.perf_counter() - started
 
     async def run_cache() -> float:
@@ -188,7 +188,7 @@ async def main(argv: list[str] | None = None) -> int:
     client = aioredis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         await client.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - whatever the failure, Redis is not reachable: say so
         print(f"bench.cache: Redis is not reachable ({type(exc).__name__}); start it or pass --redis-url",
               file=sys.stderr)
         return 2
@@ -215,10 +215,10 @@ async def main(argv: list[str] | None = None) -> int:
               for i in range(5)]
     header = ("measure", "cache", "baseline / workload", "result", "goal")
     print(f"isles.cache benchmark ({'quick' if quick else 'full'}), Redis {url.rsplit('@', 1)[-1]}")
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
     print(f"(c) warmed {c['keys']:,} keys in {c['warm_s']:.1f}s; workload ran at {c['ops_per_s']:,.0f} ops/s")
     print(f"RESULT cache get_many_ratio={a['ratio']:.3f} l1_gets_per_s={b['gets_per_s']:.0f} "
           f"hit_rate={c['hit_rate']:.4f} stale_reads={c['stale_reads']}")

@@ -26,10 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import sys
 import tempfile
-import resource
 import time
 import uuid
 from contextvars import ContextVar
@@ -379,8 +379,9 @@ def print_results(results: list[dict[str, Any]]) -> None:
                    "ratio"):
         table.add_column(column, justify="right")
     for r in results:
-        table.add_row(r["transport"], r["db"], str(r.get("writers", 8)), f"{r['rate']} ({r.get('achieved_rate', r['rate'])})",
-                      f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", str(r["throughput"]),
+        table.add_row(r["transport"], r["db"], str(r.get("writers", 8)),
+                      f"{r['rate']} ({r.get('achieved_rate', r['rate'])})", f"{r['p50_ms']:.2f}",
+                      f"{r['p99_ms']:.2f}", str(r["throughput"]),
                       str(r["baseline_throughput"]), f"{r['ratio']:.0%}")
     console.print(table)
     console.print("baseline: the same two writes with no outbox, relay or inbox (no delivery guarantee); "
@@ -397,12 +398,14 @@ def print_results(results: list[dict[str, Any]]) -> None:
         console.print(table)
     cpu = [r for r in results if "cpu_ms_per_event" in r]
     if cpu:
-        table = Table(title="CPU of this process per event (ms) and database round trips per event", header_style="bold")
+        table = Table(title="CPU of this process per event (ms) and database round trips per event",
+                      header_style="bold")
         for column in ("db", "writers", "durable", "baseline", "overhead", "round trips", "producer", "relay",
                        "consumer", "baseline trips"):
             table.add_column(column, justify="right")
         for r in cpu:
-            table.add_row(r["db"], str(r["writers"]), f"{r['cpu_ms_per_event']:.3f}", f"{r['baseline_cpu_ms_per_event']:.3f}",
+            table.add_row(r["db"], str(r["writers"]), f"{r['cpu_ms_per_event']:.3f}",
+                          f"{r['baseline_cpu_ms_per_event']:.3f}",
                           f"{r['overhead_cpu_ms_per_event']:.3f}", f"{r['round_trips_per_event']:.2f}",
                           f"{r['producer_round_trips']:.2f}", f"{r['relay_round_trips']:.2f}",
                           f"{r['consumer_round_trips']:.2f}", f"{r['baseline_round_trips_per_event']:.2f}")

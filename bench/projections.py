@@ -139,7 +139,8 @@ async def main(quick: bool) -> None:
     table = Table(title=f"projection rebuild, {n:,} events over {KEYS:,} keys, pages of {PAGE}")
     for column in ("path", "events/s", "seconds"):
         table.add_column(column, justify="right" if column != "path" else "left")
-    table.add_row("rebuild (read log, decode, handler, checkpoint, swap)", f"{rebuild_eps:,.0f}", f"{report.seconds:.1f}")
+    table.add_row("rebuild (read log, decode, handler, checkpoint, swap)", f"{rebuild_eps:,.0f}",
+                  f"{report.seconds:.1f}")
     table.add_row("baseline (precomputed rows, executemany)", f"{baseline_eps:,.0f}", f"{n / baseline_eps:.1f}")
     table.add_row("ratio (goal >= 0.5)", f"{ratio:.3f}", "")
     console.print(table)

@@ -74,7 +74,7 @@ async def test_l1_entries_always_expire(make_cache):
     await asyncio.sleep(0.15)
     await cache.get(PART, "p")
     assert cache.counters.l1_hits == 1  # expired in L1: read from the backend again
-    value, deadline = cache._l1.data[f"part:p"]
+    value, deadline = cache._l1.data["part:p"]
     assert deadline - time.monotonic() <= 0.1
 
 

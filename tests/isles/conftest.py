@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # toy_shop is also imported by crash-test subprocesses
 
-import toy_shop  # noqa: E402
+import toy_shop  # noqa: E402 - importable only after the sys.path line above
 
 TOPOLOGIES = ["sqlite", pytest.param("pg-database", marks=pytest.mark.postgres),
               pytest.param("pg-schema", marks=pytest.mark.postgres)]

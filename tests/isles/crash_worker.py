@@ -11,9 +11,8 @@ import os
 import random
 import sys
 
-from sqlalchemy import func, select
-
 import toy_shop
+from sqlalchemy import func, select
 
 
 async def produce() -> None:

@@ -14,7 +14,8 @@ ISLES = [sys.executable, "-m", "isles.cli"]
 
 def isles(*args: str, env: dict[str, str], system: str | None = "mes.system:system") -> subprocess.CompletedProcess:
     """Run ``isles`` in a folder with no pyproject.toml, on ``system`` (given as ISLES_SYSTEM)."""
-    full_env = {**os.environ, **env, "COLUMNS": "200", "PYTHONPATH": f"{Path(__file__).parent}{os.pathsep}{ROOT / 'src'}"}
+    full_env = {**os.environ, **env, "COLUMNS": "200",
+                "PYTHONPATH": f"{Path(__file__).parent}{os.pathsep}{ROOT / 'src'}"}
     full_env.pop("ISLES_SYSTEM", None)
     if system:
         full_env["ISLES_SYSTEM"] = system

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-
 import toy_shop
+from sqlalchemy import select
 
 HERE = Path(__file__).parent
 SRC = HERE.parent.parent / "src"

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+import toy_shop
 from sqlalchemy import MetaData
 
-import toy_shop
 from isles import Event, Handlers, Payload, Replica, Service, System, UnitOfWork
 from isles.errors import ConfigurationError, DatabaseUnavailable, EventError, UnknownEventType
 

@@ -177,7 +177,7 @@ async def test_write_outbox_writes_every_row_in_order(shop):
         got = (await conn.execute(select(outbox).where(outbox.c.event_id.in_([r["event_id"] for r in rows]))
                                   .order_by(outbox.c.id))).mappings().all()
     assert [r["event_id"] for r in got] == [r["event_id"] for r in rows]
-    for written, read in zip(rows, got):
+    for written, read in zip(rows, got, strict=True):
         assert {k: as_utc(read[k]) if k == "occurred_at" else read[k] for k in written} == written
         assert read["published_at"] is None and read["attempts"] == 0 and read["data_version"] == 1
 
@@ -230,6 +230,7 @@ async def test_relay_connection_runs_each_statement_alone_and_recovers_from_erro
         assert conn is None  # SQLite's one connection is shared: the relay takes it per transaction
         return
     from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
     outbox = runtime.tables.outbox
     async with shop.service("catalog").unit_of_work() as uow:
         await runtime.dialect.write_outbox(uow, outbox, _outbox_rows(["a"]), runtime.topic)
@@ -239,7 +240,7 @@ async def test_relay_connection_runs_each_statement_alone_and_recovers_from_erro
         await conn.execute(outbox.update().values(attempts=7))
         async with runtime.database.engine.connect() as other:  # committed by itself, at once
             assert set((await other.scalars(select(outbox.c.attempts))).all()) == {7}
-        with pytest.raises(Exception):
+        with pytest.raises(ProgrammingError, match="no_such_column"):
             await conn.execute(text("SELECT no_such_column FROM isles_outbox"))
         assert (await conn.execute(text("SHOW synchronous_commit"))).scalar() == "off"  # a fresh session
     finally:

@@ -5,8 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
-
 import toy_shop
+
 from isles.errors import ConfigurationError, InvalidPayload
 from isles.events import Envelope, EventRegistry, decode, new_traceparent, rfc3339
 

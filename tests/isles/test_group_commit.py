@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import toy_shop
 from sqlalchemy import bindparam, select, update
 
-import toy_shop
 from conftest import TOPOLOGIES
 from isles import Envelope
 from isles.tables import DEAD, WAITING

@@ -6,9 +6,9 @@ import asyncio
 
 import asyncpg
 import pytest
+import toy_shop
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 
-import toy_shop
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 pytestmark = pytest.mark.postgres

@@ -8,15 +8,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import toy_shop
 from sqlalchemy import func, insert, select, update
 
-import toy_shop
 from conftest import TOPOLOGIES
 from isles.events import Envelope
+from isles.outbox import outbox_row as _outbox_row
 from isles.relay import Relay
 from isles.tables import DEAD, RESOLVED, WAITING
 from isles.transport import InMemoryTransport
-from isles.outbox import outbox_row as _outbox_row
 
 pytestmark = pytest.mark.parametrize("shop_env", TOPOLOGIES, indirect=True)
 
@@ -192,7 +192,7 @@ class FlakyTransport(InMemoryTransport):
         good = [e for e in envelopes if e.partitionkey not in self.bad_keys]
         results = iter(await super().publish(topic, good))
         results = [ConnectionError("rejected") if e.partitionkey in self.bad_keys else next(results) for e in envelopes]
-        self.sent += [e for e, result in zip(envelopes, results) if result is None]
+        self.sent += [e for e, result in zip(envelopes, results, strict=True) if result is None]
         return results
 
     def versions_sent(self, key: Any) -> list[int | None]:

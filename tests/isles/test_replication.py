@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 import toy_shop
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

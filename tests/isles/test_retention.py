@@ -12,16 +12,23 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import toy_shop
 from sqlalchemy import func, select
 
-import toy_shop
 from conftest import TOPOLOGIES
 from isles.errors import ConfigurationError
 from isles.events import Envelope
 from isles.orm import utcnow
 from isles.outbox import envelope_from_row
-from isles.retention import (CLOCK_ALLOWANCE, EventTooOld, RetentionSettings, parse_duration, purge_inbox,
-                             retention_settings, too_old)
+from isles.retention import (
+    CLOCK_ALLOWANCE,
+    EventTooOld,
+    RetentionSettings,
+    parse_duration,
+    purge_inbox,
+    retention_settings,
+    too_old,
+)
 from isles.tables import DEAD
 
 DAY = timedelta(days=1)

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 import saga_shop as shop
-from conftest import TOPOLOGIES
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from conftest import TOPOLOGIES
 from isles import Envelope, EventError, System
 from isles.errors import ConfigurationError
 from isles.messaging import Command, command_topic

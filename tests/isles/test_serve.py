@@ -95,7 +95,7 @@ async def test_material_and_work_order_in_their_own_processes(env, pg_database, 
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                raise AssertionError(f"{name} did not stop on SIGTERM (graceful shutdown)")
+                raise AssertionError(f"{name} did not stop on SIGTERM (graceful shutdown)") from None
 
 
 async def _up(client: httpx.AsyncClient) -> bool:

@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import text
-
 import toy_shop
+from sqlalchemy import text
 
 from isles.errors import ConfigurationError
 

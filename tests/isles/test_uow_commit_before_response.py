@@ -3,10 +3,10 @@ client, never a 200 for a change that was lost."""
 from __future__ import annotations
 
 import httpx
+import toy_shop
 from fastapi import APIRouter
 from sqlalchemy.exc import OperationalError
 
-import toy_shop
 from isles.api import create_app
 from isles.http import Uow
 from isles.unit_of_work import UnitOfWork

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from isles import Service
 from isles.config import resolve_database
-from isles.lint import finalize
-from isles.lint import migration_sql, models
+from isles.lint import finalize, migration_sql, models
 from isles.lint.boundaries import ServiceCode
 from isles.lint.boundaries import check as check_boundaries
 from isles.migrations.render import render_all
@@ -49,7 +48,8 @@ def lint_migration_case(case: str, tmp_path: Path):
 
 def shop(kind: str) -> list[ServiceCode]:
     root = FIXTURES / "boundary" / kind / "shop"
-    return [ServiceCode("orders", "shop.orders", root / "orders"), ServiceCode("billing", "shop.billing", root / "billing")]
+    return [ServiceCode("orders", "shop.orders", root / "orders"),
+            ServiceCode("billing", "shop.billing", root / "billing")]
 
 
 def lint_shop(kind: str):

@@ -35,6 +35,7 @@ def test_severity_settings_and_off():
 
 def test_baseline_accepts_known_findings_only(tmp_path):
     from isles.lint import models
+
     from .conftest import load
     path = FIXTURES / "models" / "ISL106_fail.py"
     before = lint_model_file(path)
@@ -73,4 +74,5 @@ def test_output_formats():
     assert region["artifactLocation"]["uri"].endswith("ISL102_fail.py") and region["region"]["startLine"] > 0
 
     annotation = render(report, "github")
-    assert annotation.startswith("::error file=") and ",line=" in annotation and "title=ISL102 column-name::" in annotation
+    assert annotation.startswith("::error file=") and ",line=" in annotation
+    assert "title=ISL102 column-name::" in annotation

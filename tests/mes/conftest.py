@@ -11,9 +11,10 @@ import pytest
 
 sys.path.append(str(Path(__file__).parent))  # mes_helpers (appended: other folders import their own "conftest")
 
-from isles import System  # noqa: E402
-from isles.api import create_app  # noqa: E402
-from mes_helpers import ADMIN_PASSWORD, Api, Crew, Plant, build_system, make_crew  # noqa: E402
+from mes_helpers import ADMIN_PASSWORD, Api, Crew, Plant, build_system, make_crew  # noqa: E402 - after sys.path
+
+from isles import System  # noqa: E402 - after sys.path, as the import above
+from isles.api import create_app  # noqa: E402 - after sys.path, as the import above
 
 
 @pytest.fixture

@@ -21,12 +21,11 @@ from typing import Any, AsyncIterator
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
+from mes_helpers import ADMIN_PASSWORD, PASSWORD, bearer
 
 from isles import ConfigurationError, System
 from isles.api import create_app
-from isles.security import (ACCESS_EXTENSION, PUBLIC, Guard, Principal, access_map, decode_access_token,
-                            document_access)
-from mes_helpers import ADMIN_PASSWORD, PASSWORD, bearer
+from isles.security import ACCESS_EXTENSION, PUBLIC, Guard, Principal, access_map, decode_access_token, document_access
 
 A = "/api/auth"
 
@@ -191,8 +190,8 @@ def test_access_is_read_from_the_route_and_its_routers_dependencies():
                                        scopes=frozenset({"toy:write"})))
     assert not things.allows(Principal(user_id="u", username="u", roles=frozenset({"admin"})))
     operation = _toy_app().openapi()["paths"]["/api/toy/things"]["post"]
-    assert operation[ACCESS_EXTENSION] == {"public": False, "roles": [["engineer"]], "scopes": ["toy:read", "toy:write"],
-                                            "interactive": False}
+    assert operation[ACCESS_EXTENSION] == {"public": False, "roles": [["engineer"]],
+                                            "scopes": ["toy:read", "toy:write"], "interactive": False}
     assert operation["description"].startswith("Make a thing.") and "Access: scopes toy:read, toy:write" in \
         operation["description"]
 

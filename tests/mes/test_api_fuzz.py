@@ -21,7 +21,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-
 ADMIN_PASSWORD = "Fuzzing-boss-Secret-77"
 EXAMPLES = 10  # per operation and phase; ~8,000 requests over ~160 operations in under a minute
 

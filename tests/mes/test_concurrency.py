@@ -11,9 +11,8 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from mes_helpers import M, Plant, W, make_crew, postgres_env, running_mes
 from sqlalchemy import text
-
-from mes_helpers import M, W, Plant, make_crew, postgres_env, running_mes
 
 pytestmark = pytest.mark.postgres
 N = 20
@@ -64,7 +63,8 @@ async def test_material_commands_in_parallel(mes_env, pg_database):
         # sublot: 20 x 1 from a lot of 10, numbers never shared
         lot = await plant.lot(c1, 10)
         assert (await _parallel([sublot(lot, 1) for _ in range(N)])).count(201) == 10
-        numbers = await _rows(api, "material", f"SELECT sublot_number FROM material_sublots WHERE lot_id = '{lot['id']}'")
+        numbers = await _rows(api, "material",
+                              f"SELECT sublot_number FROM material_sublots WHERE lot_id = '{lot['id']}'")
         assert len({n for (n,) in numbers}) == 10
         # the reported defect: a 5-unit sublot and a 5-unit issue of one 5-unit lot, both at once
         for _ in range(3):
@@ -96,8 +96,13 @@ async def test_material_commands_in_parallel(mes_env, pg_database):
         assert len(merged) == 2 + 4 or len(merged) == 2 + 2, merged  # each source merged at most once
         # issue and sublot and split and merge, all against one lot at once
         lot, other = await plant.lot(c1, 12), await plant.lot(c1, 3)
-        split = lambda: http.post(f"{M}/lots/{lot['id']}/split", headers=op, json={"quantity": 2})  # noqa: E731
-        merge = lambda: http.post(f"{M}/lots/merge", headers=op, json={"lotIds": [lot["id"], other["id"]]})  # noqa: E731
+
+        def split():
+            return http.post(f"{M}/lots/{lot['id']}/split", headers=op, json={"quantity": 2})
+
+        def merge():
+            return http.post(f"{M}/lots/merge", headers=op, json={"lotIds": [lot["id"], other["id"]]})
+
         commands = (lambda: issue(lot, 2), lambda: sublot(lot, 2), split, merge)
         await _parallel([commands[i % 4]() for i in range(N)])
         await _material_invariants(api)

@@ -4,9 +4,8 @@ entity, each with its own version)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
-
 from mes_helpers import postgres_env, running_mes
+from sqlalchemy import select
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

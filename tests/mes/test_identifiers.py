@@ -7,11 +7,10 @@ bidirectional-control and byte-order-mark characters are refused.
 from __future__ import annotations
 
 import pytest
-
 from mes_helpers import M, W
 
-LOOK_ALIKES = ["P-100\u200b", "P-1\u200d00", " P-100", "P-100 ", "p-100", "\uff30-100", "P\u2011100".replace("\u2011", "-"),
-               "\u00a0P-100"]
+LOOK_ALIKES = ["P-100\u200b", "P-1\u200d00", " P-100", "P-100 ", "p-100", "\uff30-100",
+               "P\u2011100".replace("\u2011", "-"), "\u00a0P-100"]
 HIDDEN = {"\u202e": "RIGHT-TO-LEFT OVERRIDE", "\ufeff": "U+FEFF", "\u2066": "LEFT-TO-RIGHT ISOLATE",
           "\u200b": "ZERO WIDTH SPACE", "\n": "control character"}
 

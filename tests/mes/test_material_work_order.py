@@ -1,10 +1,10 @@
 """The seed's headline flow through HTTP: a part renamed in material shows up on its work orders."""
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
-
-import uuid
 
 from isles import System
 from isles.api import create_app

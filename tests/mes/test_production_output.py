@@ -9,7 +9,6 @@ is corrected by a counter-entry, and the order's totals and the finished lot fol
 from __future__ import annotations
 
 import pytest
-
 from mes_helpers import Plant, make_crew, postgres_env, running_mes
 
 M, W = "/api/material", "/api/work-order"
@@ -66,7 +65,8 @@ async def test_a_completed_order_puts_a_finished_lot_into_inventory_linked_to_ev
     await _run(plant, order, 4, last_report=1)
 
     [lot] = await _finished_lots(plant, order)
-    assert (lot["partId"], lot["quantity"], lot["origin"], lot["status"]) == (plant.part["id"], 4, "produced", "released")
+    assert (lot["partId"], lot["quantity"], lot["origin"], lot["status"]) == (
+        plant.part["id"], 4, "produced", "released")
     assert lot["locationId"] == plant.fg["id"] and lot["lotNumber"] == f"FG-{order['workOrderNumber']}"
     receipts = (await plant.ok("GET", f"{M}/production-receipts?workOrderId={order['id']}", crew.viewer))["items"]
     assert sorted(r["quantity"] for r in receipts) == [1, 3]  # the report, then the completion
@@ -98,7 +98,8 @@ async def test_a_completed_order_puts_a_finished_lot_into_inventory_linked_to_ev
     assert over.status_code == 409, over.text  # 2 shipped units are not back yet
     children = (await plant.ok("GET", f"{M}/lots/{lot['id']}/genealogy", crew.viewer))["children"]
     assert [(c["childLotId"], c["relation"]) for c in children] == [(back["id"], "returned")]
-    assert [s["customer"] for s in (await plant.ok("GET", f"{M}/shipments", crew.viewer))["items"]] == ["Boeing Wichita"]
+    shipments = (await plant.ok("GET", f"{M}/shipments", crew.viewer))["items"]
+    assert [s["customer"] for s in shipments] == ["Boeing Wichita"]
 
 
 async def test_a_serial_tracked_order_mints_exactly_its_quantity_and_completes_them_with_it(plant):
@@ -160,7 +161,8 @@ async def test_a_reversed_consumption_goes_back_to_its_lot_and_off_the_orders_ac
     too_much = await plant.http.post(f"{M}/consumptions/{issue['id']}/reverse", headers=crew.operator,
                                      json={"reason": "again", "quantity": 4})
     assert too_much.status_code == 409
-    await plant.ok("POST", f"{M}/consumptions/{issue['id']}/reverse", crew.operator, json={"reason": "order re-planned"})
+    await plant.ok("POST", f"{M}/consumptions/{issue['id']}/reverse", crew.operator,
+                   json={"reason": "order re-planned"})
     assert (await plant.ok("GET", f"{M}/lots/{forging['id']}", crew.viewer))["quantity"] == 4
     again = await plant.http.post(f"{M}/consumptions/{issue['id']}/reverse", headers=crew.operator,
                                   json={"reason": "twice"})

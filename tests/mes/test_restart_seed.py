@@ -3,9 +3,8 @@ from its own services' records, not from part number P-12345 (renamed to anythin
 second start re-seeded, hit a 409 and exited with a long traceback)."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
 from mes_helpers import running_mes
+from sqlalchemy import func, select
 
 
 async def _counts() -> dict[str, int]:

@@ -8,7 +8,6 @@ one completes the order, after which material refuses to issue more to it.
 from __future__ import annotations
 
 import pytest
-
 from mes_helpers import Plant, make_crew, postgres_env, running_mes
 
 M, R, W, A = "/api/material", "/api/resource", "/api/work-order", "/api/auth"

@@ -94,9 +94,11 @@ async def test_a_fractional_order_for_a_serial_tracked_part_is_refused(plant):
 # -- expiry holds by the clock, whether or not the sweep ran ---------------------------------------------------
 async def _expire_now(plant, *lots: dict) -> None:
     """Move the lots' expiry into the past behind the API's back (as time passing would)."""
-    from sqlalchemy import update
-    from mes.material.models import MaterialLot
     import uuid
+
+    from sqlalchemy import update
+
+    from mes.material.models import MaterialLot
     runtime = plant.api.system.runtime("material")
     async with runtime.database.engine.begin() as conn:
         await conn.execute(update(MaterialLot).where(MaterialLot.id.in_([uuid.UUID(lot["id"]) for lot in lots]))
@@ -130,10 +132,12 @@ async def test_an_expired_lot_is_refused_at_every_use_and_in_every_total(plant):
 
 
 async def test_the_system_runs_a_services_periodic_jobs(mes_env):
+    import asyncio
+
+    from sqlalchemy import MetaData
+
     from isles import Service, System
     from isles.jobs import Job
-    from sqlalchemy import MetaData
-    import asyncio
     runs = []
 
     async def tick(uow):
@@ -189,7 +193,8 @@ async def test_a_circular_bom_is_refused_with_its_path(plant):
 
     async def bom(parent, *components):
         draft = await plant.ok("POST", f"{M}/parts/{parent['id']}/boms", eng, json={"items": [
-            {"lineNumber": 10 * (i + 1), "componentPartId": c["id"], "quantityPer": 1} for i, c in enumerate(components)]})
+            {"lineNumber": 10 * (i + 1), "componentPartId": c["id"], "quantityPer": 1}
+            for i, c in enumerate(components)]})
         return await plant.http.post(f"{M}/parts/{parent['id']}/boms/{draft['bomVersion']}/release", headers=eng)
 
     top, mid, low = await part("P-50001"), await part("P-50010"), await part("P-50020")
@@ -253,9 +258,11 @@ async def test_lists_filter_by_their_natural_key(plant):
     found = (await plant.ok("GET", f"{W}/work-orders?number={order['workOrderNumber']}", viewer))["items"]
     assert [o["id"] for o in found] == [order["id"]]
     assert (await plant.ok("GET", f"{W}/work-orders?number=WO-NONE", viewer))["items"] == []
-    assert [p["id"] for p in (await plant.ok("GET", f"{M}/parts?partNumber=c-1", viewer))["items"]] == [plant.components[0]["id"]]
+    parts = (await plant.ok("GET", f"{M}/parts?partNumber=c-1", viewer))["items"]
+    assert [p["id"] for p in parts] == [plant.components[0]["id"]]
     lot = await plant.lot(plant.components[0], 1)
-    assert [x["id"] for x in (await plant.ok("GET", f"{M}/lots?lotNumber={lot['lotNumber']}", viewer))["items"]] == [lot["id"]]
+    lots = (await plant.ok("GET", f"{M}/lots?lotNumber={lot['lotNumber']}", viewer))["items"]
+    assert [x["id"] for x in lots] == [lot["id"]]
     centers = (await plant.ok("GET", f"{R}/work-centers?code=ASSY-1", viewer))["items"]
     assert [c["id"] for c in centers] == [plant.centers[1]["id"]]
     products = (await plant.ok("GET", f"{R}/products?productNumber=P-100", viewer))["items"]

@@ -167,7 +167,8 @@ async def test_non_transactional_revision_builds_index_concurrently(pg_database,
     await new_revision(system, "alpha", "initial")
     await upgrade(system, ["alpha"])
     path = await new_revision(system, "alpha", "concurrent index", autogenerate=False)
-    source = path.read_text().replace("\nrevision =", "\ntransactional = False  # CREATE INDEX CONCURRENTLY\nrevision =")
+    source = path.read_text().replace("\nrevision =",
+                                      "\ntransactional = False  # CREATE INDEX CONCURRENTLY\nrevision =")
     source = source.replace("    pass\n\n\ndef downgrade", "    with op.get_context().autocommit_block():\n"
                             "        op.create_index('idx_widgets_created_at', 'widgets', ['created_at'], "
                             "postgresql_concurrently=True)\n\n\ndef downgrade", 1)

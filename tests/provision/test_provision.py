@@ -125,7 +125,8 @@ async def test_missing_role_is_a_clear_error(cluster, pg_database):
     assert caught.value.service == "material" and "isles db provision" in caught.value.fix
     assert "does not exist" in caught.value.problem
     violations = await audit(mes_system({"DATABASE_URL": url}), ["material"], prefix=cluster.prefix)
-    assert {"role " + cluster.role("material", k) for k in ("owner", "migrator", "app")} <= {v.object for v in violations}
+    roles = {"role " + cluster.role("material", k) for k in ("owner", "migrator", "app")}
+    assert roles <= {v.object for v in violations}
 
 
 @pytest.mark.postgres

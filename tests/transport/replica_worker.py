@@ -12,10 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "isles"))
 
-import toy_shop  # noqa: E402
+import toy_shop  # noqa: E402 - importable only after the sys.path line above
 
-from isles import System  # noqa: E402
-from isles.transport.factory import transport_from_env  # noqa: E402
+from isles import System  # noqa: E402 - after sys.path, as the import above
+from isles.transport.factory import transport_from_env  # noqa: E402 - after sys.path, as above
 
 
 async def main() -> None:

@@ -6,9 +6,9 @@ import time
 import uuid
 from typing import Any, Mapping
 
+import toy_shop
 from sqlalchemy import func, select
 
-import toy_shop
 from isles import System
 from isles.transport.base import Transport
 from isles.transport.kafka import KafkaSettings, KafkaTransport

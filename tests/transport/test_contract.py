@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from transport_harness import Backend, MiniRelay, Recorder, envelope, memory_backend, wait_for
 
 from isles.transport.base import Transport

@@ -18,12 +18,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
-
 import toy_shop
-from shop_over_broker import (assert_exactly_once_in_order, build, committed_versions, kafka_transport,
-                              outbox_backlog, redis_transport, unique_system_name, wait_applied)
+from aiokafka import AIOKafkaProducer
 from conftest_helpers import free_port
+from shop_over_broker import (
+    assert_exactly_once_in_order,
+    build,
+    committed_versions,
+    kafka_transport,
+    outbox_backlog,
+    redis_transport,
+    unique_system_name,
+    wait_applied,
+)
 from transport_harness import Recorder, wait_for
 
 from isles.transport.kafka import BrokerUnavailable, KafkaSettings, KafkaTransport, PoisonMessage, TopicMismatch
@@ -117,7 +124,8 @@ async def _sigkill_trials(request, env, pg_database, kind: str, trials: int) -> 
     if kind == "kafka":
         bootstrap = request.getfixturevalue("tansu")
         transport = kafka_transport(bootstrap)
-        broker_env = {"KAFKA_BROKERS": bootstrap, "ISLES_KAFKA_PARTITIONS": "4", "ISLES_KAFKA_SESSION_TIMEOUT_MS": "4000"}
+        broker_env = {"KAFKA_BROKERS": bootstrap, "ISLES_KAFKA_PARTITIONS": "4",
+                      "ISLES_KAFKA_SESSION_TIMEOUT_MS": "4000"}
     else:
         url = request.getfixturevalue("redis_url")
         transport = redis_transport(url)
@@ -206,7 +214,8 @@ async def test_record_without_cloudevents_headers_is_not_dropped(tansu):
         seen.append((record.value, str(error)))
 
     rec = Recorder()
-    blocked = KafkaTransport(KafkaSettings(brokers=tansu, partitions=1, session_timeout_ms=4000, retry_base=0.05, retry_cap=0.2))
+    blocked = KafkaTransport(KafkaSettings(brokers=tansu, partitions=1, session_timeout_ms=4000,
+                                           retry_base=0.05, retry_cap=0.2))
     blocked.subscribe(group, [topic], rec.deliver)
     await blocked.start()
     producer = AIOKafkaProducer(bootstrap_servers=tansu)
@@ -217,7 +226,8 @@ async def test_record_without_cloudevents_headers_is_not_dropped(tansu):
         await asyncio.sleep(3.0)   # group join + retries: the partition stays at the bad record
         assert rec.seen == []
         await blocked.stop()
-        handled = KafkaTransport(KafkaSettings(brokers=tansu, partitions=1, session_timeout_ms=4000), on_poison=on_poison)
+        handled = KafkaTransport(KafkaSettings(brokers=tansu, partitions=1, session_timeout_ms=4000),
+                                 on_poison=on_poison)
         handled.subscribe(group, [topic], rec.deliver)
         await handled.start()
         try:
@@ -240,7 +250,8 @@ async def test_redis_entry_without_event_is_not_dropped(redis_url):
     import redis.asyncio as aioredis
     name = unique_system_name()
     topic, group = f"{name}.raw.events", f"{name}_consumer"
-    settings = RedisStreamsSettings(url=redis_url, shards=1, lease_ms=1500, block_ms=100, retry_base=0.05, retry_cap=0.2)
+    settings = RedisStreamsSettings(url=redis_url, shards=1, lease_ms=1500, block_ms=100,
+                                    retry_base=0.05, retry_cap=0.2)
     seen: list = []
 
     async def on_poison(group_name, stream, entry_id, fields, error) -> None:
@@ -289,7 +300,7 @@ async def test_redis_publish_fails_only_what_redis_refused(redis_url):
         await client.set(f"{topic}:0", "not a stream")  # XADD to it: WRONGTYPE
         sent = [_envelope(topic, k) for k in keys] + [_envelope(topic, refused[0])]
         results = await transport.publish(topic, sent)
-        for envelope, result in zip(sent, results):
+        for envelope, result in zip(sent, results, strict=True):
             if envelope.partitionkey in refused:
                 assert result is not None
             else:

@@ -15,10 +15,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import toy_shop
-from shop_over_broker import (assert_exactly_once_in_order, build, committed_versions, redis_transport,
-                              unique_system_name, wait_applied)
+from shop_over_broker import (
+    assert_exactly_once_in_order,
+    build,
+    committed_versions,
+    redis_transport,
+    unique_system_name,
+    wait_applied,
+)
 from test_faults import Writer
 
 HERE = Path(__file__).parent

@@ -6,16 +6,22 @@ and an event whose handler keeps failing is dead-lettered while the other keys k
 from __future__ import annotations
 
 import pytest
-
 import toy_shop
-from shop_over_broker import (assert_exactly_once_in_order, build, committed_versions, kafka_transport,
-                              redis_transport, unique_system_name, wait_applied)
+from shop_over_broker import (
+    assert_exactly_once_in_order,
+    build,
+    committed_versions,
+    kafka_transport,
+    redis_transport,
+    unique_system_name,
+    wait_applied,
+)
 
+from isles.errors import ConfigurationError
 from isles.transport.factory import transport_from_env
 from isles.transport.kafka import KafkaTransport
 from isles.transport.memory import InMemoryTransport
 from isles.transport.redis_streams import RedisStreamsTransport
-from isles.errors import ConfigurationError
 
 CASES = [pytest.param("kafka", "sqlite", marks=pytest.mark.kafka),
          pytest.param("kafka", "postgres", marks=[pytest.mark.kafka, pytest.mark.postgres]),
@@ -73,7 +79,8 @@ async def _drop_redis_keys(url: str, fragment: str) -> None:
 def test_factory_chooses_by_settings():
     assert isinstance(transport_from_env({}), InMemoryTransport)
     assert isinstance(transport_from_env({"ISLES_TRANSPORT": "memory"}), InMemoryTransport)
-    kafka = transport_from_env({"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CLIENT_ID": "mes", "ISLES_KAFKA_PARTITIONS": "3"})
+    kafka = transport_from_env({"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CLIENT_ID": "mes",
+                                "ISLES_KAFKA_PARTITIONS": "3"})
     assert isinstance(kafka, KafkaTransport) and kafka.settings.partitions == 3 and kafka.settings.client_id == "mes"
     assert kafka.settings.max_batch_bytes == 256 * 1024
     tuned = transport_from_env({"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_MAX_BATCH_BYTES": "65536"})

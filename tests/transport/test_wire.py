@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 from aiokafka.structs import ConsumerRecord
-
 from transport_harness import envelope
 
 from isles.transport.kafka import PoisonMessage, from_record, mask_brokers, to_record
@@ -20,7 +19,8 @@ def test_kafka_binary_mode_round_trip():
     sent = envelope("mes", "P-12345", 3)
     message = to_record(sent)
     assert message.key == "P-12345"
-    assert message.headers["ce_type"] == b"mes.svc.thing.changed" and message.headers["content-type"] == b"application/json"
+    assert message.headers["ce_type"] == b"mes.svc.thing.changed"
+    assert message.headers["content-type"] == b"application/json"
     assert message.value == sent.data  # the JSON data as the record value, byte for byte
     got = from_record(_record(message.headers.items(), b"P-12345", message.value))
     assert (got.id, got.type, got.source, got.partitionkey, got.entityversion, got.data, got.traceparent) == \
@@ -61,6 +61,7 @@ def test_redis_entry_round_trip_and_poison():
 
 def _binding_reads(message) -> object:
     from cloudevents.core.bindings import kafka as ce_kafka
+
     from isles.events import Envelope
     from isles.transport.kafka import _READ_FORMAT
     return Envelope.from_cloudevent(ce_kafka.from_binary(ce_kafka.KafkaMessage(dict(message.headers), message.key,

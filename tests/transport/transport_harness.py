@@ -60,7 +60,7 @@ class MiniRelay:
                 continue
             failed_keys: set[str] = set()
             keep = []
-            for env, result in zip(self.pending, results):
+            for env, result in zip(self.pending, results, strict=True):
                 if result is not None or env.partitionkey in failed_keys:
                     failed_keys.add(env.partitionkey)
                     keep.append(env)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from sqlalchemy import select
 
 from isles.security import hash_token
@@ -77,7 +76,8 @@ async def test_revoked_tokens_and_deactivated_owners_stop_working_everywhere(api
     await system.drain()
     for token in (first, second):
         assert (await api.http.get(f"{R}/sites", headers=api.bearer(token["token"]))).status_code == 200
-    assert (await api.http.delete(f"/api/auth/api-tokens/{first['id']}", headers=api.bearer(session))).status_code == 204
+    revoked = await api.http.delete(f"/api/auth/api-tokens/{first['id']}", headers=api.bearer(session))
+    assert revoked.status_code == 204
     # auth, the owner, refuses at once; resource once the revocation event has arrived
     assert (await api.http.get("/api/auth/me", headers=api.bearer(first["token"]))).status_code == 401
     await system.drain()
@@ -109,13 +109,15 @@ async def test_api_tokens_replicate_on_postgres_schema_per_service(mes_env, make
         await auth.bootstrap(env)
         app = create_app(system, start=lambda: None)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-            login = await http.post("/api/auth/login", json={"username": "admin", "password": mes_env["MES_ADMIN_PASSWORD"]})
+            login = await http.post("/api/auth/login",
+                                    json={"username": "admin", "password": mes_env["MES_ADMIN_PASSWORD"]})
             admin = {"Authorization": f"Bearer {login.json()['accessToken']}"}
             created = (await http.post("/api/auth/api-tokens", json={"name": "pg", "scopes": ["resource:*"]},
                                        headers=admin)).json()
             await system.drain()
             h = {"Authorization": f"Bearer {created['token']}"}
-            assert (await http.post(f"{R}/enterprises", json={"code": "PG", "name": "PG"}, headers=h)).status_code == 201
+            enterprise = await http.post(f"{R}/enterprises", json={"code": "PG", "name": "PG"}, headers=h)
+            assert enterprise.status_code == 201
             await http.delete(f"/api/auth/api-tokens/{created['id']}", headers=admin)
             await system.drain()
             assert (await http.get(f"{R}/enterprises", headers=h)).status_code == 401

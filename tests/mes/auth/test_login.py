@@ -1,8 +1,6 @@
 """Login, refresh rotation and reuse detection, logout, lockout - through HTTP."""
 from __future__ import annotations
 
-import pytest
-
 
 async def test_login_returns_access_and_refresh_tokens(api):
     response = await api.login("admin", api.ADMIN_PASSWORD)
@@ -100,6 +98,7 @@ async def test_a_successful_login_resets_the_failure_count(api):
 
 async def test_expired_or_forged_access_tokens_are_401(api, monkeypatch):
     import jwt
+
     from isles import security
     token = await api.token()
     forged = jwt.encode({**jwt.decode(token, options={"verify_signature": False}), "roles": ["admin"]},

@@ -21,8 +21,8 @@ async def test_totp_enrolment_then_login_requires_a_fresh_code(api):
         sealed = await uow.scalar(select(MfaFactor.secret_sealed))
     assert secret not in sealed
     totp = pyotp.TOTP(secret)
-    bad = await api.http.post("/api/auth/mfa/totp/verify", json={"code": "000000" if totp.now() != "000000" else "111111"},
-                              headers=api.bearer(token))
+    wrong = "000000" if totp.now() != "000000" else "111111"
+    bad = await api.http.post("/api/auth/mfa/totp/verify", json={"code": wrong}, headers=api.bearer(token))
     assert bad.status_code == 422
     previous = totp.at(time.time() - 30)  # one step back: accepted once (clock drift)
     assert (await api.http.post("/api/auth/mfa/totp/verify", json={"code": previous},

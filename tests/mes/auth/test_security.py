@@ -60,9 +60,10 @@ def test_scope_matching():
 
 async def test_dependencies_on_a_bare_app(env):
     app = FastAPI()
+    authenticated = security.authenticated()
 
     @app.get("/open")
-    async def open_(p: security.Principal = Depends(security.authenticated())) -> dict:
+    async def open_(p: security.Principal = Depends(authenticated)) -> dict:
         return {"user": p.username}
 
     @app.get("/admin", dependencies=[Depends(security.require_roles("admin"))])

@@ -47,7 +47,8 @@ async def test_failed_signing_raises_an_alert_and_locks_out(api, system):
         assert refused.status_code == 401
     outbox = system.runtime("auth").tables.outbox
     async with system.runtime("auth").database.engine.connect() as conn:
-        rows = (await conn.execute(select(outbox.c.data).where(outbox.c.type == "mes.auth.security_alert.raised"))).all()
+        alerts = select(outbox.c.data).where(outbox.c.type == "mes.auth.security_alert.raised")
+        rows = (await conn.execute(alerts)).all()
     kinds = [orjson.loads(r.data)["kind"] for r in rows]
     assert kinds.count("failed_signing") == 3 and "account_locked" in kinds
     assert (await api.login("badsigner", api.PASSWORD)).status_code == 401  # locked

@@ -9,7 +9,8 @@ async def outbox_types(system, service="auth"):
     runtime = system.runtime(service)
     outbox = runtime.tables.outbox
     async with runtime.database.engine.connect() as conn:
-        return [(r.type, orjson.loads(r.data)) for r in (await conn.execute(select(outbox).order_by(outbox.c.id))).all()]
+        rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).all()
+        return [(r.type, orjson.loads(r.data)) for r in rows]
 
 
 async def test_only_admins_manage_users(api):
@@ -77,6 +78,7 @@ async def test_users_cannot_be_deleted_at_the_database(api, system):
     import pytest
     from sqlalchemy import delete
     from sqlalchemy.exc import DBAPIError
+
     from mes.auth import service
     from mes.auth.models import User
     admin = await api.token()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from mes_helpers import M, Plant, make_crew, postgres_env, running_mes
 
 pytestmark = pytest.mark.postgres

@@ -79,7 +79,8 @@ async def test_isa95_hierarchy_crud_and_tree(api, system):
     gone = await api.http.delete(f"{R}/work-centers/{center['id']}", headers=h)
     assert gone.status_code == 200 and gone.json()["isActive"] is False
     assert (await api.http.get(f"{R}/work-centers", headers=h)).json()["items"] == []
-    assert len((await api.http.get(f"{R}/work-centers", params={"includeInactive": "true"}, headers=h)).json()["items"]) == 1
+    with_inactive = await api.http.get(f"{R}/work-centers", params={"includeInactive": "true"}, headers=h)
+    assert len(with_inactive.json()["items"]) == 1
     assert any(e[0] == "mes.resource.site.updated" for e in await events(system))
 
 
@@ -141,7 +142,8 @@ async def test_personnel_certifications_and_expiry_check(api, system):
     bad = await api.http.post(f"{R}/personnel/{person['id']}/certifications", headers=h, json={
         "name": "x", "validFrom": "2025-01-01", "validUntil": "2024-01-01"})
     assert bad.status_code == 422
-    put = await api.http.put(f"{R}/personnel/{person['id']}/skills", headers=h, json={"skillId": skill["id"], "level": 4})
+    put = await api.http.put(f"{R}/personnel/{person['id']}/skills", headers=h,
+                             json={"skillId": skill["id"], "level": 4})
     assert put.status_code == 200 and put.json()["skillCode"] == "NDT-PT"
     report = (await api.http.get(f"{R}/certifications/expiring", headers=h,
                                  params={"withinDays": 30, "asOf": today.isoformat()})).json()["items"]

@@ -3,7 +3,6 @@ PostgreSQL): lots received, released, split, merged and issued into an order, un
 from __future__ import annotations
 
 import pytest
-
 from mes_helpers import M, Plant, make_crew, postgres_env, running_mes
 
 T = "/api/traceability"

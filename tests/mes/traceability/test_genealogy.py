@@ -10,9 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from isles.consumer import Consumer  # noqa: E402
-from mes_helpers import bearer, postgres_env, running_mes  # noqa: E402
-from story import Story  # noqa: E402
+from mes_helpers import bearer, postgres_env, running_mes  # noqa: E402 - importable only after the sys.path line above
+from story import Story  # noqa: E402 - importable only after the sys.path line above
+
+from isles.consumer import Consumer  # noqa: E402 - after sys.path, as the imports above
 
 T = "/api/traceability"
 
@@ -48,7 +49,8 @@ async def test_backward_forward_both_and_depth(traced):
     assert numbers(back) == {"U1", "B1", "R1", "S1", "M1", "R1-01", "R2"}
     edges = {(e["parent"].split(":")[1], e["child"].split(":")[1]): e for e in back["edges"]}
     ids = traced.story.ids
-    assert edges[(ids["S1"], ids["B1"])]["quantity"] == 10 and edges[(ids["S1"], ids["B1"])]["workOrderNumber"] == "WO-1"
+    s1_to_b1 = edges[(ids["S1"], ids["B1"])]
+    assert s1_to_b1["quantity"] == 10 and s1_to_b1["workOrderNumber"] == "WO-1"
     assert edges[(ids["R1-01"], ids["M1"])]["kind"] == "merge"
     assert edges[(ids["R1"], ids["U1"])]["quantity"] == 1  # issued into U1 only
     one_up = await get(traced, "/serials/U1/genealogy", direction="backward", depth=1)

@@ -170,7 +170,8 @@ async def test_a_schedule_releases_all_its_orders_or_none(plant):
     assert [o["id"] for o in schedule["workOrders"]] == [first["id"], second["id"]]  # by planned start
     pin = await plant.ok("POST", f"{M}/parts", plant.crew.engineer, json={"partNumber": "P-300", "name": "Pin"})
     await plant.api.system.drain()
-    orphan = await plant.ok("POST", f"{W}/work-orders", plant.crew.supervisor, json={"partId": pin["id"], "quantity": 1})
+    orphan = await plant.ok("POST", f"{W}/work-orders", plant.crew.supervisor,
+                            json={"partId": pin["id"], "quantity": 1})
     bad = await plant.ok("POST", f"{W}/schedules", plant.crew.supervisor, json={
         "scheduleNumber": "S-2", **window, "workOrders": [slot(await plant.order(), 1), slot(orphan, 2)]})
     failed = await plant.http.post(f"{W}/schedules/{bad['id']}/publish", headers=plant.crew.supervisor)
