@@ -11,12 +11,20 @@ import tempfile
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from isles.commands.common import (SYSTEM_HELP, console, ensure_port_free, err_console, fail, load_system, run,
-                                   system_spec)
+from isles.commands.common import (
+    SYSTEM_HELP,
+    console,
+    ensure_port_free,
+    err_console,
+    fail,
+    load_system,
+    run,
+    system_spec,
+)
 
 if TYPE_CHECKING:
     from isles.system import ServiceStatus, System

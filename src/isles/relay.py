@@ -29,7 +29,9 @@ from sqlalchemy.sql import Select
 
 from isles.backoff import backoff_delay
 from isles.orm import as_utc, utcnow
-from isles.outbox import ID as _ID, KEY as _KEY, SENT_COLUMNS, envelope_from_row
+from isles.outbox import ID as _ID
+from isles.outbox import KEY as _KEY
+from isles.outbox import SENT_COLUMNS, envelope_from_row
 from isles.relay_claims import BUCKETS
 from isles.routing import submit_routed
 from isles.runtime import ServiceRuntime

@@ -22,7 +22,8 @@ from typing import Any, AsyncIterator, Callable, Mapping
 
 import orjson
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Table, and_, bindparam, delete, func, inspect as sa_inspect, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import inspect as sa_inspect
 
 from isles.dialects.base import Dialect
 from isles.errors import ConfigurationError, InvalidPayload

@@ -31,6 +31,7 @@ from isles.dialects import dialect_for
 from isles.drain import Watermarks
 from isles.errors import ConfigurationError, UnknownEventType
 from isles.events import EventRegistry
+from isles.jobs import run_periodically
 from isles.outbox import backlog
 from isles.projections.wiring import check_projections, projection_subscriptions, projections_of
 from isles.relay import Relay
@@ -40,7 +41,6 @@ from isles.runtime import ServiceRuntime
 from isles.service import Service
 from isles.tables import DEAD, WAITING
 from isles.tasks import cancel_and_wait
-from isles.jobs import run_periodically
 from isles.transport import Transport
 from isles.transport.factory import transport_from_env
 

@@ -10,11 +10,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import update
 from sqlalchemy.exc import NoInspectionAvailable
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from isles.errors import ConfigurationError, EventError
 from isles.events import Envelope, Event, current_traceparent, new_traceparent

@@ -33,8 +33,18 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, NamedTuple, Sequ
 from prometheus_client import CollectorRegistry
 
 from isles.cache import metrics
-from isles.cache.base import (NEGATIVE, NO_START, NO_VERSION, TOMBSTONE, VALUE, VALUE_SWR, Backend,
-                              CacheUnavailable, Read, Write)
+from isles.cache.base import (
+    NEGATIVE,
+    NO_START,
+    NO_VERSION,
+    TOMBSTONE,
+    VALUE,
+    VALUE_SWR,
+    Backend,
+    CacheUnavailable,
+    Read,
+    Write,
+)
 from isles.cache.codec import codec_for
 from isles.cache.flights import Flight, Flights
 from isles.cache.keys import KeySpace, Prefix, check_prefix

@@ -23,7 +23,6 @@ def audit_isolation_command(
     Exits 1 when anything is found (use it in CI after `isles db provision`).
     """
     from isles.audit import audit
-
     from isles.config import resolve_database
 
     system = load_system(system_path, check=True)

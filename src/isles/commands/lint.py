@@ -43,7 +43,8 @@ def lint_command(
     existing code base with --baseline. Exits 1 when an error-level finding remains.
     Settings: [tool.isles.lint] severity = {ISL204 = "error"}, baseline = "FILE" in pyproject.toml.
     """
-    from isles.lint import FORMATS, RULES, LintOptions, baseline as baseline_file, collect, finalize, render
+    from isles.lint import FORMATS, RULES, LintOptions, collect, finalize, render
+    from isles.lint import baseline as baseline_file
     from isles.lint.runner import active_codes
 
     if list_rules:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import (ARRAY, BigInteger, ColumnElement, Table, Text, all_, any_, bindparam, func, select, text,
-                        true)
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Table, Text, all_, any_, bindparam, func, select, text, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 

@@ -19,8 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from isles.migrations.runner import _ensure_schema, _with_connection, current_heads, include_object_for, targets
-from isles.migrations.scripts import (VERSION_TABLE, MigrationError, has_revisions, script_directory,
-                                      write_revision)
+from isles.migrations.scripts import VERSION_TABLE, MigrationError, has_revisions, script_directory, write_revision
 from isles.system import System
 
 

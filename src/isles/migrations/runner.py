@@ -34,8 +34,14 @@ from isles.database import Database, is_connection_error
 from isles.errors import IslesError
 from isles.migrations import framework_tables
 from isles.migrations.acting_role import act_as_schema_owner
-from isles.migrations.scripts import (VERSION_TABLE, MigrationError, Target, irreversible_reason,
-                                      migrations_dir, script_directory)
+from isles.migrations.scripts import (
+    VERSION_TABLE,
+    MigrationError,
+    Target,
+    irreversible_reason,
+    migrations_dir,
+    script_directory,
+)
 from isles.system import System
 
 
