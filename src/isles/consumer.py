@@ -60,7 +60,7 @@ async def _run_handlers(uow: UnitOfWork, envelope: Envelope, subs: list[Subscrip
     token = current_traceparent.set(envelope.traceparent)
     uow.incoming = envelope
     try:
-        for sub, payload in zip(subs, payloads):
+        for sub, payload in zip(subs, payloads, strict=True):
             await sub.fn(payload, uow)
     finally:
         uow.incoming = None

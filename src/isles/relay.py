@@ -220,7 +220,7 @@ class Relay:
         try:
             results = await outcome
             failed, failed_keys = [], set()
-            for row, result in zip(rows, results):
+            for row, result in zip(rows, results, strict=True):
                 if result is None:
                     ok_ids.append(row[_ID])
                 elif row[_KEY] not in failed_keys:

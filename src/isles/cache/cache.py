@@ -265,7 +265,7 @@ class ReferenceDataCache:
         loads = self.codec.loads
         now_ms = time.time() * 1000
         hits = 0
-        for id, entry in zip(rest, read.entries):
+        for id, entry in zip(rest, read.entries, strict=True):
             if entry is None:
                 continue
             kind = entry[0]
@@ -452,7 +452,7 @@ class ReferenceDataCache:
         missing: list[str] = []
         stale: list[str] = []
         waits: list[tuple[str, Flight]] = []
-        for id, entry in zip(rest, entries):
+        for id, entry in zip(rest, entries, strict=True):
             if entry is not None:
                 soft = int(entry[3])
                 if entry[0] == VALUE or entry[0] == VALUE_SWR:
@@ -518,7 +518,7 @@ class ReferenceDataCache:
         applied = await self._write(prefix, writes)
         if applied is None:
             return values
-        for w, ok in zip(writes, applied):
+        for w, ok in zip(writes, applied, strict=True):
             if not ok:
                 self.counters.rejected_fills += 1
             elif l1 is not None and w.kind != NEGATIVE:

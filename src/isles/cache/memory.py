@@ -43,7 +43,7 @@ class MemoryBackend:
         read = await self.read(prefix, ids)
         out: dict[str, Any] = {}
         found = 0
-        for id, entry in zip(ids, read.entries):
+        for id, entry in zip(ids, read.entries, strict=True):
             if entry is None:
                 continue
             kind = entry[0]

@@ -208,7 +208,7 @@ class RedisBackend:
         gen = int(values[0]) if values[0] else 0
         out: dict[str, Any] = {}
         found = 0
-        for id, raw in zip(ids, values[1:]):
+        for id, raw in zip(ids, values[1:], strict=True):
             if raw is None:
                 continue
             parts = raw.split(b":", 4)
@@ -293,7 +293,7 @@ class RedisBackend:
 
         async def live(keys: list[bytes]) -> list[tuple[str, str]]:
             found = []
-            for key, raw in zip(keys, await self.client.mget(keys)):
+            for key, raw in zip(keys, await self.client.mget(keys), strict=True):
                 if raw is None or not keep(raw[:1]):
                     continue
                 prefix, _, id = key.decode()[skip:].partition(":")

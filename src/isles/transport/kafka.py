@@ -395,7 +395,7 @@ async def _outcomes(submitted: list[tuple[BatchBuilder, asyncio.Future]],
                     placed: list[BatchBuilder | BaseException]) -> list[BaseException | None]:
     """Each record's outcome: its batch's, or why it was never put into one."""
     outcomes = await asyncio.gather(*(future for _, future in submitted), return_exceptions=True)
-    outcome_of = {id(batch): outcome for (batch, _), outcome in zip(submitted, outcomes)}
+    outcome_of = {id(batch): outcome for (batch, _), outcome in zip(submitted, outcomes, strict=True)}
     return [item if isinstance(item, BaseException) else _failure(outcome_of[id(item)]) for item in placed]
 
 

@@ -215,7 +215,7 @@ class RedisStreamsTransport(Transport):
             await pool.release(connection)
         results: list[BaseException | None] = []
         failed: set[str] = set()
-        for envelope, reply in zip(envelopes, replies):
+        for envelope, reply in zip(envelopes, replies, strict=True):
             if envelope.partitionkey in failed:
                 results.append(RuntimeError(f"held back: an earlier event of key {envelope.partitionkey} failed"))
             elif isinstance(reply, BaseException):
