@@ -157,7 +157,7 @@ def check(service: str, metadata: MetaData, locator: Locator) -> list[Finding]:
     def add(code: str, message: str, where: tuple[Path | None, int | None], symbol: str) -> None:
         found.append(Finding(code, message, service, where[0], where[1], symbol))
 
-    for key, table in sorted(metadata.tables.items()):
+    for _key, table in sorted(metadata.tables.items()):  # in key order
         if table.name.startswith(FRAMEWORK_PREFIX):
             continue
         at = locator.table(table)

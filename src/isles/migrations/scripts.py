@@ -75,12 +75,12 @@ def script_directory(target: Target, *, must_exist: bool = True) -> ScriptDirect
             fix=f"create the first one: isles migrate new --service {target.name} -m 'initial'")
     try:
         script = ScriptDirectory(str(_HERE), version_locations=[str(directory)])
-        script.revision_map.heads  # load now: errors in revision files surface here
+        heads = script.get_heads()  # loads the revisions now: errors in revision files surface here
     except CommandError as exc:
         raise MigrationError(f"its migrations cannot be read: {exc}", service=target.name,
                              fix=f"repair the revision files in {directory}") from None
-    if must_exist and len(script.get_heads()) > 1:
-        raise MigrationError(f"its migrations have several heads: {', '.join(script.get_heads())}",
+    if must_exist and len(heads) > 1:
+        raise MigrationError(f"its migrations have several heads: {', '.join(heads)}",
                              service=target.name, fix="merge them into one line of revisions")
     return script
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -145,7 +146,7 @@ async def verify(system: System, services: Iterable[str] | None = None,
             scratch, dropname = await _scratch(base, Path(workdir))
             try:
                 scratch_target = replace(target, database=scratch)
-                await _with_connection(scratch_target, lambda conn: _verify_service(conn, scratch_target, report))
+                await _with_connection(scratch_target, partial(_verify_service, target=scratch_target, report=report))
             except Exception as exc:
                 report.problems.append(f"{type(exc).__name__}: {str(getattr(exc, 'orig', None) or exc).strip()}")
             finally:

@@ -351,6 +351,13 @@ class _GroupMember:
                 log.warning("service '%s': redis coordination failed (retrying): %s", self.group, exc)
             await _sleep_unless(self.stopping, interval)
 
+    async def _deliver_run(self, run: list[tuple[bytes, Envelope]], acked: list[bytes]) -> None:
+        """Deliver the decoded entries of ``run`` in one call, then count them as acknowledged."""
+        if run:
+            await self.deliver([envelope for _, envelope in run])
+            acked.extend(entry_id for entry_id, _ in run)
+            run.clear()
+
     async def _consume(self, stream: str, stop: asyncio.Event) -> None:
         """Deliver one shard's entries in order; runs while this member holds the shard's lease."""
         me, s = self.t.consumer_name, self.t.settings
@@ -377,30 +384,24 @@ class _GroupMember:
                     continue
                 acked: list[bytes] = []
                 run: list[tuple[bytes, Envelope]] = []  # decoded entries, delivered in one call
-
-                async def deliver_run() -> None:
-                    if run:
-                        await self.deliver([envelope for _, envelope in run])
-                        acked.extend(entry_id for entry_id, _ in run)
-                        run.clear()
                 try:
                     for entry_id, fields in entries:
                         if stop.is_set():
                             run.clear()
                             break
                         if fields is None:  # trimmed away while pending: nothing left to deliver
-                            await deliver_run()
+                            await self._deliver_run(run, acked)
                             acked.append(entry_id)
                             continue
                         try:
                             run.append((entry_id, decode_entry(stream, entry_id, fields)))
                         except PoisonEntry as poison:
-                            await deliver_run()
+                            await self._deliver_run(run, acked)
                             if self.t.on_poison is None:
                                 raise
                             await self.t.on_poison(self.group, stream, entry_id, fields, poison)
                             acked.append(entry_id)
-                    await deliver_run()
+                    await self._deliver_run(run, acked)
                     failures = 0
                 except asyncio.CancelledError:
                     raise
