@@ -126,7 +126,8 @@ class Consumer:
                 error = UnknownEventType(
                     f"received event {envelope.id} of type {envelope.type!r}, which no service of the system "
                     "declares", service=self.runtime.name,
-                    fix="deploy the producer's declaration of this type (or stop publishing it), then `isles dlq retry`")
+                    fix="deploy the producer's declaration of this type (or stop publishing it), "
+                        "then `isles dlq retry`")
             else:
                 try:
                     current = self.runtime.registry.upcast(envelope, service=self.runtime.name)
@@ -262,7 +263,8 @@ class Consumer:
     # The two statements every delivery runs, built once: building costs more than running them.
     @cached_property
     def _inbox_insert(self) -> Any:
-        return self.runtime.dialect.insert(self.runtime.tables.inbox).on_conflict_do_nothing(index_elements=["event_id"])
+        insert = self.runtime.dialect.insert(self.runtime.tables.inbox)
+        return insert.on_conflict_do_nothing(index_elements=["event_id"])
 
     @cached_property
     def _parked_query(self) -> Any:

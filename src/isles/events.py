@@ -266,7 +266,8 @@ class Envelope:
         return cls.from_cloudevent(_JSON.read(CloudEvent, raw))
 
     @classmethod
-    def from_plain_attributes(cls, attrs: dict[str, Any], data: bytes, *, ignore: tuple[str, ...] = ()) -> "Envelope | None":
+    def from_plain_attributes(cls, attrs: dict[str, Any], data: bytes, *,
+                              ignore: tuple[str, ...] = ()) -> "Envelope | None":
         """The envelope for attributes in exactly the shape isles writes them, else None.
 
         Values may be JSON types or header strings. None means "let the ``cloudevents`` package
@@ -288,7 +289,8 @@ class Envelope:
             if not all(type(v) in (int, str) for v in (dataversion, *([version] if version is not None else []))):
                 return None
             return cls(id=attrs["id"], source=attrs["source"], type=attrs["type"], data=data or b"null",
-                       partitionkey=attrs["partitionkey"], entityversion=None if version in (None, "") else int(version),
+                       partitionkey=attrs["partitionkey"],
+                       entityversion=None if version in (None, "") else int(version),
                        time=moment, subject=optional[0], traceparent=optional[1], dataversion=int(dataversion or 1),
                        datacontenttype=content_type, sequence=_sequence(attrs.get("sequence")))
         except (KeyError, ValueError, TypeError):

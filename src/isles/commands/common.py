@@ -159,4 +159,5 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-__all__ = ["check_settings", "console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]
+__all__ = ["check_settings", "console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec",
+           "SYSTEM_HELP", "sys"]

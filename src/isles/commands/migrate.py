@@ -80,7 +80,8 @@ def up_command(system_path: Optional[str] = SystemOpt, service: Optional[List[st
 
 @app.command("down")
 def down_command(system_path: Optional[str] = SystemOpt, service: Optional[List[str]] = ServiceOpt,
-                 to: str = typer.Option("-1", "--to", help="Target revision, 'base', or -N steps (default: -1).")) -> None:
+                 to: str = typer.Option("-1", "--to",
+                                        help="Target revision, 'base', or -N steps (default: -1).")) -> None:
     """Undo revisions, one transaction per service; irreversible revisions are refused with their reason."""
     from isles.migrations import downgrade
 

@@ -97,7 +97,8 @@ def show_command(saga_id: str = typer.Argument(..., help="A saga id from `isles 
     for entry in st.history:
         ok = entry.get("ok")
         history.add_row(entry.get("at", "")[:23], entry.get("event", ""), entry.get("step", ""),
-                        entry.get("type", ""), entry.get("id", ""), "" if ok is None else ("yes" if ok else "[red]no[/]"),
+                        entry.get("type", ""), entry.get("id", ""),
+                        "" if ok is None else ("yes" if ok else "[red]no[/]"),
                         entry.get("reason") or entry.get("detail") or "")
     console.print(history)
 

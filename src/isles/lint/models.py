@@ -177,7 +177,8 @@ def check(service: str, metadata: MetaData, locator: Locator) -> list[Finding]:
             expected = f"idx_{name}_{'_'.join(cols)}" if cols and len(cols) == len(index.expressions) else None
             where = locator.named(table, index.name)
             if index.name is None:
-                add("ISL103", f"an index on {name}({', '.join(cols)}) has no name; call it {expected or f'idx_{name}_...'}",
+                add("ISL103", f"an index on {name}({', '.join(cols)}) has no name; "
+                              f"call it {expected or f'idx_{name}_...'}",
                     where, f"{name}:index:{','.join(cols)}")
             elif expected and index.name != expected or not index.name.startswith(f"idx_{name}_"):
                 add("ISL103", f"index {index.name!r} should be named {expected or f'idx_{name}_<columns>'}",
@@ -200,7 +201,9 @@ def check(service: str, metadata: MetaData, locator: Locator) -> list[Finding]:
         for stamp in () if is_read_model(table, cls) else ("created_at", "updated_at"):
             column = table.columns.get(stamp)
             if column is None:
-                add("ISL106", f"table {name} has no {stamp} (use isles.Timestamped; a copy of another service's data: isles.ReadModel)", at, f"{name}.{stamp}")
+                add("ISL106", f"table {name} has no {stamp} "
+                              f"(use isles.Timestamped; a copy of another service's data: isles.ReadModel)",
+                    at, f"{name}.{stamp}")
             elif not (isinstance(column.type, DateTime) and column.type.timezone):
                 add("ISL106", f"{name}.{stamp} is not a timestamp with time zone (DateTime(timezone=True))",
                     locator.column(table, column), f"{name}.{stamp}")

@@ -19,5 +19,5 @@ from isles.migrations.runner import Result, Status, downgrade, ensure_head, stat
 from isles.migrations.scripts import VERSION_TABLE, MigrationError, Target, migrations_dir
 from isles.migrations.verify import VerifyReport, verify
 
-__all__ = ["ensure_head", "MigrationError", "Result", "Status", "Target", "VERSION_TABLE", "downgrade", "migrations_dir",
-           "new_revision", "status", "targets", "upgrade", "verify", "VerifyReport"]
+__all__ = ["ensure_head", "MigrationError", "Result", "Status", "Target", "VERSION_TABLE", "downgrade",
+           "migrations_dir", "new_revision", "status", "targets", "upgrade", "verify", "VerifyReport"]

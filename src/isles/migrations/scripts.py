@@ -5,8 +5,8 @@ ships with the code). isles builds the Alembic :class:`ScriptDirectory` from tha
 there is no ``alembic.ini`` and no ``env.py`` to copy between services and let drift apart.
 
 A service's first revision calls ``framework_tables.upgrade(op)`` / ``.downgrade(op)`` for
-isles' own tables instead of carrying their DDL. A revision may declare ``irreversible = "why"``; its downgrade is then refused (and skipped by
-``isles migrate verify``) instead of silently doing nothing.
+isles' own tables instead of carrying their DDL. A revision may declare ``irreversible = "why"``;
+its downgrade is then refused (and skipped by ``isles migrate verify``) instead of silently doing nothing.
 """
 from __future__ import annotations
 

@@ -212,7 +212,8 @@ class Rebuild:
             return {"via": uow} if uow is not None else {}
         return {}
 
-    async def _apply(self, envelopes: list[Envelope], checkpoints: dict[str, Checkpoint], uow: UnitOfWork | None) -> None:
+    async def _apply(self, envelopes: list[Envelope], checkpoints: dict[str, Checkpoint],
+                     uow: UnitOfWork | None) -> None:
         """Run the handlers of a page against the shadow and save the checkpoints, in ``uow`` or a new one."""
         if uow is None:
             async with UnitOfWork(self.runtime) as own:

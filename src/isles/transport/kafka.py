@@ -489,7 +489,8 @@ class _GroupConsumer(ConsumerRebalanceListener):
                         log.warning("service '%s': kafka offset commit failed (events will be redelivered): %s",
                                     self.group, exc)
 
-    async def _deliver_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> tuple[TopicPartition, int | None]:
+    async def _deliver_partition(self, tp: TopicPartition,
+                                 records: list[ConsumerRecord]) -> tuple[TopicPartition, int | None]:
         """Deliver records in order; returns the offset to commit (after the last delivered record).
 
         The records up to the next poison message (or the end) go to ``deliver`` in one call.

@@ -44,7 +44,8 @@ class _Worker:
                 ready = []
                 for envelope, done in batch:
                     if envelope.partitionkey in self.failed_keys:
-                        done.set_exception(RuntimeError(f"held back: an earlier event of key {envelope.partitionkey} failed"))
+                        done.set_exception(RuntimeError(
+                            f"held back: an earlier event of key {envelope.partitionkey} failed"))
                     else:
                         ready.append((envelope, done))
                 if not ready:

@@ -56,7 +56,8 @@ log = logging.getLogger("isles.transport.redis")
 PoisonHandler = Callable[[str, str, bytes, dict, "PoisonEntry"], Awaitable[None]]
 
 # Renew / release a lease only if we still hold it.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+_RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
+          "else return 0 end")
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -93,7 +94,8 @@ class RedisStreamsSettings:
         if not url:
             raise ConfigurationError("REDIS_URL is not set", fix="set REDIS_URL=redis://host:6379/0")
         check_redis_url(url, "REDIS_URL")
-        return cls(url=url, shards=_int(env, "ISLES_REDIS_SHARDS", 4), maxlen=_int(env, "ISLES_REDIS_MAXLEN", 1_000_000),
+        return cls(url=url, shards=_int(env, "ISLES_REDIS_SHARDS", 4),
+                   maxlen=_int(env, "ISLES_REDIS_MAXLEN", 1_000_000),
                    lease_ms=_int(env, "ISLES_REDIS_LEASE_MS", 10_000))
 
 
@@ -106,7 +108,8 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise ConfigurationError(f"{name}={raw!r} is not a whole number >= 1", fix=f"set {name} like {default}, or unset it")
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number >= 1",
+                                 fix=f"set {name} like {default}, or unset it")
     return value
 
 
