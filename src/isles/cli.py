@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -143,7 +143,7 @@ def status_command(system_path: Optional[str] = SystemOpt) -> None:
     raise typer.Exit(1 if down else 0)
 
 
-async def _statuses(system: "System") -> list:
+async def _statuses(system: "System") -> list[Any]:
     """Every service's status; one that cannot be reached is shown as such and the others still are.
 
     Only the databases are read: no broker is started (``status`` must work while it is down)
@@ -185,7 +185,7 @@ def dlq_list(system_path: Optional[str] = SystemOpt,
     from isles.transport.memory import InMemoryTransport
     system._transport = system._transport or InMemoryTransport()  # reads tables; no broker needed
 
-    async def go() -> list:
+    async def go() -> list[Any]:
         found = []
         async with system.running(services=[service] if service else True, relays=False, consumers=False):
             for name, runtime in system.runtimes.items():
@@ -223,7 +223,7 @@ def dlq_retry(dead_letter_id: Optional[int] = typer.Argument(None, help="A dead 
         fail("give either a dead letter ID or --all")
     system = load_system(system_path, check=True)
 
-    async def go() -> list:
+    async def go() -> list[Any]:
         reports = []
         async with system.running(services=[service] if service else True, relays=False, consumers=True):
             for name, consumer in system.consumers.items():
@@ -249,8 +249,8 @@ def resync_command(service: Optional[str] = typer.Option(None, help="Only this s
     system = load_system(system_path, check=True)
     targets = [service] if service else [n for n, s in system.services.items() if s.replicas]
 
-    async def go() -> dict:
-        results: dict = {}
+    async def go() -> dict[str, Any]:
+        results: dict[str, Any] = {}
         async with system.running(relays=False, consumers=False):
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console) as progress:

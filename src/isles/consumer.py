@@ -51,7 +51,7 @@ class _Delivery:
     payloads: list[Any]
     taken: bool = False  # a shared transaction has it
     #: True: handled (or a duplicate), committed. False: deliver it alone.
-    outcome: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    outcome: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 async def _run_handlers(uow: UnitOfWork, envelope: Envelope, subs: list[Subscription], payloads: list[Any]) -> None:

@@ -65,7 +65,7 @@ class _WalCheckpoints:
 
     def __init__(self, path: str):
         self.path = path
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[Any] | None = None
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # the worker threads share one connection, one at a time
 

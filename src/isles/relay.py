@@ -73,13 +73,13 @@ class Relay:
         self._holds: dict[str, datetime] = {}
         self._holds_for: frozenset[int] | None = None  # the buckets the holds were loaded for
         #: background outcomes (acknowledgements, then the mark) of the last batches, oldest first
-        self._marking: list[asyncio.Task] = []
+        self._marking: list[asyncio.Task[Any]] = []
         self._in_flight: set[int] = set()  # ids handed over whose mark has not committed yet
         #: per batch not acknowledged yet (oldest first): its keys, by the event set once it is
         self._unconfirmed: dict[asyncio.Event, frozenset[str]] = {}
         #: the next batch, read while the current one is handed over (PostgreSQL, backlog), and
         #: the buckets it was read for
-        self._prefetch: tuple[asyncio.Task, frozenset[int] | None] | None = None
+        self._prefetch: tuple[asyncio.Task[Any], frozenset[int] | None] | None = None
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows, so latency does not wait for the poll."""
@@ -342,7 +342,7 @@ class Relay:
         for marking in list(self._marking):
             await self._wait_for(marking)
 
-    async def _wait_for(self, marking: asyncio.Task) -> None:
+    async def _wait_for(self, marking: asyncio.Task[Any]) -> None:
         await asyncio.shield(marking)  # a caller cancelled here leaves it for close() to wait for
         if marking in self._marking:
             self._marking.remove(marking)

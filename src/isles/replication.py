@@ -174,7 +174,8 @@ class Snapshot:
     model: Any
     to_event: Callable[[Any], Event]
 
-    async def pages(self, uow: UnitOfWork, page_size: int = 500) -> AsyncIterator[list[tuple[str, int, dict]]]:
+    async def pages(self, uow: UnitOfWork,
+                    page_size: int = 500) -> AsyncIterator[list[tuple[str, int, dict[str, Any]]]]:
         mapper = sa_inspect(self.model)
         pk = mapper.primary_key[0]
         last = None

@@ -125,7 +125,7 @@ class System:
         self.relays: dict[str, Relay] = {}
         self.consumers: dict[str, Consumer] = {}
         self._watermarks = Watermarks()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         self.transport: Transport | None = None
 
     def _check_subscriptions(self) -> None:

@@ -51,7 +51,7 @@ class UnitOfWork:
         self._published: list[Envelope] = []
         self._queued: dict[Any, list[dict[str, Any]]] = {}  # write_later(): statement -> parameter sets
         self._finished = False
-        self._task: asyncio.Task | None = None  # set while open on SQLite (see _claim_sqlite)
+        self._task: asyncio.Task[Any] | None = None  # set while open on SQLite (see _claim_sqlite)
 
     async def __aenter__(self) -> "UnitOfWork":
         if not self.runtime.dialect.concurrent_connections:

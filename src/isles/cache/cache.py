@@ -129,9 +129,9 @@ class ReferenceDataCache:
         if self._l1 is not None and not backend.shared:
             self._l1.live = True  # nothing but this cache writes the backend
         self._flights = Flights()
-        self._tasks: set[asyncio.Task] = set()
-        self._warmers: dict[str, asyncio.Task] = {}
-        self._listener: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._warmers: dict[str, asyncio.Task[Any]] = {}
+        self._listener: asyncio.Task[Any] | None = None
         self._pending_retire: set[str] = set()
         self._closed = False
         if hasattr(backend, "on_recover"):
@@ -192,14 +192,14 @@ class ReferenceDataCache:
             self.counters.errors += 1
             return None
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task:
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task) -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("cache %s: background task %s failed: %s", self.name, task.get_name(), task.exception())
@@ -587,7 +587,7 @@ class ReferenceDataCache:
                fields: Mapping[str, str] | Sequence[str] | None = None,
                transform: Callable[[dict[str, Any]], Any] | None = None,
                actions: Sequence[str] = ("created", "updated", "deleted"),
-               key: Callable[[Any], str | Sequence[str]] | None = None, optional: bool = False) -> list:
+               key: Callable[[Any], str | Sequence[str]] | None = None, optional: bool = False) -> list[Any]:
         """Subscriptions that keep ``prefix`` in step with the owner's ``<source>.<action>`` events;
         add them with ``handlers.include(...)``. See :mod:`isles.cache.follow`."""
         from isles.cache.follow import follow

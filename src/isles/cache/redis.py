@@ -185,7 +185,7 @@ class RedisBackend:
             self._ok()
         gen = int(values[0]) if values[0] else 0
         seq = int(values[1] or 0) if with_seq else 0
-        out: list = []
+        out: list[Any] = []
         append = out.append
         for raw in values[len(head):]:
             if raw is None:
@@ -246,7 +246,7 @@ class RedisBackend:
         self._ok()
         return [bool(r) for result in results for r in result]
 
-    async def _pipelined(self, calls: list[tuple[list[str], list[Any]]]) -> list:
+    async def _pipelined(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         for attempt in (1, 2):
             sha = await self._sha("write", WRITE_SCRIPT)
             pipe = self.client.pipeline(transaction=False)

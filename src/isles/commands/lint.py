@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -13,7 +13,7 @@ from isles.errors import IslesError
 app = typer.Typer(add_completion=False)
 
 
-def _project_settings() -> dict:
+def _project_settings() -> dict[str, Any]:
     """``[tool.isles.lint]`` of ./pyproject.toml: ``severity = {ISL204 = "error"}``, ``baseline = "..."``."""
     path = Path("pyproject.toml")
     if not path.exists():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -19,7 +20,7 @@ def _saga_services(system) -> list[str]:
     return [name for name, service in system.services.items() if getattr(service, "saga_engine", None)]
 
 
-async def _find(system, saga_id: str | None = None, status: str | None = None) -> list:
+async def _find(system, saga_id: str | None = None, status: str | None = None) -> list[Any]:
     from isles.sagas import instances
     found = []
     for name in _saga_services(system):
@@ -47,7 +48,7 @@ def list_command(system_path: str | None = SystemOpt,
         console.print("no service of the system declares sagas")
         return
 
-    async def go() -> list:
+    async def go() -> list[Any]:
         async with system.running(services=services, relays=False, consumers=False):
             return [(name, st, _step_name(system, name, st)) for name, st in await _find(system, status=status)]
 
@@ -73,7 +74,7 @@ def show_command(saga_id: str = typer.Argument(..., help="A saga id from `isles 
     """One saga: its state and data, and its history (the commands it sent, the replies it received)."""
     system = load_system(system_path)
 
-    async def go() -> list:
+    async def go() -> list[Any]:
         async with system.running(services=_saga_services(system), relays=False, consumers=False):
             return [(name, st, _step_name(system, name, st)) for name, st in await _find(system, saga_id=saga_id)]
 

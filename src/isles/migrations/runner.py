@@ -173,7 +173,7 @@ def _resolve(script: ScriptDirectory, rev: str, target: Target) -> str | None:
     return found.revision
 
 
-def _run(conn: Connection, target: Target, script: ScriptDirectory, fn: Callable, destination: str | None,
+def _run(conn: Connection, target: Target, script: ScriptDirectory, fn: Callable[..., Any], destination: str | None,
          *, managed: bool = False, **kw: Any) -> None:
     """Run ``fn``'s revisions on ``conn``: inside the caller's transaction, or (``managed``) letting
     Alembic commit each revision, which ``op.get_context().autocommit_block()`` needs."""

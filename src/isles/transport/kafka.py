@@ -350,7 +350,7 @@ class KafkaTransport(Transport):
         partitions = sorted(await producer.partitions_for(topic))
         partition_of = DefaultPartitioner()  # as send() would pick: other producers of a key agree
         open_batches: dict[int, BatchBuilder] = {}
-        submitted: list[tuple[BatchBuilder, asyncio.Future]] = []
+        submitted: list[tuple[BatchBuilder, asyncio.Future[Any]]] = []
         placed: list[BatchBuilder | BaseException] = []
         failed_keys: set[str] = set()
 
@@ -391,7 +391,7 @@ class KafkaTransport(Transport):
         return asyncio.ensure_future(_outcomes(submitted, placed))
 
 
-async def _outcomes(submitted: list[tuple[BatchBuilder, asyncio.Future]],
+async def _outcomes(submitted: list[tuple[BatchBuilder, asyncio.Future[Any]]],
                     placed: list[BatchBuilder | BaseException]) -> list[BaseException | None]:
     """Each record's outcome: its batch's, or why it was never put into one."""
     outcomes = await asyncio.gather(*(future for _, future in submitted), return_exceptions=True)
@@ -403,7 +403,7 @@ def _failure(outcome: Any) -> BaseException | None:
     return outcome if isinstance(outcome, BaseException) else None
 
 
-def _consume_outcome(future: asyncio.Future) -> None:
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
 
@@ -417,7 +417,7 @@ class _GroupConsumer(ConsumerRebalanceListener):
         self.topics = topics
         self.deliver = deliver
         self.consumer: AIOKafkaConsumer | None = None
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[Any] | None = None
         self._batch = asyncio.Lock()  # held while a fetched batch is delivered; a rebalance waits for it
         self._failures: dict[TopicPartition, int] = {}
         self._resumes: list[asyncio.TimerHandle] = []

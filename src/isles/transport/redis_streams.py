@@ -53,7 +53,7 @@ from isles.transport.base import Deliver, Transport
 log = logging.getLogger("isles.transport.redis")
 
 #: ``on_poison(group, stream, entry_id, fields, error)``: store or forward an entry that is not an isles event.
-PoisonHandler = Callable[[str, str, bytes, dict, "PoisonEntry"], Awaitable[None]]
+PoisonHandler = Callable[[str, str, bytes, dict[bytes, bytes], "PoisonEntry"], Awaitable[None]]
 
 # Renew / release a lease only if we still hold it.
 _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
@@ -236,7 +236,7 @@ def xadd_command(stream: bytes, maxlen: bytes, key: bytes, event: bytes) -> byte
                len(stream), stream, len(maxlen), maxlen, len(key), key, len(event), event)
 
 
-def decode_entry(stream: str, entry_id: bytes, fields: dict) -> Envelope:
+def decode_entry(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Envelope:
     raw = fields.get(b"event")
     where = f"entry {entry_id.decode()} of stream {stream}"
     if raw is None:
@@ -259,8 +259,8 @@ class _GroupMember:
         self.group = group
         self.streams = streams
         self.deliver = deliver
-        self.owned: dict[str, tuple[asyncio.Task, asyncio.Event]] = {}
-        self.task: asyncio.Task | None = None
+        self.owned: dict[str, tuple[asyncio.Task[Any], asyncio.Event]] = {}
+        self.task: asyncio.Task[Any] | None = None
         self.stopping = asyncio.Event()
         self.members_key = f"isles:members:{group}:{streams[0].split(':')[0]}"
 
@@ -297,7 +297,7 @@ class _GroupMember:
         except (RedisError, OSError):
             pass  # the leases expire on their own
 
-    async def _halt(self, task: asyncio.Task, stop: asyncio.Event) -> None:
+    async def _halt(self, task: asyncio.Task[Any], stop: asyncio.Event) -> None:
         """Stop a loop: let it finish its entry (and leave a blocking read), cancel it if it hangs.
 
         Cancelling redis-py in the middle of a blocking read can hang, so the loop is asked first.
