@@ -37,7 +37,7 @@ app.add_typer(dlq_app, name="dlq")
 SystemOpt = typer.Option(None, "--system", "-s", help=SYSTEM_HELP)
 
 
-def _system_hook(spec: str | None, name: str):
+def _system_hook(spec: str | None, name: str) -> Any:
     """An optional coroutine defined next to the System (``seed``, ``demo``)."""
     module = system_spec(spec).partition(":")[0]
     return getattr(importlib.import_module(module), name, None)

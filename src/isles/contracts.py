@@ -331,7 +331,7 @@ def _type_problem(reads: Schema, reads_defs: Schema, sends: Schema, sends_defs: 
     sent, read = _branches(sends, sends_defs), _branches(reads, reads_defs)
     for branch in sent:
         if not any(_reads(r, reads_defs, branch, sends_defs, 0) for r in read):
-            return "null" if _kinds(branch) == {"null"} else "type"
+            return "null" if _kinds(branch) == frozenset({"null"}) else "type"
     return None
 
 

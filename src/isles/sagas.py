@@ -527,7 +527,7 @@ async def instances(runtime: Any, *, status: str | None = None, saga_id: str | N
 
 
 def _metadata_of(runtime: Any) -> MetaData:
-    metadata = runtime.tables.outbox.metadata
+    metadata: MetaData = runtime.tables.outbox.metadata
     if SAGAS not in metadata.tables:
         raise ConfigurationError("declares no sagas", service=runtime.name, fix="pass sagas=[...] to its Service")
     return metadata

@@ -364,14 +364,15 @@ class System:
                     f"declares no Snapshot for {replica.source!r}, so {service}'s {label} cannot be backfilled",
                     service=owner_name, fix=f"add Snapshot('{replica.source}', Model, to_event) to its snapshots=[...]")
                 continue
-            changed[label] = 0
+            changed[label] = rows = 0
             async with owner_service.unit_of_work() as read:
                 total = await snapshot.count(read)
                 task = progress.add_task(f"{service}: {label} <- {replica.source}", total=total) if progress else None
                 async for page in snapshot.pages(read):
                     async with self.services[service].unit_of_work() as write:
                         for key, version, data in page:
-                            changed[label] += await replica.apply(write, key, version, data)
+                            rows += await replica.apply(write, key, version, data)
+                    changed[label] = rows
                     if progress:
                         progress.advance(task, len(page))
         return changed

@@ -162,7 +162,8 @@ class UnitOfWork:
         if sent_in is None:
             raise EventError(f"{command!r} is not a Command", service=self.service,
                              fix="declare it as class X(Command, type='system.service.action', target='service')")
-        return sent_in(self, key=key, version=version)
+        command_id: str = sent_in(self, key=key, version=version)
+        return command_id
 
     async def _envelopes(self) -> list[Envelope]:
         """The envelopes of the pending events, each with its key and its own entity version."""

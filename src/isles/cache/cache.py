@@ -135,17 +135,18 @@ class ReferenceDataCache:
         self._pending_retire: set[str] = set()
         self._closed = False
         if hasattr(backend, "on_recover"):
-            backend.on_recover = self._on_recover  # type: ignore[attr-defined]
+            backend.on_recover = self._on_recover
         metrics.register(self, registry)
 
-    def _backend_for(self, url: str | None, env: Mapping[str, str] | None, **options: float) -> Backend:
+    def _backend_for(self, url: str | None, env: Mapping[str, str] | None, *, socket_timeout: float,
+                     retry_after: float) -> Backend:
         source = os.environ if env is None else env
         url = url if url is not None else (source.get("REDIS_URL") or None)
         if url is None or url.startswith("memory:"):
             return MemoryBackend()
         if url.startswith(("redis://", "rediss://", "unix://")):
             from isles.cache.redis import RedisBackend
-            return RedisBackend(url, self.keys, **options)
+            return RedisBackend(url, self.keys, socket_timeout=socket_timeout, retry_after=retry_after)
         raise ConfigurationError(f"cache URL {mask_url(url)!r} is neither redis://, rediss://, unix:// nor memory://",
                                  fix="set REDIS_URL=redis://host:6379/0, or leave it unset for the in-process cache")
 
@@ -248,15 +249,15 @@ class ReferenceDataCache:
                 return result
             epoch = l1.epoch
         else:
-            rest = ids if isinstance(ids, (list, tuple)) else list(ids)
+            wanted: Sequence[str] = ids if isinstance(ids, (list, tuple)) else list(ids)
             try:
-                found, hits = await self.backend.read_values(p, rest, self.codec.loads, time.time() * 1000)
+                found, hits = await self.backend.read_values(p, wanted, self.codec.loads, time.time() * 1000)
             except CacheUnavailable:
                 counters.errors += 1
-                counters.misses += len(rest)
+                counters.misses += len(wanted)
                 return result
             counters.hits += hits
-            counters.misses += len(rest) - hits
+            counters.misses += len(wanted) - hits
             return found
         read = await self._read(p, rest)
         if read is None:
@@ -531,8 +532,8 @@ class ReferenceDataCache:
         todo = [id for id in ids if f"{prefix}:{id}" not in self._flights]
         if todo and not self._closed:
             flight = self._fly(prefix, todo, loader, start_seq, ttl, fill=True)
-            self._tasks.add(flight.task)  # type: ignore[arg-type]
-            flight.task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+            self._tasks.add(flight.task)
+            flight.task.add_done_callback(self._tasks.discard)
 
     # -- warming -------------------------------------------------------------------------------------
     async def warm_cache(self, prefix: Prefix, loader: WarmLoader, *, ttl: float | None = None,
@@ -599,9 +600,9 @@ class ReferenceDataCache:
         """Optional (as in the seed): check the backend now and start the L1 invalidation channel,
         so the first reads can already use L1. Returns :meth:`health_check`'s answer; never raises."""
         if self._l1 is not None and self._listener is None and self.backend.shared and not self._closed:
-            self._start_listener()
+            listener = self._start_listener()
             deadline = time.monotonic() + 1.0
-            while not self._l1.live and time.monotonic() < deadline and not self._listener.done():
+            while not self._l1.live and time.monotonic() < deadline and not listener.done():
                 await asyncio.sleep(0.005)
         return await self.health_check()
 
@@ -632,10 +633,11 @@ class ReferenceDataCache:
                           c.l1_hits, self.l1_size, self.l1_flushes, problem)
 
     # -- L1 channel and outage recovery ------------------------------------------------------------
-    def _start_listener(self) -> None:
+    def _start_listener(self) -> asyncio.Task[Any]:
         assert self._l1 is not None
         self._listener = self._spawn(self.backend.listen(self._l1.on_message, self._channel_state),
                                      "isles-cache-l1-listener")
+        return self._listener
 
     def _channel_state(self, up: bool, detail: str) -> None:
         l1 = self._l1
@@ -654,7 +656,7 @@ class ReferenceDataCache:
             prefixes, self._pending_retire = self._pending_retire, set()
             self._spawn(self._retire_all(prefixes), "isles-cache-recover")
 
-    async def _retire_all(self, prefixes: set[str]) -> None:
+    async def _retire_all(self, prefixes: Iterable[str]) -> None:
         """What was invalidated while the backend was unreachable: retire those prefixes."""
         for p in prefixes:
             try:

@@ -18,7 +18,8 @@ def _project_settings() -> dict[str, Any]:
     path = Path("pyproject.toml")
     if not path.exists():
         return {}
-    return tomllib.loads(path.read_text()).get("tool", {}).get("isles", {}).get("lint", {})
+    settings: dict[str, Any] = tomllib.loads(path.read_text()).get("tool", {}).get("isles", {}).get("lint", {})
+    return settings
 
 
 @app.command("lint")

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from isles.commands.common import SYSTEM_HELP, console, fail, load_system, run
+
+if TYPE_CHECKING:
+    from isles.sagas import SagaInstance
+    from isles.system import System
 
 app = typer.Typer(help="Inspect sagas (state, step, history) and resume one whose compensation failed.",
                   no_args_is_help=True)
@@ -16,11 +20,12 @@ _COLOURS = {"completed": "green", "compensated": "yellow", "failed": "red", "run
             "compensating": "magenta"}
 
 
-def _saga_services(system) -> list[str]:
+def _saga_services(system: System) -> list[str]:
     return [name for name, service in system.services.items() if getattr(service, "saga_engine", None)]
 
 
-async def _find(system, saga_id: str | None = None, status: str | None = None) -> list[Any]:
+async def _find(system: System, saga_id: str | None = None,
+                status: str | None = None) -> list[tuple[str, SagaInstance]]:
     from isles.sagas import instances
     found = []
     for name in _saga_services(system):
@@ -29,8 +34,9 @@ async def _find(system, saga_id: str | None = None, status: str | None = None) -
     return found
 
 
-def _step_name(system, service: str, st) -> str:
+def _step_name(system: System, service: str, st: SagaInstance) -> str:
     engine = system.services[service].saga_engine
+    assert engine is not None  # only services with sagas have instances
     saga = engine.definitions.get((st.name, st.version))
     if saga is None or not 0 <= st.step < len(saga.steps):
         return "-" if st.step < 0 or saga is None else "(end)"
@@ -120,7 +126,9 @@ def retry_command(saga_id: str = typer.Argument(..., help="The id of a failed sa
                 return None, False
             name = found[0][0]
             async with system.services[name].unit_of_work() as uow:
-                resumed = await system.services[name].saga_engine.retry(uow, saga_id)
+                engine = system.services[name].saga_engine
+                assert engine is not None  # _find looks only in services with sagas
+                resumed = await engine.retry(uow, saga_id)
             return name, resumed
 
     name, resumed = run(go())

@@ -41,7 +41,8 @@ def _mappers() -> Iterable[Any]:
 def class_for(table: Table) -> type | None:
     for mapper in _mappers():
         if mapper.local_table is table:
-            return mapper.class_
+            cls: type = mapper.class_
+            return cls
     return None
 
 
@@ -199,14 +200,14 @@ def check(service: str, metadata: MetaData, locator: Locator) -> list[Finding]:
                 at, f"{name}:pk")
         cls = class_for(table)
         for stamp in () if is_read_model(table, cls) else ("created_at", "updated_at"):
-            column = table.columns.get(stamp)
-            if column is None:
+            stamped = table.columns.get(stamp)
+            if stamped is None:
                 add("ISL106", f"table {name} has no {stamp} "
                               f"(use isles.Timestamped; a copy of another service's data: isles.ReadModel)",
                     at, f"{name}.{stamp}")
-            elif not (isinstance(column.type, DateTime) and column.type.timezone):
+            elif not (isinstance(stamped.type, DateTime) and stamped.type.timezone):
                 add("ISL106", f"{name}.{stamp} is not a timestamp with time zone (DateTime(timezone=True))",
-                    locator.column(table, column), f"{name}.{stamp}")
+                    locator.column(table, stamped), f"{name}.{stamp}")
         leaders = _index_leaders(table)
         for column in table.columns:
             if column.name.endswith("_id") and column.name not in leaders:

@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -80,7 +81,7 @@ async def _drop(config: DatabaseConfig, name: str) -> None:
         await admin.dispose()
 
 
-def _step(conn: Connection, target: Target, script, direction: str, destination: str) -> None:
+def _step(conn: Connection, target: Target, script: ScriptDirectory, direction: str, destination: str) -> None:
     if direction == "up":
         fn = lambda rev, ctx: script._upgrade_revs(destination, rev)  # noqa: E731
     else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from sqlalchemy import select
 
@@ -255,7 +255,8 @@ class Rebuild:
                               .values(projection=self.projection.name))
 
 
-async def _snapshot_pages(snapshot: Any, uow: UnitOfWork, owner: ServiceRuntime, page_size: int):
+async def _snapshot_pages(snapshot: Any, uow: UnitOfWork, owner: ServiceRuntime,
+                          page_size: int) -> AsyncIterator[list[Envelope]]:
     """The owner's entities as envelopes of the event that describes each now (its Snapshot)."""
     from sqlalchemy import inspect as sa_inspect
     pk = sa_inspect(snapshot.model).primary_key[0]

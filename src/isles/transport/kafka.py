@@ -408,7 +408,7 @@ def _consume_outcome(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class _GroupConsumer(ConsumerRebalanceListener):
+class _GroupConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type information
     """One consuming service's member of its consumer group."""
 
     def __init__(self, transport: KafkaTransport, group: str, topics: list[str], deliver: Deliver):
@@ -561,13 +561,13 @@ def _support_init_producer_id_v3() -> None:
     from aiokafka.protocol.transaction import InitProducerIdRequest_v0
     from aiokafka.protocol.types import CompactString, Int16, Int32, Int64, Schema, TaggedFields
 
-    class InitProducerIdResponse_v3(Response):
+    class InitProducerIdResponse_v3(Response):  # type: ignore[misc]  # aiokafka's protocol classes are untyped
         API_KEY = 22
         API_VERSION = 3
         SCHEMA = Schema(("throttle_time_ms", Int32), ("error_code", Int16), ("producer_id", Int64),
                         ("producer_epoch", Int16), ("tags", TaggedFields))
 
-    class InitProducerIdRequest_v3(RequestStruct):
+    class InitProducerIdRequest_v3(RequestStruct):  # type: ignore[misc]  # (untyped, as above)
         FLEXIBLE_VERSION = True
         API_KEY = 22
         API_VERSION = 3
@@ -575,6 +575,7 @@ def _support_init_producer_id_v3() -> None:
         SCHEMA = Schema(("transactional_id", CompactString("utf-8")), ("transaction_timeout_ms", Int32),
                         ("producer_id", Int64), ("producer_epoch", Int16), ("tags", TaggedFields))
 
+    # (untyped, as above)
     class InitProducerIdRequest(Request[InitProducerIdRequest_v0 | InitProducerIdRequest_v3]):  # type: ignore[misc]
         API_KEY = 22
 
@@ -587,7 +588,7 @@ def _support_init_producer_id_v3() -> None:
                 return request_struct_class(self._transactional_id, self._transaction_timeout_ms, -1, -1, {})
             return request_struct_class(self._transactional_id, self._transaction_timeout_ms)
 
-    sender.InitProducerIdRequest = InitProducerIdRequest  # type: ignore[attr-defined]
+    sender.InitProducerIdRequest = InitProducerIdRequest
     _PATCHED = True
 
 

@@ -38,7 +38,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -54,6 +54,10 @@ log = logging.getLogger("isles.transport.redis")
 
 #: ``on_poison(group, stream, entry_id, fields, error)``: store or forward an entry that is not an isles event.
 PoisonHandler = Callable[[str, str, bytes, dict[bytes, bytes], "PoisonEntry"], Awaitable[None]]
+
+#: XREADGROUP's answer on this client (RESP2, responses not decoded): [(stream, [(entry id, fields or None
+#: once trimmed away)])]. redis-py's own type covers every protocol and decoding setting.
+_StreamRead = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]]
 
 # Renew / release a lease only if we still hold it.
 _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
@@ -201,7 +205,8 @@ class RedisStreamsTransport(Transport):
         command = b"".join(xadd_command(self.stream_for(topic, e.partitionkey).encode(), maxlen,
                                         e.partitionkey.encode(), e.to_structured()) for e in envelopes)
         pool = client.connection_pool
-        connection = await pool.get_connection()
+        # redis-py's deprecation decorator hides get_connection's annotations
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 await connection.send_packed_command(command, check_health=False)
@@ -379,9 +384,9 @@ class _GroupMember:
                             break
                     claimed = True
                 read_id = "0" if pending else ">"
-                reply = await self.redis.xreadgroup(self.group, me, {stream: read_id}, count=s.batch,
-                                                    block=None if pending else s.block_ms)
-                entries = reply[0][1] if reply else []
+                read = cast(_StreamRead, await self.redis.xreadgroup(self.group, me, {stream: read_id}, count=s.batch,
+                                                                     block=None if pending else s.block_ms))
+                entries = read[0][1] if read else []
                 if pending and not entries:
                     pending = False
                     continue
