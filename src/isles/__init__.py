@@ -5,8 +5,14 @@ copies current, exactly once and in order. See README.md for a tour.
 """
 from isles.cache import ReferenceDataCache
 from isles.consumer import RetryReport
-from isles.errors import (ConfigurationError, DatabaseUnavailable, EventError, InvalidPayload, IslesError,
-                          UnknownEventType)
+from isles.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    EventError,
+    InvalidPayload,
+    IslesError,
+    UnknownEventType,
+)
 from isles.events import Envelope, Event, EventRegistry, Payload, upcaster
 from isles.orm import Entity, HasUuid, ReadModel, Timestamped, Versioned
 from isles.replication import Replica, Snapshot

@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Receive, Scope, Send
 
 from isles import problems
 from isles.access_log import AccessLogMiddleware
@@ -217,14 +218,14 @@ class OutageAnswers:
         self.app = app
         self.down: dict[str, str] = {}  # service -> what its database said
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         service = _service_of_path(scope.get("path", ""))
         status: list[int] = []
 
-        async def sending(message: dict) -> None:
+        async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
             await send(message)
@@ -277,7 +278,7 @@ class StrictJsonBodies:
     def __init__(self, app: Any):
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
@@ -304,11 +305,11 @@ class StrictJsonBodies:
         await self.app(scope, _replay(messages, receive), send)
 
 
-def _replay(messages: list[dict], receive: Callable) -> Callable:
+def _replay(messages: list[Message], receive: Receive) -> Receive:
     """A ``receive`` that hands out the messages already read, then the real ones."""
     pending = list(messages)
 
-    async def replayed() -> dict:
+    async def replayed() -> Message:
         return pending.pop(0) if pending else await receive()
     return replayed
 

@@ -71,7 +71,7 @@ def _rename_schemas(schema: dict[str, Any], services: list[str]) -> dict[str, An
     text = json.dumps(schema)
     for old, new in renames.items():
         text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
-    renamed = json.loads(text)
+    renamed: dict[str, Any] = json.loads(text)
     renamed["components"]["schemas"] = {renames.get(k, k): v for k, v in renamed["components"]["schemas"].items()}
     for old, new in renames.items():
         body = renamed["components"]["schemas"][new]

@@ -5,6 +5,7 @@ import random
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
-    """Seconds to wait before try ``attempt + 1`` (``attempt`` starts at 1): uniform in [0, min(cap, base*2^(attempt-1))]."""
+    """Seconds to wait before try ``attempt + 1`` (``attempt`` starts at 1):
+    uniform in [0, min(cap, base*2^(attempt-1))]."""
     ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
     return (rng or random).uniform(ceiling / 2, ceiling)

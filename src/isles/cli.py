@@ -8,15 +8,23 @@ from __future__ import annotations
 import importlib
 import os
 import tempfile
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from isles.commands.common import (SYSTEM_HELP, console, ensure_port_free, err_console, fail, load_system, run,
-                                   system_spec)
+from isles.commands.common import (
+    SYSTEM_HELP,
+    console,
+    ensure_port_free,
+    err_console,
+    fail,
+    load_system,
+    run,
+    system_spec,
+)
 
 if TYPE_CHECKING:
     from isles.system import ServiceStatus, System
@@ -29,7 +37,7 @@ app.add_typer(dlq_app, name="dlq")
 SystemOpt = typer.Option(None, "--system", "-s", help=SYSTEM_HELP)
 
 
-def _system_hook(spec: str | None, name: str):
+def _system_hook(spec: str | None, name: str) -> Any:
     """An optional coroutine defined next to the System (``seed``, ``demo``)."""
     module = system_spec(spec).partition(":")[0]
     return getattr(importlib.import_module(module), name, None)
@@ -135,7 +143,7 @@ def status_command(system_path: Optional[str] = SystemOpt) -> None:
     raise typer.Exit(1 if down else 0)
 
 
-async def _statuses(system: "System") -> list:
+async def _statuses(system: "System") -> list[Any]:
     """Every service's status; one that cannot be reached is shown as such and the others still are.
 
     Only the databases are read: no broker is started (``status`` must work while it is down)
@@ -177,7 +185,7 @@ def dlq_list(system_path: Optional[str] = SystemOpt,
     from isles.transport.memory import InMemoryTransport
     system._transport = system._transport or InMemoryTransport()  # reads tables; no broker needed
 
-    async def go() -> list:
+    async def go() -> list[Any]:
         found = []
         async with system.running(services=[service] if service else True, relays=False, consumers=False):
             for name, runtime in system.runtimes.items():
@@ -215,7 +223,7 @@ def dlq_retry(dead_letter_id: Optional[int] = typer.Argument(None, help="A dead 
         fail("give either a dead letter ID or --all")
     system = load_system(system_path, check=True)
 
-    async def go() -> list:
+    async def go() -> list[Any]:
         reports = []
         async with system.running(services=[service] if service else True, relays=False, consumers=True):
             for name, consumer in system.consumers.items():
@@ -241,8 +249,8 @@ def resync_command(service: Optional[str] = typer.Option(None, help="Only this s
     system = load_system(system_path, check=True)
     targets = [service] if service else [n for n, s in system.services.items() if s.replicas]
 
-    async def go() -> dict:
-        results: dict = {}
+    async def go() -> dict[str, Any]:
+        results: dict[str, Any] = {}
         async with system.running(relays=False, consumers=False):
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console) as progress:

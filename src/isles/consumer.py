@@ -51,7 +51,7 @@ class _Delivery:
     payloads: list[Any]
     taken: bool = False  # a shared transaction has it
     #: True: handled (or a duplicate), committed. False: deliver it alone.
-    outcome: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    outcome: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 async def _run_handlers(uow: UnitOfWork, envelope: Envelope, subs: list[Subscription], payloads: list[Any]) -> None:
@@ -60,7 +60,7 @@ async def _run_handlers(uow: UnitOfWork, envelope: Envelope, subs: list[Subscrip
     token = current_traceparent.set(envelope.traceparent)
     uow.incoming = envelope
     try:
-        for sub, payload in zip(subs, payloads):
+        for sub, payload in zip(subs, payloads, strict=True):
             await sub.fn(payload, uow)
     finally:
         uow.incoming = None
@@ -126,7 +126,8 @@ class Consumer:
                 error = UnknownEventType(
                     f"received event {envelope.id} of type {envelope.type!r}, which no service of the system "
                     "declares", service=self.runtime.name,
-                    fix="deploy the producer's declaration of this type (or stop publishing it), then `isles dlq retry`")
+                    fix="deploy the producer's declaration of this type (or stop publishing it), "
+                        "then `isles dlq retry`")
             else:
                 try:
                     current = self.runtime.registry.upcast(envelope, service=self.runtime.name)
@@ -262,7 +263,8 @@ class Consumer:
     # The two statements every delivery runs, built once: building costs more than running them.
     @cached_property
     def _inbox_insert(self) -> Any:
-        return self.runtime.dialect.insert(self.runtime.tables.inbox).on_conflict_do_nothing(index_elements=["event_id"])
+        insert = self.runtime.dialect.insert(self.runtime.tables.inbox)
+        return insert.on_conflict_do_nothing(index_elements=["event_id"])
 
     @cached_property
     def _parked_query(self) -> Any:

@@ -311,7 +311,8 @@ def _json_kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    return {int: "integer", float: "number", str: "string"}.get(type(value), "object" if isinstance(value, dict) else "array")
+    return {int: "integer", float: "number", str: "string"}.get(type(value),
+                                                                "object" if isinstance(value, dict) else "array")
 
 
 def _kinds_of(schema: Schema, defs: Schema) -> frozenset[str] | None:
@@ -330,7 +331,7 @@ def _type_problem(reads: Schema, reads_defs: Schema, sends: Schema, sends_defs: 
     sent, read = _branches(sends, sends_defs), _branches(reads, reads_defs)
     for branch in sent:
         if not any(_reads(r, reads_defs, branch, sends_defs, 0) for r in read):
-            return "null" if _kinds(branch) == {"null"} else "type"
+            return "null" if _kinds(branch) == frozenset({"null"}) else "type"
     return None
 
 
@@ -345,7 +346,8 @@ def _reads(reads: Schema, reads_defs: Schema, sends: Schema, sends_defs: Schema,
         return False
     if "array" in sent and "array" in read:
         items_r, items_s = reads.get("items"), sends.get("items")
-        if isinstance(items_r, dict) and isinstance(items_s, dict) and _type_problem(items_r, reads_defs, items_s, sends_defs):
+        if (isinstance(items_r, dict) and isinstance(items_s, dict)
+                and _type_problem(items_r, reads_defs, items_s, sends_defs)):
             return False
     if "object" in sent and "object" in read:
         return _object_reads(reads, reads_defs, sends, sends_defs, depth)

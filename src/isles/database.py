@@ -65,7 +65,7 @@ class _WalCheckpoints:
 
     def __init__(self, path: str):
         self.path = path
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[Any] | None = None
         self._connection: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # the worker threads share one connection, one at a time
 
@@ -292,11 +292,12 @@ def is_connection_error(exc: BaseException) -> bool:
     Such errors are answered 503 (try again later) and retried by relays and consumers; any other
     database error is a fault of the statement, and retrying it unchanged would not help."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if _says_outage(exc):
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        if _says_outage(link):
             return True
-        exc = exc.__cause__ or exc.__context__ or getattr(exc, "orig", None)
+        link = link.__cause__ or link.__context__ or getattr(link, "orig", None)
     return False
 
 

@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import orjson
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -91,7 +92,7 @@ def upcaster(*, from_version: int) -> Callable[[Upcast], Upcast]:
 
     def mark(fn: Upcast) -> Upcast:
         setattr(fn, _UPCAST_FROM, from_version)
-        return staticmethod(fn)  # type: ignore[return-value]  # callable on the class, ignored by Pydantic
+        return staticmethod(fn)  # callable on the class, ignored by Pydantic
     return mark
 
 
@@ -188,7 +189,8 @@ class Envelope:
                    dataversion=event.event_version)
 
     def json(self) -> dict[str, Any]:
-        return orjson.loads(self.data)
+        parsed: dict[str, Any] = orjson.loads(self.data)
+        return parsed
 
     # -- CloudEvents conversions (the `cloudevents` package owns the wire formats) -------------
     def attributes(self) -> dict[str, Any]:
@@ -213,7 +215,7 @@ class Envelope:
         return CloudEvent(self.attributes(), orjson.loads(self.data) if parsed else self.data)
 
     @classmethod
-    def from_cloudevent(cls, event: CloudEvent) -> "Envelope":
+    def from_cloudevent(cls, event: BaseCloudEvent) -> "Envelope":
         attrs = event.get_attributes()
         data = event.get_data()
         if isinstance(data, (dict, list)):
@@ -266,7 +268,8 @@ class Envelope:
         return cls.from_cloudevent(_JSON.read(CloudEvent, raw))
 
     @classmethod
-    def from_plain_attributes(cls, attrs: dict[str, Any], data: bytes, *, ignore: tuple[str, ...] = ()) -> "Envelope | None":
+    def from_plain_attributes(cls, attrs: dict[str, Any], data: bytes, *,
+                              ignore: tuple[str, ...] = ()) -> "Envelope | None":
         """The envelope for attributes in exactly the shape isles writes them, else None.
 
         Values may be JSON types or header strings. None means "let the ``cloudevents`` package
@@ -288,7 +291,8 @@ class Envelope:
             if not all(type(v) in (int, str) for v in (dataversion, *([version] if version is not None else []))):
                 return None
             return cls(id=attrs["id"], source=attrs["source"], type=attrs["type"], data=data or b"null",
-                       partitionkey=attrs["partitionkey"], entityversion=None if version in (None, "") else int(version),
+                       partitionkey=attrs["partitionkey"],
+                       entityversion=None if version in (None, "") else int(version),
                        time=moment, subject=optional[0], traceparent=optional[1], dataversion=int(dataversion or 1),
                        datacontenttype=content_type, sequence=_sequence(attrs.get("sequence")))
         except (KeyError, ValueError, TypeError):

@@ -113,7 +113,7 @@ def not_found(what: str, ident: Any) -> HTTPException:
 
 async def get_or_404(uow: UnitOfWork, model: type[T], ident: Any, *, what: str) -> T:
     """The ``model`` row with primary key ``ident``, or a 404 naming ``what`` and the id."""
-    row = await uow.get(model, ident)
+    row: T | None = await uow.get(model, ident)
     if row is None:
         raise not_found(what, ident)
     return row
@@ -151,7 +151,7 @@ class PageOut(BaseModel, Generic[T]):
     offset: int = Field(description="items skipped before this page (?offset=)")
 
     @classmethod
-    def model_parametrized_name(cls, params: tuple[type[Any], ...]) -> str:
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
         name = getattr(params[0], "__name__", "Item")
         return f"{name.removesuffix('Out') or name}Page"
 
@@ -205,14 +205,14 @@ def refuse_unknown_query(request: Request) -> None:
     """Dependency (the app adds it to every service router): a query parameter the route does not
     declare is refused with a 422 naming it, like an unknown body field, so ``?partID=...`` or
     ``?lmit=5`` is an error rather than a filter or a page size silently ignored."""
-    route = request.scope.get("route")
+    route: Any = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
     declared = getattr(route, "_isles_query_names", None)
     if declared is None:  # computed once per route
         declared = _declared_query(dependant)
-        route._isles_query_names = declared  # type: ignore[attr-defined]
+        route._isles_query_names = declared
     unknown = sorted({name for name in request.query_params.keys() if name not in declared})
     if unknown:
         raise RequestValidationError([

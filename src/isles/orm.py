@@ -53,7 +53,7 @@ class Versioned:
     version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=1)
 
     @declared_attr.directive
-    def __mapper_args__(cls) -> dict:
+    def __mapper_args__(cls) -> dict[str, Any]:
         return {"version_id_col": cls.version}
 
 

@@ -77,9 +77,11 @@ def problem(status: int, detail: Any = None, *, errors: Iterable[Mapping[str, An
         detail = phrase
     elif not isinstance(detail, str):
         detail = json.dumps(_clean(detail), ensure_ascii=False, allow_nan=False)
-    return _clean({"type": type_, "title": title or phrase, "status": status, "detail": detail,
-                   "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                              for e in errors]})
+    body: dict[str, Any] = _clean({
+        "type": type_, "title": title or phrase, "status": status, "detail": detail,
+        "errors": [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                   for e in errors]})
+    return body
 
 
 def problem_response(status: int, detail: Any = None, *, errors: Iterable[Mapping[str, Any]] = (),

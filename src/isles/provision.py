@@ -180,6 +180,7 @@ def plan(system: System, services: Iterable[str] | None = None, env: Mapping[str
         _role_sql(roles, env, name, result)
         result.statements.extend(_maintenance_sql(maintenance_databases(env)))
         db = config.url.database
+        assert db is not None  # resolve_database refuses a PostgreSQL URL that names no database
         owner, migrator, app = (_q(r) for r in roles.all())
         add = result.statements.append
         if config.topology == "database-per-service":

@@ -22,14 +22,16 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Iterable
+from typing import Any, Awaitable, Iterable, Sequence
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.sql import Select
 
 from isles.backoff import backoff_delay
 from isles.orm import as_utc, utcnow
-from isles.outbox import ID as _ID, KEY as _KEY, SENT_COLUMNS, envelope_from_row
+from isles.outbox import ID as _ID
+from isles.outbox import KEY as _KEY
+from isles.outbox import SENT_COLUMNS, envelope_from_row
 from isles.relay_claims import BUCKETS
 from isles.routing import submit_routed
 from isles.runtime import ServiceRuntime
@@ -71,13 +73,13 @@ class Relay:
         self._holds: dict[str, datetime] = {}
         self._holds_for: frozenset[int] | None = None  # the buckets the holds were loaded for
         #: background outcomes (acknowledgements, then the mark) of the last batches, oldest first
-        self._marking: list[asyncio.Task] = []
+        self._marking: list[asyncio.Task[Any]] = []
         self._in_flight: set[int] = set()  # ids handed over whose mark has not committed yet
         #: per batch not acknowledged yet (oldest first): its keys, by the event set once it is
         self._unconfirmed: dict[asyncio.Event, frozenset[str]] = {}
         #: the next batch, read while the current one is handed over (PostgreSQL, backlog), and
         #: the buckets it was read for
-        self._prefetch: tuple[asyncio.Task, frozenset[int] | None] | None = None
+        self._prefetch: tuple[asyncio.Task[Sequence[Any]], frozenset[int] | None] | None = None
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows, so latency does not wait for the poll."""
@@ -159,7 +161,7 @@ class Relay:
                 self._prefetch = (self._prefetch[0], None)
             raise
 
-    async def _next_batch(self) -> list[Any]:
+    async def _next_batch(self) -> Sequence[Any]:
         """The rows to send now: read ahead or read now, less the keys that must wait.
 
         A key waits while it has a failed row (``_holds``) or a row on its way that the transport
@@ -177,7 +179,7 @@ class Relay:
             # its mark; the ids stay out of the reads until that commits).
             await next(iter(self._unconfirmed)).wait()
 
-    async def _send(self, rows: list[Any], now: datetime) -> int:
+    async def _send(self, rows: Sequence[Any], now: datetime) -> int:
         """Hand ``rows`` to the transport in order; return how many were handed over.
 
         On PostgreSQL the outcome - acknowledgements, then the mark - is awaited in the background
@@ -217,8 +219,9 @@ class Relay:
         ok_ids: list[int] = []
         try:
             results = await outcome
-            failed, failed_keys = [], set()
-            for row, result in zip(rows, results):
+            failed: list[tuple[Any, BaseException]] = []
+            failed_keys = set()
+            for row, result in zip(rows, results, strict=True):
                 if result is None:
                     ok_ids.append(row[_ID])
                 elif row[_KEY] not in failed_keys:
@@ -238,7 +241,7 @@ class Relay:
         self.published_total += len(ok_ids)
         await self._mark(ok_ids, failed_marks, now)
 
-    def _failed(self, failures: list[tuple[Any, BaseException]], now: datetime) -> list[dict[str, Any]]:
+    def _failed(self, failures: Sequence[tuple[Any, BaseException]], now: datetime) -> list[dict[str, Any]]:
         """Hold the key of each failed row until its retry time; return the rows' failure marks."""
         marks = []
         for row, exc in failures:
@@ -255,7 +258,7 @@ class Relay:
     def _owned(self) -> frozenset[int]:
         return frozenset(self.claims.held) if self.claims is not None else frozenset()
 
-    async def _take_prefetched(self) -> list[Any]:
+    async def _take_prefetched(self) -> Sequence[Any]:
         """The batch read ahead; [] if there is none, or it was set aside."""
         if self._prefetch is None:
             return []
@@ -289,13 +292,13 @@ class Relay:
             self._pending_queries[shape] = query
         return query, {"held": list(self._holds), "skip": list(self._in_flight.union(skip)), "batch": self.batch_size}
 
-    async def _fetch(self, read: tuple[Select[Any], dict[str, Any]]) -> list[Any]:
+    async def _fetch(self, read: tuple[Select[Any], dict[str, Any]]) -> Sequence[Any]:
         query, params = read
         if self._conn is not None:
             return (await self._conn.execute(query, params)).all()
         async with self.runtime.database.engine.connect() as conn:
             await self.runtime.dialect.begin_pending_read(conn)
-            rows = (await conn.execute(query, params)).all()
+            rows: Sequence[Any] = (await conn.execute(query, params)).all()
             await conn.rollback()
         return rows
 
@@ -340,7 +343,7 @@ class Relay:
         for marking in list(self._marking):
             await self._wait_for(marking)
 
-    async def _wait_for(self, marking: asyncio.Task) -> None:
+    async def _wait_for(self, marking: asyncio.Task[Any]) -> None:
         await asyncio.shield(marking)  # a caller cancelled here leaves it for close() to wait for
         if marking in self._marking:
             self._marking.remove(marking)

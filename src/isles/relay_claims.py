@@ -80,7 +80,9 @@ class BucketClaims:
         await self._conn.execute(text("SELECT pg_advisory_lock_shared(:cls, :presence)"),
                                  {"cls": self._class, "presence": PRESENCE})
         raw = await self._conn.get_raw_connection()
-        await raw.driver_connection.add_listener(notify_channel(self.topic), lambda *_: self.on_notify())
+        driver = raw.driver_connection
+        assert driver is not None  # an open connection has its asyncpg connection
+        await driver.add_listener(notify_channel(self.topic), lambda *_: self.on_notify())
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -36,7 +36,8 @@ class RelayConnection:
         async with self._turn:
             conn = self._conn or await self._open()
             try:
-                return await conn.execute(statement, params)
+                result: Result[Any] = await conn.execute(statement, params)
+                return result
             except BaseException:
                 await self._drop()
                 raise

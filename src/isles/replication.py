@@ -22,7 +22,8 @@ from typing import Any, AsyncIterator, Callable, Mapping
 
 import orjson
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Table, and_, bindparam, delete, func, inspect as sa_inspect, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import inspect as sa_inspect
 
 from isles.dialects.base import Dialect
 from isles.errors import ConfigurationError, InvalidPayload
@@ -48,7 +49,8 @@ def _table_of(target: Any) -> Table:
     if isinstance(target, Table):
         return target
     try:
-        return sa_inspect(target).local_table  # a mapped class
+        table: Table = sa_inspect(target).local_table  # a mapped class
+        return table
     except Exception:
         raise ConfigurationError(f"replica target {target!r} is neither a mapped class nor a Table",
                                  fix="pass the ORM model (e.g. WorkOrder) or its Table") from None
@@ -76,12 +78,14 @@ class Replica:
     #: per column, the names its field may have in an event (as declared, camelCase)
     _names: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict, repr=False)
     _key_type: Any = field(init=False, default=str, repr=False)  # the key column's Python type
+    _version_column: str = field(init=False, default="", repr=False)  # ``version``, resolved
 
     def __post_init__(self) -> None:
         self.table = _table_of(self.target)
         if self.version is None:
             stem = self.key[:-3] if self.key.endswith("_id") else self.key
             self.version = f"{stem}_version" if not self.upsert else "version"
+        self._version_column = self.version
         missing = [c for c in (self.key, self.version, *self.fields) if c not in self.table.c]
         if missing:
             raise ConfigurationError(
@@ -141,10 +145,10 @@ class Replica:
         stmt = self._statements.get((dialect.name, columns))
         if stmt is not None:
             return stmt
-        t, vcol = self.table, self.table.c[self.version]
+        t, vcol = self.table, self.table.c[self._version_column]
         version = bindparam("r_version", type_=vcol.type)
         newer = or_(vcol.is_(None), vcol < version)
-        values = {self.version: version, **{c: bindparam(f"r_{c}", type_=t.c[c].type) for c in columns}}
+        values = {self._version_column: version, **{c: bindparam(f"r_{c}", type_=t.c[c].type) for c in columns}}
         key = bindparam("r_key", type_=t.c[self.key].type)
         if self.upsert:
             stmt = (dialect.insert(t).values({self.key: key, **values})
@@ -155,7 +159,7 @@ class Replica:
         return stmt
 
     async def delete(self, uow: UnitOfWork, key: str, version: int) -> int:
-        t, vcol = self.table, self.table.c[self.version]
+        t, vcol = self.table, self.table.c[self._version_column]
         key = coerce_key(t.c[self.key], key)
         result = await uow.execute(delete(t).where(and_(t.c[self.key] == key, or_(vcol.is_(None), vcol <= version))))
         return result.rowcount or 0
@@ -173,7 +177,8 @@ class Snapshot:
     model: Any
     to_event: Callable[[Any], Event]
 
-    async def pages(self, uow: UnitOfWork, page_size: int = 500) -> AsyncIterator[list[tuple[str, int, dict]]]:
+    async def pages(self, uow: UnitOfWork,
+                    page_size: int = 500) -> AsyncIterator[list[tuple[str, int, dict[str, Any]]]]:
         mapper = sa_inspect(self.model)
         pk = mapper.primary_key[0]
         last = None

@@ -3,8 +3,8 @@
 The inbox is what makes delivery exactly-once: a consumer applies an event only if its id is not
 there yet. Kept forever it grows by one row per applied event (at 50 events/s about 430,000 rows
 a day), so its rows are deleted once they are older than the **inbox window**
-(``ISLES_INBOX_RETENTION``, default: the outbox window plus a day, 8 days). Forgetting an id is only safe if that event can no
-longer come back, or is refused when it does. Both hold:
+(``ISLES_INBOX_RETENTION``, default: the outbox window plus a day, 8 days). Forgetting an id is only safe
+if that event can no longer come back, or is refused when it does. Both hold:
 
 * **It can only come back while someone still has it.** An event is redelivered from the broker
   (while Kafka's ``retention.ms`` or a Redis stream's ``MAXLEN`` keeps it) or sent again from the

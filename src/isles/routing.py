@@ -56,7 +56,7 @@ async def submit_routed(transport: Transport, runtime: ServiceRuntime,
 
 def _settle(envelopes: Sequence[Envelope], results: list[BaseException | None], failed: dict[str, BaseException],
             indexes: list[int], outcome: list[BaseException | None]) -> None:
-    for i, result in zip(indexes, outcome):
+    for i, result in zip(indexes, outcome, strict=True):
         results[i] = result
         if result is not None:
             failed.setdefault(envelopes[i].partitionkey, result)

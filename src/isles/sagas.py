@@ -312,13 +312,14 @@ class SagaEngine:
         saga = self.definitions.get((st.name, st.version))
         if saga is not None:
             return saga
-        movers = sorted((s for (name, _), s in self.definitions.items() if name == st.name and st.version in s.migrations),
-                        key=lambda s: s.version)
+        movers = sorted((s for (name, _), s in self.definitions.items()
+                         if name == st.name and st.version in s.migrations), key=lambda s: s.version)
         if not movers:
             raise ConfigurationError(
                 f"saga {st.id} ({st.name}) started on version {st.version}, which this service no longer declares",
                 service=self.service, fix=f"keep declaring Saga({st.name!r}, version={st.version}, ...) until its "
-                                          f"instances finish, or declare migrations={{{st.version}: fn}} on the new version")
+                                          f"instances finish, or declare migrations={{{st.version}: fn}} "
+                                          f"on the new version")
         target = movers[-1]
         before = st.version
         target.migrations[before](st)
@@ -526,7 +527,7 @@ async def instances(runtime: Any, *, status: str | None = None, saga_id: str | N
 
 
 def _metadata_of(runtime: Any) -> MetaData:
-    metadata = runtime.tables.outbox.metadata
+    metadata: MetaData = runtime.tables.outbox.metadata
     if SAGAS not in metadata.tables:
         raise ConfigurationError("declares no sagas", service=runtime.name, fix="pass sagas=[...] to its Service")
     return metadata
@@ -551,7 +552,8 @@ class SagaWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - database down or a transition failed: next poll retries
-                log.warning("service '%s': saga worker: %s", self.runtime.name, str(exc).splitlines()[0] if str(exc) else exc)
+                log.warning("service '%s': saga worker: %s", self.runtime.name,
+                            str(exc).splitlines()[0] if str(exc) else exc)
             await asyncio.sleep(self.poll_interval)
 
     async def fire_due(self, now: datetime | None = None) -> int:

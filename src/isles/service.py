@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 def _caller_package() -> str:
     frame = sys._getframe(2)
-    module = frame.f_globals.get("__name__", "")
+    module: str = frame.f_globals.get("__name__", "")
     package = frame.f_globals.get("__package__") or module.rpartition(".")[0]
     return package or module
 

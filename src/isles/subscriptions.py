@@ -5,6 +5,7 @@ against what the other services publish.
 """
 from __future__ import annotations
 
+import builtins
 import inspect
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -13,9 +14,10 @@ from pydantic import BaseModel
 
 from isles.errors import ConfigurationError
 from isles.events import Envelope, decode
-from isles.unit_of_work import UnitOfWork
 
-HandlerFn = Callable[[Any, UnitOfWork], Awaitable[None]]
+#: ``fn(payload, uow)``: ``uow`` is the service's UnitOfWork, or for a projection's handler the
+#: ProjectionUow that stands in for it (isles.projections), hence Any.
+HandlerFn = Callable[[Any, Any], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class Subscription:
     """``fn(payload, uow)`` runs for events of ``type``, with the data validated into ``model``."""
 
     type: str
-    model: type[BaseModel] | None
+    model: builtins.type[BaseModel] | None  # (the field ``type`` above shadows the builtin here)
     fn: HandlerFn
     name: str = ""
     #: an optional subscription is dropped (not refused) when no service of the system publishes its type

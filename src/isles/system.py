@@ -31,6 +31,7 @@ from isles.dialects import dialect_for
 from isles.drain import Watermarks
 from isles.errors import ConfigurationError, UnknownEventType
 from isles.events import EventRegistry
+from isles.jobs import run_periodically
 from isles.outbox import backlog
 from isles.projections.wiring import check_projections, projection_subscriptions, projections_of
 from isles.relay import Relay
@@ -40,7 +41,6 @@ from isles.runtime import ServiceRuntime
 from isles.service import Service
 from isles.tables import DEAD, WAITING
 from isles.tasks import cancel_and_wait
-from isles.jobs import run_periodically
 from isles.transport import Transport
 from isles.transport.factory import transport_from_env
 
@@ -125,7 +125,7 @@ class System:
         self.relays: dict[str, Relay] = {}
         self.consumers: dict[str, Consumer] = {}
         self._watermarks = Watermarks()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[Any]] = []
         self.transport: Transport | None = None
 
     def _check_subscriptions(self) -> None:
@@ -364,14 +364,15 @@ class System:
                     f"declares no Snapshot for {replica.source!r}, so {service}'s {label} cannot be backfilled",
                     service=owner_name, fix=f"add Snapshot('{replica.source}', Model, to_event) to its snapshots=[...]")
                 continue
-            changed[label] = 0
+            changed[label] = rows = 0
             async with owner_service.unit_of_work() as read:
                 total = await snapshot.count(read)
                 task = progress.add_task(f"{service}: {label} <- {replica.source}", total=total) if progress else None
                 async for page in snapshot.pages(read):
                     async with self.services[service].unit_of_work() as write:
                         for key, version, data in page:
-                            changed[label] += await replica.apply(write, key, version, data)
+                            rows += await replica.apply(write, key, version, data)
+                    changed[label] = rows
                     if progress:
                         progress.advance(task, len(page))
         return changed

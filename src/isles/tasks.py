@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Iterable
+from typing import Any, Iterable
 
 log = logging.getLogger("isles.tasks")
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task], *, grace: float = 2.0, rounds: int = 5) -> None:
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], *, grace: float = 2.0, rounds: int = 5) -> None:
     """Cancel ``tasks`` and wait for them, cancelling again every ``grace`` seconds (``rounds`` times)."""
     pending = {task for task in tasks if task is not None and not task.done()}
     for _ in range(rounds):
@@ -28,7 +28,7 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task], *, grace: float = 2.0, 
         log.error("task %s ignored %d cancellations; leaving it behind", task.get_name(), rounds)
 
 
-async def ask_then_cancel(task: asyncio.Task, stop: asyncio.Event, *, grace: float) -> None:
+async def ask_then_cancel(task: asyncio.Task[Any], stop: asyncio.Event, *, grace: float) -> None:
     """Set ``stop`` and give ``task`` ``grace`` seconds to end on its own, then cancel it."""
     stop.set()
     done, _ = await asyncio.wait({task}, timeout=grace)

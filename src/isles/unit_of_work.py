@@ -10,11 +10,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import update
 from sqlalchemy.exc import NoInspectionAvailable
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from isles.errors import ConfigurationError, EventError
 from isles.events import Envelope, Event, current_traceparent, new_traceparent
@@ -51,7 +51,7 @@ class UnitOfWork:
         self._published: list[Envelope] = []
         self._queued: dict[Any, list[dict[str, Any]]] = {}  # write_later(): statement -> parameter sets
         self._finished = False
-        self._task: asyncio.Task | None = None  # set while open on SQLite (see _claim_sqlite)
+        self._task: asyncio.Task[Any] | None = None  # set while open on SQLite (see _claim_sqlite)
 
     async def __aenter__(self) -> "UnitOfWork":
         if not self.runtime.dialect.concurrent_connections:
@@ -162,7 +162,8 @@ class UnitOfWork:
         if sent_in is None:
             raise EventError(f"{command!r} is not a Command", service=self.service,
                              fix="declare it as class X(Command, type='system.service.action', target='service')")
-        return sent_in(self, key=key, version=version)
+        command_id: str = sent_in(self, key=key, version=version)
+        return command_id
 
     async def _envelopes(self) -> list[Envelope]:
         """The envelopes of the pending events, each with its key and its own entity version."""

@@ -34,7 +34,7 @@ VALUES = (VALUE, VALUE_SWR)
 NO_VERSION = -1
 NO_START = -1  # an explicit set(): no read to be consistent with
 
-Entry = Sequence  # [kind: bytes, seq, version, soft_ms, payload: bytes]
+Entry = Sequence[Any]  # [kind: bytes, seq, version, soft_ms, payload: bytes]
 
 
 class CacheUnavailable(IslesError):
@@ -59,7 +59,7 @@ class Read:
     """Entries for the asked ids (``None`` = absent, expired or retired by a generation) and,
     when asked for, the sequence number current at the read (the ``start_seq`` of a fill)."""
 
-    entries: list
+    entries: list[Any]
     seq: int
 
 

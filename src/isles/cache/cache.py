@@ -33,8 +33,18 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, NamedTuple, Sequ
 from prometheus_client import CollectorRegistry
 
 from isles.cache import metrics
-from isles.cache.base import (NEGATIVE, NO_START, NO_VERSION, TOMBSTONE, VALUE, VALUE_SWR, Backend,
-                              CacheUnavailable, Read, Write)
+from isles.cache.base import (
+    NEGATIVE,
+    NO_START,
+    NO_VERSION,
+    TOMBSTONE,
+    VALUE,
+    VALUE_SWR,
+    Backend,
+    CacheUnavailable,
+    Read,
+    Write,
+)
 from isles.cache.codec import codec_for
 from isles.cache.flights import Flight, Flights
 from isles.cache.keys import KeySpace, Prefix, check_prefix
@@ -119,23 +129,24 @@ class ReferenceDataCache:
         if self._l1 is not None and not backend.shared:
             self._l1.live = True  # nothing but this cache writes the backend
         self._flights = Flights()
-        self._tasks: set[asyncio.Task] = set()
-        self._warmers: dict[str, asyncio.Task] = {}
-        self._listener: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._warmers: dict[str, asyncio.Task[Any]] = {}
+        self._listener: asyncio.Task[Any] | None = None
         self._pending_retire: set[str] = set()
         self._closed = False
         if hasattr(backend, "on_recover"):
-            backend.on_recover = self._on_recover  # type: ignore[attr-defined]
+            backend.on_recover = self._on_recover
         metrics.register(self, registry)
 
-    def _backend_for(self, url: str | None, env: Mapping[str, str] | None, **options: float) -> Backend:
+    def _backend_for(self, url: str | None, env: Mapping[str, str] | None, *, socket_timeout: float,
+                     retry_after: float) -> Backend:
         source = os.environ if env is None else env
         url = url if url is not None else (source.get("REDIS_URL") or None)
         if url is None or url.startswith("memory:"):
             return MemoryBackend()
         if url.startswith(("redis://", "rediss://", "unix://")):
             from isles.cache.redis import RedisBackend
-            return RedisBackend(url, self.keys, **options)
+            return RedisBackend(url, self.keys, socket_timeout=socket_timeout, retry_after=retry_after)
         raise ConfigurationError(f"cache URL {mask_url(url)!r} is neither redis://, rediss://, unix:// nor memory://",
                                  fix="set REDIS_URL=redis://host:6379/0, or leave it unset for the in-process cache")
 
@@ -182,14 +193,14 @@ class ReferenceDataCache:
             self.counters.errors += 1
             return None
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task:
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task) -> None:
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("cache %s: background task %s failed: %s", self.name, task.get_name(), task.exception())
@@ -238,15 +249,15 @@ class ReferenceDataCache:
                 return result
             epoch = l1.epoch
         else:
-            rest = ids if isinstance(ids, (list, tuple)) else list(ids)
+            wanted: Sequence[str] = ids if isinstance(ids, (list, tuple)) else list(ids)
             try:
-                found, hits = await self.backend.read_values(p, rest, self.codec.loads, time.time() * 1000)
+                found, hits = await self.backend.read_values(p, wanted, self.codec.loads, time.time() * 1000)
             except CacheUnavailable:
                 counters.errors += 1
-                counters.misses += len(rest)
+                counters.misses += len(wanted)
                 return result
             counters.hits += hits
-            counters.misses += len(rest) - hits
+            counters.misses += len(wanted) - hits
             return found
         read = await self._read(p, rest)
         if read is None:
@@ -255,7 +266,7 @@ class ReferenceDataCache:
         loads = self.codec.loads
         now_ms = time.time() * 1000
         hits = 0
-        for id, entry in zip(rest, read.entries):
+        for id, entry in zip(rest, read.entries, strict=True):
             if entry is None:
                 continue
             kind = entry[0]
@@ -442,7 +453,7 @@ class ReferenceDataCache:
         missing: list[str] = []
         stale: list[str] = []
         waits: list[tuple[str, Flight]] = []
-        for id, entry in zip(rest, entries):
+        for id, entry in zip(rest, entries, strict=True):
             if entry is not None:
                 soft = int(entry[3])
                 if entry[0] == VALUE or entry[0] == VALUE_SWR:
@@ -508,7 +519,7 @@ class ReferenceDataCache:
         applied = await self._write(prefix, writes)
         if applied is None:
             return values
-        for w, ok in zip(writes, applied):
+        for w, ok in zip(writes, applied, strict=True):
             if not ok:
                 self.counters.rejected_fills += 1
             elif l1 is not None and w.kind != NEGATIVE:
@@ -521,8 +532,8 @@ class ReferenceDataCache:
         todo = [id for id in ids if f"{prefix}:{id}" not in self._flights]
         if todo and not self._closed:
             flight = self._fly(prefix, todo, loader, start_seq, ttl, fill=True)
-            self._tasks.add(flight.task)  # type: ignore[arg-type]
-            flight.task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+            self._tasks.add(flight.task)
+            flight.task.add_done_callback(self._tasks.discard)
 
     # -- warming -------------------------------------------------------------------------------------
     async def warm_cache(self, prefix: Prefix, loader: WarmLoader, *, ttl: float | None = None,
@@ -577,7 +588,7 @@ class ReferenceDataCache:
                fields: Mapping[str, str] | Sequence[str] | None = None,
                transform: Callable[[dict[str, Any]], Any] | None = None,
                actions: Sequence[str] = ("created", "updated", "deleted"),
-               key: Callable[[Any], str | Sequence[str]] | None = None, optional: bool = False) -> list:
+               key: Callable[[Any], str | Sequence[str]] | None = None, optional: bool = False) -> list[Any]:
         """Subscriptions that keep ``prefix`` in step with the owner's ``<source>.<action>`` events;
         add them with ``handlers.include(...)``. See :mod:`isles.cache.follow`."""
         from isles.cache.follow import follow
@@ -589,9 +600,9 @@ class ReferenceDataCache:
         """Optional (as in the seed): check the backend now and start the L1 invalidation channel,
         so the first reads can already use L1. Returns :meth:`health_check`'s answer; never raises."""
         if self._l1 is not None and self._listener is None and self.backend.shared and not self._closed:
-            self._start_listener()
+            listener = self._start_listener()
             deadline = time.monotonic() + 1.0
-            while not self._l1.live and time.monotonic() < deadline and not self._listener.done():
+            while not self._l1.live and time.monotonic() < deadline and not listener.done():
                 await asyncio.sleep(0.005)
         return await self.health_check()
 
@@ -622,10 +633,11 @@ class ReferenceDataCache:
                           c.l1_hits, self.l1_size, self.l1_flushes, problem)
 
     # -- L1 channel and outage recovery ------------------------------------------------------------
-    def _start_listener(self) -> None:
+    def _start_listener(self) -> asyncio.Task[Any]:
         assert self._l1 is not None
         self._listener = self._spawn(self.backend.listen(self._l1.on_message, self._channel_state),
                                      "isles-cache-l1-listener")
+        return self._listener
 
     def _channel_state(self, up: bool, detail: str) -> None:
         l1 = self._l1
@@ -644,7 +656,7 @@ class ReferenceDataCache:
             prefixes, self._pending_retire = self._pending_retire, set()
             self._spawn(self._retire_all(prefixes), "isles-cache-recover")
 
-    async def _retire_all(self, prefixes: set[str]) -> None:
+    async def _retire_all(self, prefixes: Iterable[str]) -> None:
         """What was invalidated while the backend was unreachable: retire those prefixes."""
         for p in prefixes:
             try:

@@ -18,7 +18,7 @@ class Flight:
 
     __slots__ = ("task", "start_seq")
 
-    def __init__(self, task: "asyncio.Future[dict[str, Any]]", start_seq: int):
+    def __init__(self, task: "asyncio.Task[dict[str, Any]]", start_seq: int):
         self.task = task
         self.start_seq = start_seq
 

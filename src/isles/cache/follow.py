@@ -27,9 +27,9 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from isles.cache.keys import Prefix, check_prefix
-from isles.subscriptions import Subscription
 from isles.errors import ConfigurationError
 from isles.events import Envelope
+from isles.subscriptions import Subscription
 from isles.unit_of_work import UnitOfWork
 
 MODES = ("invalidate", "refresh")

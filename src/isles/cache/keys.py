@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from isles.errors import ConfigurationError
 
-
 #: A cache key prefix: any string (a ``StrEnum`` member is one) that :func:`check_prefix` accepts.
 Prefix = str
 

@@ -21,7 +21,8 @@ class MemoryBackend:
 
     def __init__(self) -> None:
         self._listeners: list[InvalidationListener] = []
-        self._data: dict[str, tuple] = {}  # "<prefix>:<id>" -> (kind, seq, version, soft_ms, payload, deadline)
+        # "<prefix>:<id>" -> (kind, seq, version, soft_ms, payload, deadline)
+        self._data: dict[str, tuple[Any, ...]] = {}
         self._generations: dict[str, int] = {}
         self._seq = 0
         self._writes = 0
@@ -30,7 +31,7 @@ class MemoryBackend:
         generation = self._generations.get(prefix, 0)
         now = time.monotonic()
         data = self._data
-        out: list = []
+        out: list[Any] = []
         for id in ids:
             entry = data.get(f"{prefix}:{id}")
             if entry is not None and (entry[5] <= now or entry[1] <= generation):
@@ -43,7 +44,7 @@ class MemoryBackend:
         read = await self.read(prefix, ids)
         out: dict[str, Any] = {}
         found = 0
-        for id, entry in zip(ids, read.entries):
+        for id, entry in zip(ids, read.entries, strict=True):
             if entry is None:
                 continue
             kind = entry[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -172,20 +172,24 @@ class RedisBackend:
             sha = await self._sha(name, script)
             return await self.client.evalsha(sha, len(keys), *keys, *args)
 
+    async def _mget(self, keys: Sequence[str | bytes]) -> list[bytes | None]:
+        # redis-py types MGET for clients that decode responses too; this one does not: bytes.
+        return cast("list[bytes | None]", await self.client.mget(keys))
+
     # -- the backend contract --------------------------------------------------------------------
     async def read(self, prefix: str, ids: Sequence[str], *, with_seq: bool = False) -> Read:
         self._check()
         base = f"{self.keys.entries}{prefix}:".encode()
         head = [self.keys.generation(prefix), self.keys.seq] if with_seq else [self.keys.generation(prefix)]
         try:
-            values = await self.client.mget(head + _keys(base, ids))
+            values = await self._mget([*head, *_keys(base, ids)])
         except _DOWN as exc:
             raise self._fail(exc) from None
         if self._down_until:
             self._ok()
         gen = int(values[0]) if values[0] else 0
         seq = int(values[1] or 0) if with_seq else 0
-        out: list = []
+        out: list[Any] = []
         append = out.append
         for raw in values[len(head):]:
             if raw is None:
@@ -200,7 +204,7 @@ class RedisBackend:
         self._check()
         base = f"{self.keys.entries}{prefix}:".encode()
         try:
-            values = await self.client.mget([self.keys.generation(prefix), *_keys(base, ids)])
+            values = await self._mget([self.keys.generation(prefix), *_keys(base, ids)])
         except _DOWN as exc:
             raise self._fail(exc) from None
         if self._down_until:
@@ -208,7 +212,7 @@ class RedisBackend:
         gen = int(values[0]) if values[0] else 0
         out: dict[str, Any] = {}
         found = 0
-        for id, raw in zip(ids, values[1:]):
+        for id, raw in zip(ids, values[1:], strict=True):
             if raw is None:
                 continue
             parts = raw.split(b":", 4)
@@ -246,7 +250,7 @@ class RedisBackend:
         self._ok()
         return [bool(r) for result in results for r in result]
 
-    async def _pipelined(self, calls: list[tuple[list[str], list[Any]]]) -> list:
+    async def _pipelined(self, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         for attempt in (1, 2):
             sha = await self._sha("write", WRITE_SCRIPT)
             pipe = self.client.pipeline(transaction=False)
@@ -293,7 +297,7 @@ class RedisBackend:
 
         async def live(keys: list[bytes]) -> list[tuple[str, str]]:
             found = []
-            for key, raw in zip(keys, await self.client.mget(keys)):
+            for key, raw in zip(keys, await self._mget(keys), strict=True):
                 if raw is None or not keep(raw[:1]):
                     continue
                 prefix, _, id = key.decode()[skip:].partition(":")

@@ -23,13 +23,13 @@ def audit_isolation_command(
     Exits 1 when anything is found (use it in CI after `isles db provision`).
     """
     from isles.audit import audit
-
     from isles.config import resolve_database
 
     system = load_system(system_path, check=True)
     names = service or list(system.services)
     if not any(resolve_database(n, system.env).dialect == "postgresql" for n in names):
-        console.print("nothing to audit: no selected service uses PostgreSQL (set DATABASE_URL or <SERVICE>_DATABASE_URL)")
+        console.print("nothing to audit: no selected service uses PostgreSQL "
+                      "(set DATABASE_URL or <SERVICE>_DATABASE_URL)")
         return
     found = run(audit(system, service or None, prefix=role_prefix))
     if not found:

@@ -9,7 +9,7 @@ import socket
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Awaitable, TypeVar
+from typing import Any, Awaitable, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -154,9 +154,10 @@ def ensure_port_free(host: str, port: int) -> None:
         fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); {how}, or another --host", 2)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     _print_error(message)
     raise typer.Exit(code)
 
 
-__all__ = ["check_settings", "console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec", "SYSTEM_HELP", "sys"]
+__all__ = ["check_settings", "console", "err_console", "ensure_port_free", "fail", "load_system", "run", "system_spec",
+           "SYSTEM_HELP", "sys"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -13,12 +13,13 @@ from isles.errors import IslesError
 app = typer.Typer(add_completion=False)
 
 
-def _project_settings() -> dict:
+def _project_settings() -> dict[str, Any]:
     """``[tool.isles.lint]`` of ./pyproject.toml: ``severity = {ISL204 = "error"}``, ``baseline = "..."``."""
     path = Path("pyproject.toml")
     if not path.exists():
         return {}
-    return tomllib.loads(path.read_text()).get("tool", {}).get("isles", {}).get("lint", {})
+    settings: dict[str, Any] = tomllib.loads(path.read_text()).get("tool", {}).get("isles", {}).get("lint", {})
+    return settings
 
 
 @app.command("lint")
@@ -43,7 +44,8 @@ def lint_command(
     existing code base with --baseline. Exits 1 when an error-level finding remains.
     Settings: [tool.isles.lint] severity = {ISL204 = "error"}, baseline = "FILE" in pyproject.toml.
     """
-    from isles.lint import FORMATS, RULES, LintOptions, baseline as baseline_file, collect, finalize, render
+    from isles.lint import FORMATS, RULES, LintOptions, collect, finalize, render
+    from isles.lint import baseline as baseline_file
     from isles.lint.runner import active_codes
 
     if list_rules:

@@ -1,13 +1,16 @@
 """`isles migrate`: each service's Alembic migrations, on its own database, from one place."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from isles.commands.common import SYSTEM_HELP, console, fail, load_system, run
+
+if TYPE_CHECKING:
+    from isles.migrations import Result
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 SystemOpt = typer.Option(None, "--system", "-s", help=SYSTEM_HELP)
@@ -42,7 +45,7 @@ def status_command(system_path: Optional[str] = SystemOpt, service: Optional[Lis
     raise typer.Exit(1 if behind else 0)
 
 
-def _report(results, verb: str) -> None:
+def _report(results: list[Result], verb: str) -> None:
     table = Table(header_style="bold")
     for column in ("service", "from", "to", "revisions", "result"):
         table.add_column(column)
@@ -80,7 +83,8 @@ def up_command(system_path: Optional[str] = SystemOpt, service: Optional[List[st
 
 @app.command("down")
 def down_command(system_path: Optional[str] = SystemOpt, service: Optional[List[str]] = ServiceOpt,
-                 to: str = typer.Option("-1", "--to", help="Target revision, 'base', or -N steps (default: -1).")) -> None:
+                 to: str = typer.Option("-1", "--to",
+                                        help="Target revision, 'base', or -N steps (default: -1).")) -> None:
     """Undo revisions, one transaction per service; irreversible revisions are refused with their reason."""
     from isles.migrations import downgrade
 

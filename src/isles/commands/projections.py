@@ -49,7 +49,8 @@ def status_command(name: Optional[str] = typer.Argument(None, help="One projecti
         async with system.running(relays=False, consumers=False, create_tables=False):
             rows = await projection_lag(system, name)
         table = Table(show_header=True, header_style="bold")
-        for column in ("projection", "service", "source", "position", "applied", "behind", "oldest unapplied", "rebuild"):
+        for column in ("projection", "service", "source", "position", "applied", "behind", "oldest unapplied",
+                       "rebuild"):
             table.add_column(column, justify="right" if column in ("position", "applied", "behind") else "left")
         for lag in rows:
             age = "-" if lag.oldest_unapplied_age_s is None else f"{lag.oldest_unapplied_age_s:.1f} s"

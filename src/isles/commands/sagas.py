@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from isles.commands.common import SYSTEM_HELP, console, fail, load_system, run
+
+if TYPE_CHECKING:
+    from isles.sagas import SagaInstance
+    from isles.system import System
 
 app = typer.Typer(help="Inspect sagas (state, step, history) and resume one whose compensation failed.",
                   no_args_is_help=True)
@@ -15,11 +20,12 @@ _COLOURS = {"completed": "green", "compensated": "yellow", "failed": "red", "run
             "compensating": "magenta"}
 
 
-def _saga_services(system) -> list[str]:
+def _saga_services(system: System) -> list[str]:
     return [name for name, service in system.services.items() if getattr(service, "saga_engine", None)]
 
 
-async def _find(system, saga_id: str | None = None, status: str | None = None) -> list:
+async def _find(system: System, saga_id: str | None = None,
+                status: str | None = None) -> list[tuple[str, SagaInstance]]:
     from isles.sagas import instances
     found = []
     for name in _saga_services(system):
@@ -28,8 +34,9 @@ async def _find(system, saga_id: str | None = None, status: str | None = None) -
     return found
 
 
-def _step_name(system, service: str, st) -> str:
+def _step_name(system: System, service: str, st: SagaInstance) -> str:
     engine = system.services[service].saga_engine
+    assert engine is not None  # only services with sagas have instances
     saga = engine.definitions.get((st.name, st.version))
     if saga is None or not 0 <= st.step < len(saga.steps):
         return "-" if st.step < 0 or saga is None else "(end)"
@@ -47,7 +54,7 @@ def list_command(system_path: str | None = SystemOpt,
         console.print("no service of the system declares sagas")
         return
 
-    async def go() -> list:
+    async def go() -> list[Any]:
         async with system.running(services=services, relays=False, consumers=False):
             return [(name, st, _step_name(system, name, st)) for name, st in await _find(system, status=status)]
 
@@ -73,7 +80,7 @@ def show_command(saga_id: str = typer.Argument(..., help="A saga id from `isles 
     """One saga: its state and data, and its history (the commands it sent, the replies it received)."""
     system = load_system(system_path)
 
-    async def go() -> list:
+    async def go() -> list[Any]:
         async with system.running(services=_saga_services(system), relays=False, consumers=False):
             return [(name, st, _step_name(system, name, st)) for name, st in await _find(system, saga_id=saga_id)]
 
@@ -97,7 +104,8 @@ def show_command(saga_id: str = typer.Argument(..., help="A saga id from `isles 
     for entry in st.history:
         ok = entry.get("ok")
         history.add_row(entry.get("at", "")[:23], entry.get("event", ""), entry.get("step", ""),
-                        entry.get("type", ""), entry.get("id", ""), "" if ok is None else ("yes" if ok else "[red]no[/]"),
+                        entry.get("type", ""), entry.get("id", ""),
+                        "" if ok is None else ("yes" if ok else "[red]no[/]"),
                         entry.get("reason") or entry.get("detail") or "")
     console.print(history)
 
@@ -118,7 +126,9 @@ def retry_command(saga_id: str = typer.Argument(..., help="The id of a failed sa
                 return None, False
             name = found[0][0]
             async with system.services[name].unit_of_work() as uow:
-                resumed = await system.services[name].saga_engine.retry(uow, saga_id)
+                engine = system.services[name].saga_engine
+                assert engine is not None  # _find looks only in services with sagas
+                resumed = await engine.retry(uow, saga_id)
             return name, resumed
 
     name, resumed = run(go())

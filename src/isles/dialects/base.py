@@ -62,11 +62,11 @@ class Dialect(ABC):
         return None
 
     @abstractmethod
-    def not_among(self, column: Any, name: str) -> ColumnElement[bool]:
+    def not_among(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         """``column NOT IN :name``, the list bound at execution (so the statement is built once)."""
 
     @abstractmethod
-    def among(self, column: Any, name: str) -> ColumnElement[bool]:
+    def among(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         """``column IN :name``, the list bound at execution (so the statement is built once)."""
 
     @abstractmethod
@@ -78,7 +78,7 @@ class Dialect(ABC):
         """Settings for the relay's read of pending outbox rows, in its transaction."""
 
     @abstractmethod
-    def id_among(self, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
+    def id_among(self, column: ColumnElement[Any], ids: Iterable[int]) -> ColumnElement[bool]:
         """``column IN ids`` for the few hundred ids of a relay batch."""
 
     @abstractmethod

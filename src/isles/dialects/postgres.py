@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import (ARRAY, BigInteger, ColumnElement, Table, Text, all_, any_, bindparam, func, select, text,
-                        true)
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Table, Text, all_, any_, bindparam, func, select, text, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -99,11 +98,11 @@ class PostgresDialect(Dialect):
     def relay_connection(self, engine: AsyncEngine) -> RelayConnection:
         return RelayConnection(engine, _RELAY_SESSION)
 
-    def not_among(self, column: Any, name: str) -> ColumnElement[bool]:
+    def not_among(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         """One array parameter, whatever its length: one prepared statement."""
         return column != all_(bindparam(name, type_=ARRAY(column.type)))
 
-    def among(self, column: Any, name: str) -> ColumnElement[bool]:
+    def among(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         return column == any_(bindparam(name, type_=ARRAY(column.type)))
 
     def relay_claims(self, engine: AsyncEngine, topic: str, on_notify: Callable[[], None]) -> BucketClaims:
@@ -112,7 +111,7 @@ class PostgresDialect(Dialect):
     async def begin_pending_read(self, conn: AsyncConnection) -> None:
         await conn.execute(_WALK_PENDING_IN_ID_ORDER)
 
-    def id_among(self, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
+    def id_among(self, column: ColumnElement[Any], ids: Iterable[int]) -> ColumnElement[bool]:
         """One array parameter: a batch is hundreds of ids."""
         return column == any_(bindparam("ids", sorted(ids), type_=ARRAY(BigInteger)))
 

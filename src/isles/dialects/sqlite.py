@@ -35,13 +35,13 @@ class SqliteDialect(Dialect):
     async def begin_pending_read(self, conn: AsyncConnection) -> None:
         """SQLite's planner walks the pending index already."""
 
-    def id_among(self, column: Any, ids: Iterable[int]) -> ColumnElement[bool]:
+    def id_among(self, column: ColumnElement[Any], ids: Iterable[int]) -> ColumnElement[bool]:
         return column.in_(sorted(ids))
 
-    def not_among(self, column: Any, name: str) -> ColumnElement[bool]:
+    def not_among(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         return column.not_in(bindparam(name, expanding=True))
 
-    def among(self, column: Any, name: str) -> ColumnElement[bool]:
+    def among(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         return column.in_(bindparam(name, expanding=True))
 
     async def begin_mark(self, conn: AsyncConnection) -> None:

@@ -22,7 +22,7 @@ def write(path: Path, findings: list[Finding], root: Path | None = None) -> None
     path.write_text(json.dumps({"version": VERSION, "findings": entries}, indent=2) + "\n")
 
 
-def load(path: Path) -> Counter:
+def load(path: Path) -> Counter[str]:
     try:
         data = json.loads(path.read_text())
         return Counter(entry["fingerprint"] for entry in data["findings"])
@@ -34,7 +34,8 @@ def load(path: Path) -> Counter:
                                  fix="regenerate it with --update-baseline") from None
 
 
-def split(findings: list[Finding], accepted: Counter, root: Path | None = None) -> tuple[list[Finding], list[Finding]]:
+def split(findings: list[Finding], accepted: Counter[str],
+          root: Path | None = None) -> tuple[list[Finding], list[Finding]]:
     """(new findings, findings covered by the baseline)."""
     remaining = Counter(accepted)
     new, known = [], []

@@ -17,7 +17,8 @@ _CREATE_TABLE = re.compile(rf"^CREATE TABLE (?:IF NOT EXISTS )?({_IDENT})", re.I
 _DROP_TABLE = re.compile(rf"^DROP TABLE (?:IF EXISTS )?({_IDENT})", re.I)
 _TRUNCATE = re.compile(rf"^TRUNCATE (?:TABLE )?({_IDENT})", re.I)
 _ALTER = re.compile(rf"^ALTER TABLE (?:ONLY )?(?:IF EXISTS )?({_IDENT})\s+(.*)$", re.I | re.S)
-_CREATE_INDEX = re.compile(rf"^CREATE (?:UNIQUE )?INDEX (CONCURRENTLY )?(?:IF NOT EXISTS )?({_IDENT})? ?ON (?:ONLY )?({_IDENT})", re.I)
+_CREATE_INDEX = re.compile(rf"^CREATE (?:UNIQUE )?INDEX (CONCURRENTLY )?(?:IF NOT EXISTS )?({_IDENT})? ?"
+                           rf"ON (?:ONLY )?({_IDENT})", re.I)
 
 
 def _bare(name: str) -> str:
@@ -86,7 +87,8 @@ def check(rendered: RenderedRevision) -> list[Finding]:
             concurrently, index, table = m.group(1), _bare(m.group(2) or ""), _bare(m.group(3))
             if not concurrently and table not in new_tables:
                 add("ISL204", f"CREATE INDEX {index} on existing table {table} blocks writes while it builds; "
-                              f"build it in a revision declaring transactional = False, with postgresql_concurrently=True "
+                              f"build it in a revision declaring transactional = False, "
+                              f"with postgresql_concurrently=True "
                               f"inside op.get_context().autocommit_block()",
                     f"index:{index}", index or table)
             continue
@@ -104,7 +106,8 @@ def check(rendered: RenderedRevision) -> list[Finding]:
                     "drop_column", column)
             if add_col := re.search(r"\bADD (?:COLUMN )?(?:IF NOT EXISTS )?(\"[^\"]+\"|\w+) (.*)", action, re.I):
                 column, spec = add_col.group(1).strip('"'), add_col.group(2).upper()
-                if "NOT NULL" in spec and "DEFAULT" not in spec and not re.match(r"^(CONSTRAINT|PRIMARY|UNIQUE|FOREIGN|CHECK)$", column.upper()):
+                is_constraint = re.match(r"^(CONSTRAINT|PRIMARY|UNIQUE|FOREIGN|CHECK)$", column.upper())
+                if "NOT NULL" in spec and "DEFAULT" not in spec and not is_constraint:
                     add("ISL203", f"adds NOT NULL column {table}.{column} without a default: fails on a table "
                                   f"with rows (add it nullable, backfill, then set NOT NULL)",
                         f"notnull:{table}.{column}", "add_column", column)
@@ -115,10 +118,12 @@ def check(rendered: RenderedRevision) -> list[Finding]:
                 add("ISL205", f"SET NOT NULL on {table} scans the whole table under an exclusive lock; add a "
                               f"CHECK (...) NOT VALID constraint and VALIDATE it first", f"setnotnull:{table}",
                     "alter_column", table)
-            if re.search(r"\bADD CONSTRAINT\b.*\b(FOREIGN KEY|CHECK)\b", action_upper) and "NOT VALID" not in action_upper:
+            if (re.search(r"\bADD CONSTRAINT\b.*\b(FOREIGN KEY|CHECK)\b", action_upper)
+                    and "NOT VALID" not in action_upper):
                 add("ISL205", f"adds a constraint to {table} that is validated under lock; add it NOT VALID "
                               f"and VALIDATE CONSTRAINT in a later step", f"constraint:{table}", table)
-            if re.search(r"\bADD (CONSTRAINT \S+ )?(UNIQUE|PRIMARY KEY)\b", action_upper) and "USING INDEX" not in action_upper:
+            if (re.search(r"\bADD (CONSTRAINT \S+ )?(UNIQUE|PRIMARY KEY)\b", action_upper)
+                    and "USING INDEX" not in action_upper):
                 add("ISL205", f"adds a unique/primary key constraint to {table}, building its index under lock; "
                               f"build the index CONCURRENTLY and add the constraint USING INDEX",
                     f"unique:{table}", table)

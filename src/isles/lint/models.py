@@ -41,7 +41,8 @@ def _mappers() -> Iterable[Any]:
 def class_for(table: Table) -> type | None:
     for mapper in _mappers():
         if mapper.local_table is table:
-            return mapper.class_
+            cls: type = mapper.class_
+            return cls
     return None
 
 
@@ -157,7 +158,7 @@ def check(service: str, metadata: MetaData, locator: Locator) -> list[Finding]:
     def add(code: str, message: str, where: tuple[Path | None, int | None], symbol: str) -> None:
         found.append(Finding(code, message, service, where[0], where[1], symbol))
 
-    for key, table in sorted(metadata.tables.items()):
+    for _key, table in sorted(metadata.tables.items()):  # in key order
         if table.name.startswith(FRAMEWORK_PREFIX):
             continue
         at = locator.table(table)
@@ -177,7 +178,8 @@ def check(service: str, metadata: MetaData, locator: Locator) -> list[Finding]:
             expected = f"idx_{name}_{'_'.join(cols)}" if cols and len(cols) == len(index.expressions) else None
             where = locator.named(table, index.name)
             if index.name is None:
-                add("ISL103", f"an index on {name}({', '.join(cols)}) has no name; call it {expected or f'idx_{name}_...'}",
+                add("ISL103", f"an index on {name}({', '.join(cols)}) has no name; "
+                              f"call it {expected or f'idx_{name}_...'}",
                     where, f"{name}:index:{','.join(cols)}")
             elif expected and index.name != expected or not index.name.startswith(f"idx_{name}_"):
                 add("ISL103", f"index {index.name!r} should be named {expected or f'idx_{name}_<columns>'}",
@@ -198,12 +200,14 @@ def check(service: str, metadata: MetaData, locator: Locator) -> list[Finding]:
                 at, f"{name}:pk")
         cls = class_for(table)
         for stamp in () if is_read_model(table, cls) else ("created_at", "updated_at"):
-            column = table.columns.get(stamp)
-            if column is None:
-                add("ISL106", f"table {name} has no {stamp} (use isles.Timestamped; a copy of another service's data: isles.ReadModel)", at, f"{name}.{stamp}")
-            elif not (isinstance(column.type, DateTime) and column.type.timezone):
+            stamped = table.columns.get(stamp)
+            if stamped is None:
+                add("ISL106", f"table {name} has no {stamp} "
+                              f"(use isles.Timestamped; a copy of another service's data: isles.ReadModel)",
+                    at, f"{name}.{stamp}")
+            elif not (isinstance(stamped.type, DateTime) and stamped.type.timezone):
                 add("ISL106", f"{name}.{stamp} is not a timestamp with time zone (DateTime(timezone=True))",
-                    locator.column(table, column), f"{name}.{stamp}")
+                    locator.column(table, stamped), f"{name}.{stamp}")
         leaders = _index_leaders(table)
         for column in table.columns:
             if column.name.endswith("_id") and column.name not in leaders:

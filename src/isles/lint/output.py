@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from isles import __version__
 from isles.lint.findings import Finding
@@ -55,7 +55,8 @@ def sarif(report: LintReport, root: Path | None = None) -> str:
                   "partialFingerprints": {"islesFingerprint/v1": f.fingerprint(root)}}
         path = f.relpath(root)
         if path is not None:
-            location = {"physicalLocation": {"artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"}}}
+            location: dict[str, Any] = {
+                "physicalLocation": {"artifactLocation": {"uri": path, "uriBaseId": "%SRCROOT%"}}}
             if f.line:
                 location["physicalLocation"]["region"] = {"startLine": f.line}
             result["locations"] = [location]

@@ -16,8 +16,8 @@ isles' later steps to every service (see :mod:`isles.migrations.framework_tables
 """
 from isles.migrations.autogen import new_revision
 from isles.migrations.runner import Result, Status, downgrade, ensure_head, status, targets, upgrade
-from isles.migrations.verify import VerifyReport, verify
 from isles.migrations.scripts import VERSION_TABLE, MigrationError, Target, migrations_dir
+from isles.migrations.verify import VerifyReport, verify
 
-__all__ = ["ensure_head", "MigrationError", "Result", "Status", "Target", "VERSION_TABLE", "downgrade", "migrations_dir",
-           "new_revision", "status", "targets", "upgrade", "verify", "VerifyReport"]
+__all__ = ["ensure_head", "MigrationError", "Result", "Status", "Target", "VERSION_TABLE", "downgrade",
+           "migrations_dir", "new_revision", "status", "targets", "upgrade", "verify", "VerifyReport"]

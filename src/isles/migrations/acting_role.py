@@ -46,4 +46,5 @@ def act_as_schema_owner(conn: Connection, schema: str | None) -> str | None:
         return None
     conn.execute(text(f"SET ROLE {_quote(row.owner)}"))
     conn.commit()  # a SET inside a transaction that rolls back would be undone
-    return row.owner
+    owner: str = row.owner
+    return owner

@@ -19,8 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from isles.migrations.runner import _ensure_schema, _with_connection, current_heads, include_object_for, targets
-from isles.migrations.scripts import (VERSION_TABLE, MigrationError, has_revisions, script_directory,
-                                      write_revision)
+from isles.migrations.scripts import VERSION_TABLE, MigrationError, has_revisions, script_directory, write_revision
 from isles.system import System
 
 
@@ -54,10 +53,12 @@ async def new_revision(system: System, service: str, message: str, *, env: Mappi
                 "version_table": VERSION_TABLE, "version_table_schema": target.database.schema,
                 "compare_type": True})
             migration = produce_migrations(context, target.service.metadata)
-            if migration.upgrade_ops.is_empty():
+            upgrade, downgrade = migration.upgrade_ops, migration.downgrade_ops
+            assert upgrade is not None and downgrade is not None  # produce_migrations fills both
+            if upgrade.is_empty():
                 return None
-            return (render_python_code(migration.upgrade_ops, migration_context=context),
-                    render_python_code(migration.downgrade_ops, migration_context=context))
+            return (render_python_code(upgrade, migration_context=context),
+                    render_python_code(downgrade, migration_context=context))
 
         found = await _with_connection(target, compare)
         if found is None:

@@ -305,7 +305,7 @@ def _steps(components: Iterable[str]) -> list[Step]:
     return [s for s in STEPS if s.component in wanted]
 
 
-def _version_columns() -> list[sa.Column]:
+def _version_columns() -> list[sa.Column[Any]]:
     return [sa.Column("component", sa.String(32), primary_key=True),
             sa.Column("step", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("name", sa.String(255), nullable=False),

@@ -8,9 +8,11 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
-from alembic.script import Script
+from alembic.runtime.migration import RevisionStep
+from alembic.script import Script, ScriptDirectory
 
 from isles.migrations.runner import _alembic_config, include_object_for
 from isles.migrations.scripts import VERSION_TABLE, Target, script_directory
@@ -26,12 +28,13 @@ class RenderedRevision:
     error: str | None = None
 
 
-def render_upgrade(target: Target, script_dir, rev: Script, dialect: str = "postgresql") -> str:
+def render_upgrade(target: Target, script_dir: ScriptDirectory, rev: Script, dialect: str = "postgresql") -> str:
     buffer = io.StringIO()
     down = rev.down_revision if isinstance(rev.down_revision, str) else None
 
-    def fn(_rev, _context):
-        return script_dir._upgrade_revs(rev.revision, down)
+    def fn(_rev: Any, _context: Any) -> list[RevisionStep]:
+        # alembic annotates current_rev as str, but None (upgrading from base) is what it means
+        return script_dir._upgrade_revs(rev.revision, down)  # type: ignore[arg-type]
 
     with EnvironmentContext(_alembic_config(), script_dir, fn=fn, as_sql=True,
                             starting_rev=down, destination_rev=rev.revision) as env:

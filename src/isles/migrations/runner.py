@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -34,8 +35,14 @@ from isles.database import Database, is_connection_error
 from isles.errors import IslesError
 from isles.migrations import framework_tables
 from isles.migrations.acting_role import act_as_schema_owner
-from isles.migrations.scripts import (VERSION_TABLE, MigrationError, Target, irreversible_reason,
-                                      migrations_dir, script_directory)
+from isles.migrations.scripts import (
+    VERSION_TABLE,
+    MigrationError,
+    Target,
+    irreversible_reason,
+    migrations_dir,
+    script_directory,
+)
 from isles.system import System
 
 
@@ -166,7 +173,7 @@ def _resolve(script: ScriptDirectory, rev: str, target: Target) -> str | None:
     return found.revision
 
 
-def _run(conn: Connection, target: Target, script: ScriptDirectory, fn: Callable, destination: str | None,
+def _run(conn: Connection, target: Target, script: ScriptDirectory, fn: Callable[..., Any], destination: str | None,
          *, managed: bool = False, **kw: Any) -> None:
     """Run ``fn``'s revisions on ``conn``: inside the caller's transaction, or (``managed``) letting
     Alembic commit each revision, which ``op.get_context().autocommit_block()`` needs."""
@@ -241,20 +248,23 @@ async def status(system: System, services: Iterable[str] | None = None,
     rows = []
     for target in targets(system, services, env):
         script = script_directory(target)
-        head = script.get_current_head()
-
-        def inspect_one(conn: Connection) -> Status:
-            heads = current_heads(conn, target)
-            _check_known(script, heads, target)
-            current = heads[0] if heads else None
-            pending = len(_revisions_between(script, head, current)) if head else 0
-            drift = None
-            if check_drift and pending == 0 and current is not None:
-                drift = _drift(conn, target)
-            return Status(target.name, target.database.display, current, head, pending, drift)
-
-        rows.append(await _with_connection(target, inspect_one))
+        read_status = partial(_inspect, target=target, script=script, head=script.get_current_head(),
+                              check_drift=check_drift)
+        rows.append(await _with_connection(target, read_status))
     return rows
+
+
+def _inspect(conn: Connection, *, target: Target, script: ScriptDirectory, head: str | None,
+             check_drift: bool) -> Status:
+    """The status of one service, read on ``conn``."""
+    heads = current_heads(conn, target)
+    _check_known(script, heads, target)
+    current = heads[0] if heads else None
+    pending = len(_revisions_between(script, head, current)) if head else 0
+    drift = None
+    if check_drift and pending == 0 and current is not None:
+        drift = _drift(conn, target)
+    return Status(target.name, target.database.display, current, head, pending, drift)
 
 
 def _drift(conn: Connection, target: Target) -> list[str]:
@@ -410,17 +420,7 @@ async def _move(system: System, services: Iterable[str] | None, to: str, env: Ma
             continue
         started = time.perf_counter()
         try:
-            if direction == "up":
-                await _ensure_schema(plan.target)
-            if plan.adopt:
-                await _with_connection(plan.target, lambda conn: _stamp(conn, plan.target, plan.script,
-                                                                         plan.destination or "base"))
-                result.after, result.adopted = plan.destination, True
-            elif plan.steps:
-                await _with_connection(plan.target, lambda conn: _apply(conn, plan, direction, result))
-            if direction == "up" and result.after is not None:
-                result.framework = await _with_connection(
-                    plan.target, lambda conn: _framework_up(conn, plan.target, adopt_all=plan.adopt))
+            await _carry_out(plan, direction, result)
         except IslesError as exc:
             result.error = str(exc)
         except Exception as exc:  # the failing transaction rolled back; report and go on
@@ -430,6 +430,21 @@ async def _move(system: System, services: Iterable[str] | None, to: str, env: Ma
                 result.error, result.fix = _permission_problem(plan.target, reason)
         result.seconds = time.perf_counter() - started
     return results
+
+
+async def _carry_out(plan: _Plan, direction: str, result: Result) -> None:
+    """Move one service as ``plan`` says, recording what happened in ``result``."""
+    if direction == "up":
+        await _ensure_schema(plan.target)
+    if plan.adopt:
+        await _with_connection(plan.target, lambda conn: _stamp(conn, plan.target, plan.script,
+                                                                 plan.destination or "base"))
+        result.after, result.adopted = plan.destination, True
+    elif plan.steps:
+        await _with_connection(plan.target, lambda conn: _apply(conn, plan, direction, result))
+    if direction == "up" and result.after is not None:
+        result.framework = await _with_connection(
+            plan.target, lambda conn: _framework_up(conn, plan.target, adopt_all=plan.adopt))
 
 
 async def ensure_head(system: System, services: Iterable[str] | None = None,

@@ -5,8 +5,8 @@ ships with the code). isles builds the Alembic :class:`ScriptDirectory` from tha
 there is no ``alembic.ini`` and no ``env.py`` to copy between services and let drift apart.
 
 A service's first revision calls ``framework_tables.upgrade(op)`` / ``.downgrade(op)`` for
-isles' own tables instead of carrying their DDL. A revision may declare ``irreversible = "why"``; its downgrade is then refused (and skipped by
-``isles migrate verify``) instead of silently doing nothing.
+isles' own tables instead of carrying their DDL. A revision may declare ``irreversible = "why"``;
+its downgrade is then refused (and skipped by ``isles migrate verify``) instead of silently doing nothing.
 """
 from __future__ import annotations
 
@@ -75,12 +75,12 @@ def script_directory(target: Target, *, must_exist: bool = True) -> ScriptDirect
             fix=f"create the first one: isles migrate new --service {target.name} -m 'initial'")
     try:
         script = ScriptDirectory(str(_HERE), version_locations=[str(directory)])
-        script.revision_map.heads  # load now: errors in revision files surface here
+        heads = script.get_heads()  # loads the revisions now: errors in revision files surface here
     except CommandError as exc:
         raise MigrationError(f"its migrations cannot be read: {exc}", service=target.name,
                              fix=f"repair the revision files in {directory}") from None
-    if must_exist and len(script.get_heads()) > 1:
-        raise MigrationError(f"its migrations have several heads: {', '.join(script.get_heads())}",
+    if must_exist and len(heads) > 1:
+        raise MigrationError(f"its migrations have several heads: {', '.join(heads)}",
                              service=target.name, fix="merge them into one line of revisions")
     return script
 

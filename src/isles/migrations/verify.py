@@ -11,9 +11,11 @@ from __future__ import annotations
 import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -79,7 +81,7 @@ async def _drop(config: DatabaseConfig, name: str) -> None:
         await admin.dispose()
 
 
-def _step(conn: Connection, target: Target, script, direction: str, destination: str) -> None:
+def _step(conn: Connection, target: Target, script: ScriptDirectory, direction: str, destination: str) -> None:
     if direction == "up":
         fn = lambda rev, ctx: script._upgrade_revs(destination, rev)  # noqa: E731
     else:
@@ -145,7 +147,7 @@ async def verify(system: System, services: Iterable[str] | None = None,
             scratch, dropname = await _scratch(base, Path(workdir))
             try:
                 scratch_target = replace(target, database=scratch)
-                await _with_connection(scratch_target, lambda conn: _verify_service(conn, scratch_target, report))
+                await _with_connection(scratch_target, partial(_verify_service, target=scratch_target, report=report))
             except Exception as exc:
                 report.problems.append(f"{type(exc).__name__}: {str(getattr(exc, 'orig', None) or exc).strip()}")
             finally:

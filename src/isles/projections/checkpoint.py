@@ -83,7 +83,8 @@ def from_row(projection: str, source: str, row: Any) -> Checkpoint:
                       started=int(row.floor) >= 0)
 
 
-async def load(executor: Any, tables: ProjectionTables, projection: str, *, for_update: bool = False) -> dict[str, Checkpoint]:
+async def load(executor: Any, tables: ProjectionTables, projection: str, *,
+               for_update: bool = False) -> dict[str, Checkpoint]:
     """The checkpoints of ``projection`` by source, read (and row-locked if asked) through ``executor``."""
     cp = tables.checkpoints
     query = select(cp).where(cp.c.projection == projection)

@@ -131,7 +131,7 @@ class ProjectionUow:
         return result.rowcount or 0
 
 
-_UPSERTS: dict[tuple, Any] = {}
+_UPSERTS: dict[tuple[Any, ...], Any] = {}
 
 
 def _upsert(dialect: Any, table: Table, columns: tuple[str, ...], update: Iterable[str] | None, where: Any) -> Any:

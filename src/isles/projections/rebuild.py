@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from sqlalchemy import select
 
@@ -212,7 +212,8 @@ class Rebuild:
             return {"via": uow} if uow is not None else {}
         return {}
 
-    async def _apply(self, envelopes: list[Envelope], checkpoints: dict[str, Checkpoint], uow: UnitOfWork | None) -> None:
+    async def _apply(self, envelopes: list[Envelope], checkpoints: dict[str, Checkpoint],
+                     uow: UnitOfWork | None) -> None:
         """Run the handlers of a page against the shadow and save the checkpoints, in ``uow`` or a new one."""
         if uow is None:
             async with UnitOfWork(self.runtime) as own:
@@ -254,7 +255,8 @@ class Rebuild:
                               .values(projection=self.projection.name))
 
 
-async def _snapshot_pages(snapshot: Any, uow: UnitOfWork, owner: ServiceRuntime, page_size: int):
+async def _snapshot_pages(snapshot: Any, uow: UnitOfWork, owner: ServiceRuntime,
+                          page_size: int) -> AsyncIterator[list[Envelope]]:
     """The owner's entities as envelopes of the event that describes each now (its Snapshot)."""
     from sqlalchemy import inspect as sa_inspect
     pk = sa_inspect(snapshot.model).primary_key[0]

@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import Column, Index, MetaData, Table, text
 
+from isles.errors import ConfigurationError
+
 SUFFIX = "__rebuild"
 
 
@@ -23,8 +25,16 @@ def shadow_of(table: Table) -> Table:
                for c in table.columns]
     shadow = Table(table.name + SUFFIX, metadata, *columns)
     for index in table.indexes:
-        Index(index.name + SUFFIX, *(shadow.c[c.name] for c in index.columns), unique=index.unique)
+        Index(_name(index) + SUFFIX, *(shadow.c[c.name] for c in index.columns), unique=index.unique)
     return shadow
+
+
+def _name(index: Index) -> str:
+    """``index``'s name: the swap renames indexes by it (isles lint ISL103 requires one)."""
+    if index.name is None:
+        raise ConfigurationError(f"an index on {index.table} has no name, so its shadow cannot be swapped in",
+                                 fix="name it: Index('idx_<table>_<columns>', ...)")
+    return index.name
 
 
 def _q(table: Table, name: str | None = None) -> str:
@@ -60,9 +70,9 @@ async def swap(uow: Any, live: Table, shadow: Table) -> None:
         pk = live.primary_key.name or f"{live.name}_pkey"
         await uow.execute(text(f'ALTER TABLE {_q(live)} RENAME CONSTRAINT "{shadow.name}_pkey" TO "{pk}"'))
         for index in live.indexes:
-            await uow.execute(text(f'ALTER INDEX {_q(live, index.name + SUFFIX)} RENAME TO "{index.name}"'))
+            await uow.execute(text(f'ALTER INDEX {_q(live, _name(index) + SUFFIX)} RENAME TO "{index.name}"'))
     else:
         connection = await uow.session.connection()
         for index in live.indexes:
-            await uow.execute(text(f'DROP INDEX IF EXISTS {_q(live, index.name + SUFFIX)}'))
+            await uow.execute(text(f'DROP INDEX IF EXISTS {_q(live, _name(index) + SUFFIX)}'))
             await connection.run_sync(lambda sync, index=index: index.create(sync, checkfirst=False))

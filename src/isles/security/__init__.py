@@ -56,17 +56,50 @@ scope 403.
 """
 from __future__ import annotations
 
-from isles.security.access import (ACCESS_EXTENSION, PUBLIC, Access, Requirement, RouteAccess, access_map, declare,
-                                   document_access, public, requirement_of, route_access)
-from isles.security.api_tokens import (API_TOKEN_FIELDS, API_TOKENS_TABLE, ApiTokenLookup, accept_api_tokens,
-                                       api_token_replica, api_tokens_table, lookup_for, principal_from_token_row)
+from isles.security.access import (
+    ACCESS_EXTENSION,
+    PUBLIC,
+    Access,
+    Requirement,
+    RouteAccess,
+    access_map,
+    declare,
+    document_access,
+    public,
+    requirement_of,
+    route_access,
+)
+from isles.security.api_tokens import (
+    API_TOKEN_FIELDS,
+    API_TOKENS_TABLE,
+    ApiTokenLookup,
+    accept_api_tokens,
+    api_token_replica,
+    api_tokens_table,
+    lookup_for,
+    principal_from_token_row,
+)
 from isles.security.guard import Guard, authenticated, require_roles, require_scopes
 from isles.security.principal import Principal
 from isles.security.secret import MIN_SECRET_LENGTH, SECRET_FILE, auth_secret
 from isles.security.secret import _file_secrets as _file_secrets  # tests clear the cache
-from isles.security.tokens import (ALGORITHM, API_TOKEN_PREFIX, AUDIENCE, DEFAULT_ACCESS_MINUTES, ISSUER, InvalidToken,
-                                   access_token_minutes, constant_time_equals, decode_access_token, decode_assertion,
-                                   hash_token, issue_access_token, issue_assertion, new_api_token, new_opaque_token)
+from isles.security.tokens import (
+    ALGORITHM,
+    API_TOKEN_PREFIX,
+    AUDIENCE,
+    DEFAULT_ACCESS_MINUTES,
+    ISSUER,
+    InvalidToken,
+    access_token_minutes,
+    constant_time_equals,
+    decode_access_token,
+    decode_assertion,
+    hash_token,
+    issue_access_token,
+    issue_assertion,
+    new_api_token,
+    new_opaque_token,
+)
 
 __all__ = [
     "ACCESS_EXTENSION", "Access", "PUBLIC", "Requirement", "RouteAccess", "access_map", "declare", "document_access",

@@ -27,7 +27,8 @@ _lookups: "weakref.WeakKeyDictionary[Service, ApiTokenLookup]" = weakref.WeakKey
 def api_tokens_table(metadata: Any) -> Table:
     """The ``isles_api_tokens`` replica table in a service's metadata (idempotent)."""
     if API_TOKENS_TABLE in metadata.tables:
-        return metadata.tables[API_TOKENS_TABLE]
+        existing: Table = metadata.tables[API_TOKENS_TABLE]
+        return existing
     return Table(
         API_TOKENS_TABLE, metadata,
         Column("id", Uuid, primary_key=True),
@@ -116,6 +117,7 @@ def accept_api_tokens(service: "Service", *, source: str | None = None,
     existing = next((r for r in service.replicas if r.table is table), None)
     if existing is not None:
         return existing
+    assert source is not None  # exactly one of source and lookup, checked above
     replica = api_token_replica(service.metadata, source=source)
     service.replicas.append(replica)
     return replica

@@ -55,7 +55,7 @@ def authenticated(service: "Service | None" = None, *,
 
     async def dependency(request: Request,
                          credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
-        cached = getattr(request.state, "isles_principal", None)
+        cached: Principal | None = getattr(request.state, "isles_principal", None)
         if cached is not None:
             return cached
         target = service if service is not None else bound_service(request)

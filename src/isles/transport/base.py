@@ -36,10 +36,13 @@ class Transport(ABC):
     delivers_synchronously: bool = False
 
     async def start(self) -> None:
-        """Connect; called once after every ``subscribe``."""
+        """Connect; called once after every ``subscribe``. Optional: by default there is nothing to connect."""
+        return None
 
     async def stop(self) -> None:
-        """Stop delivering and disconnect; in-flight deliveries finish or are not acknowledged."""
+        """Stop delivering and disconnect; in-flight deliveries finish or are not acknowledged.
+        Optional: by default there is nothing to stop."""
+        return None
 
     @abstractmethod
     async def publish(self, topic: str, envelopes: Sequence[Envelope]) -> list[BaseException | None]:

@@ -350,7 +350,7 @@ class KafkaTransport(Transport):
         partitions = sorted(await producer.partitions_for(topic))
         partition_of = DefaultPartitioner()  # as send() would pick: other producers of a key agree
         open_batches: dict[int, BatchBuilder] = {}
-        submitted: list[tuple[BatchBuilder, asyncio.Future]] = []
+        submitted: list[tuple[BatchBuilder, asyncio.Future[Any]]] = []
         placed: list[BatchBuilder | BaseException] = []
         failed_keys: set[str] = set()
 
@@ -391,11 +391,11 @@ class KafkaTransport(Transport):
         return asyncio.ensure_future(_outcomes(submitted, placed))
 
 
-async def _outcomes(submitted: list[tuple[BatchBuilder, asyncio.Future]],
+async def _outcomes(submitted: list[tuple[BatchBuilder, asyncio.Future[Any]]],
                     placed: list[BatchBuilder | BaseException]) -> list[BaseException | None]:
     """Each record's outcome: its batch's, or why it was never put into one."""
     outcomes = await asyncio.gather(*(future for _, future in submitted), return_exceptions=True)
-    outcome_of = {id(batch): outcome for (batch, _), outcome in zip(submitted, outcomes)}
+    outcome_of = {id(batch): outcome for (batch, _), outcome in zip(submitted, outcomes, strict=True)}
     return [item if isinstance(item, BaseException) else _failure(outcome_of[id(item)]) for item in placed]
 
 
@@ -403,12 +403,12 @@ def _failure(outcome: Any) -> BaseException | None:
     return outcome if isinstance(outcome, BaseException) else None
 
 
-def _consume_outcome(future: asyncio.Future) -> None:
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
 
 
-class _GroupConsumer(ConsumerRebalanceListener):
+class _GroupConsumer(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type information
     """One consuming service's member of its consumer group."""
 
     def __init__(self, transport: KafkaTransport, group: str, topics: list[str], deliver: Deliver):
@@ -417,7 +417,7 @@ class _GroupConsumer(ConsumerRebalanceListener):
         self.topics = topics
         self.deliver = deliver
         self.consumer: AIOKafkaConsumer | None = None
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[Any] | None = None
         self._batch = asyncio.Lock()  # held while a fetched batch is delivered; a rebalance waits for it
         self._failures: dict[TopicPartition, int] = {}
         self._resumes: list[asyncio.TimerHandle] = []
@@ -489,7 +489,8 @@ class _GroupConsumer(ConsumerRebalanceListener):
                         log.warning("service '%s': kafka offset commit failed (events will be redelivered): %s",
                                     self.group, exc)
 
-    async def _deliver_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> tuple[TopicPartition, int | None]:
+    async def _deliver_partition(self, tp: TopicPartition,
+                                 records: list[ConsumerRecord]) -> tuple[TopicPartition, int | None]:
         """Deliver records in order; returns the offset to commit (after the last delivered record).
 
         The records up to the next poison message (or the end) go to ``deliver`` in one call.
@@ -560,13 +561,13 @@ def _support_init_producer_id_v3() -> None:
     from aiokafka.protocol.transaction import InitProducerIdRequest_v0
     from aiokafka.protocol.types import CompactString, Int16, Int32, Int64, Schema, TaggedFields
 
-    class InitProducerIdResponse_v3(Response):
+    class InitProducerIdResponse_v3(Response):  # type: ignore[misc]  # aiokafka's protocol classes are untyped
         API_KEY = 22
         API_VERSION = 3
         SCHEMA = Schema(("throttle_time_ms", Int32), ("error_code", Int16), ("producer_id", Int64),
                         ("producer_epoch", Int16), ("tags", TaggedFields))
 
-    class InitProducerIdRequest_v3(RequestStruct):
+    class InitProducerIdRequest_v3(RequestStruct):  # type: ignore[misc]  # (untyped, as above)
         FLEXIBLE_VERSION = True
         API_KEY = 22
         API_VERSION = 3
@@ -574,6 +575,7 @@ def _support_init_producer_id_v3() -> None:
         SCHEMA = Schema(("transactional_id", CompactString("utf-8")), ("transaction_timeout_ms", Int32),
                         ("producer_id", Int64), ("producer_epoch", Int16), ("tags", TaggedFields))
 
+    # (untyped, as above)
     class InitProducerIdRequest(Request[InitProducerIdRequest_v0 | InitProducerIdRequest_v3]):  # type: ignore[misc]
         API_KEY = 22
 
@@ -586,7 +588,7 @@ def _support_init_producer_id_v3() -> None:
                 return request_struct_class(self._transactional_id, self._transaction_timeout_ms, -1, -1, {})
             return request_struct_class(self._transactional_id, self._transaction_timeout_ms)
 
-    sender.InitProducerIdRequest = InitProducerIdRequest  # type: ignore[attr-defined]
+    sender.InitProducerIdRequest = InitProducerIdRequest
     _PATCHED = True
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from isles.events import Envelope
 from isles.tasks import cancel_and_wait
@@ -29,11 +29,11 @@ class TransportClosed(RuntimeError):
 class _Worker:
     deliver: Deliver
     batch: int  # at most this many envelopes per deliver() call
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     # Keys whose envelope failed while this queue was non-empty: their later envelopes are
     # refused rather than delivered out of order.
     failed_keys: set[str] = field(default_factory=set)
-    task: asyncio.Task | None = None
+    task: asyncio.Task[Any] | None = None
 
     async def run(self) -> None:
         while True:
@@ -44,7 +44,8 @@ class _Worker:
                 ready = []
                 for envelope, done in batch:
                     if envelope.partitionkey in self.failed_keys:
-                        done.set_exception(RuntimeError(f"held back: an earlier event of key {envelope.partitionkey} failed"))
+                        done.set_exception(RuntimeError(
+                            f"held back: an earlier event of key {envelope.partitionkey} failed"))
                     else:
                         ready.append((envelope, done))
                 if not ready:
@@ -118,7 +119,7 @@ class InMemoryTransport(Transport):
         if not self._running:
             raise TransportClosed("the in-process transport is not running")
         loop = asyncio.get_running_loop()
-        pending: list[list[asyncio.Future]] = []
+        pending: list[list[asyncio.Future[Any]]] = []
         groups = self._topics.get(topic, ())
         for envelope in envelopes:
             futures = []

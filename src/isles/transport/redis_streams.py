@@ -38,7 +38,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -53,10 +53,15 @@ from isles.transport.base import Deliver, Transport
 log = logging.getLogger("isles.transport.redis")
 
 #: ``on_poison(group, stream, entry_id, fields, error)``: store or forward an entry that is not an isles event.
-PoisonHandler = Callable[[str, str, bytes, dict, "PoisonEntry"], Awaitable[None]]
+PoisonHandler = Callable[[str, str, bytes, dict[bytes, bytes], "PoisonEntry"], Awaitable[None]]
+
+#: XREADGROUP's answer on this client (RESP2, responses not decoded): [(stream, [(entry id, fields or None
+#: once trimmed away)])]. redis-py's own type covers every protocol and decoding setting.
+_StreamRead = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]]
 
 # Renew / release a lease only if we still hold it.
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+_RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
+          "else return 0 end")
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -93,7 +98,8 @@ class RedisStreamsSettings:
         if not url:
             raise ConfigurationError("REDIS_URL is not set", fix="set REDIS_URL=redis://host:6379/0")
         check_redis_url(url, "REDIS_URL")
-        return cls(url=url, shards=_int(env, "ISLES_REDIS_SHARDS", 4), maxlen=_int(env, "ISLES_REDIS_MAXLEN", 1_000_000),
+        return cls(url=url, shards=_int(env, "ISLES_REDIS_SHARDS", 4),
+                   maxlen=_int(env, "ISLES_REDIS_MAXLEN", 1_000_000),
                    lease_ms=_int(env, "ISLES_REDIS_LEASE_MS", 10_000))
 
 
@@ -106,7 +112,8 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise ConfigurationError(f"{name}={raw!r} is not a whole number >= 1", fix=f"set {name} like {default}, or unset it")
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number >= 1",
+                                 fix=f"set {name} like {default}, or unset it")
     return value
 
 
@@ -198,7 +205,8 @@ class RedisStreamsTransport(Transport):
         command = b"".join(xadd_command(self.stream_for(topic, e.partitionkey).encode(), maxlen,
                                         e.partitionkey.encode(), e.to_structured()) for e in envelopes)
         pool = client.connection_pool
-        connection = await pool.get_connection()
+        # redis-py's deprecation decorator hides get_connection's annotations
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 await connection.send_packed_command(command, check_health=False)
@@ -215,7 +223,7 @@ class RedisStreamsTransport(Transport):
             await pool.release(connection)
         results: list[BaseException | None] = []
         failed: set[str] = set()
-        for envelope, reply in zip(envelopes, replies):
+        for envelope, reply in zip(envelopes, replies, strict=True):
             if envelope.partitionkey in failed:
                 results.append(RuntimeError(f"held back: an earlier event of key {envelope.partitionkey} failed"))
             elif isinstance(reply, BaseException):
@@ -233,7 +241,7 @@ def xadd_command(stream: bytes, maxlen: bytes, key: bytes, event: bytes) -> byte
                len(stream), stream, len(maxlen), maxlen, len(key), key, len(event), event)
 
 
-def decode_entry(stream: str, entry_id: bytes, fields: dict) -> Envelope:
+def decode_entry(stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Envelope:
     raw = fields.get(b"event")
     where = f"entry {entry_id.decode()} of stream {stream}"
     if raw is None:
@@ -256,8 +264,8 @@ class _GroupMember:
         self.group = group
         self.streams = streams
         self.deliver = deliver
-        self.owned: dict[str, tuple[asyncio.Task, asyncio.Event]] = {}
-        self.task: asyncio.Task | None = None
+        self.owned: dict[str, tuple[asyncio.Task[Any], asyncio.Event]] = {}
+        self.task: asyncio.Task[Any] | None = None
         self.stopping = asyncio.Event()
         self.members_key = f"isles:members:{group}:{streams[0].split(':')[0]}"
 
@@ -294,7 +302,7 @@ class _GroupMember:
         except (RedisError, OSError):
             pass  # the leases expire on their own
 
-    async def _halt(self, task: asyncio.Task, stop: asyncio.Event) -> None:
+    async def _halt(self, task: asyncio.Task[Any], stop: asyncio.Event) -> None:
         """Stop a loop: let it finish its entry (and leave a blocking read), cancel it if it hangs.
 
         Cancelling redis-py in the middle of a blocking read can hang, so the loop is asked first.
@@ -351,6 +359,13 @@ class _GroupMember:
                 log.warning("service '%s': redis coordination failed (retrying): %s", self.group, exc)
             await _sleep_unless(self.stopping, interval)
 
+    async def _deliver_run(self, run: list[tuple[bytes, Envelope]], acked: list[bytes]) -> None:
+        """Deliver the decoded entries of ``run`` in one call, then count them as acknowledged."""
+        if run:
+            await self.deliver([envelope for _, envelope in run])
+            acked.extend(entry_id for entry_id, _ in run)
+            run.clear()
+
     async def _consume(self, stream: str, stop: asyncio.Event) -> None:
         """Deliver one shard's entries in order; runs while this member holds the shard's lease."""
         me, s = self.t.consumer_name, self.t.settings
@@ -369,38 +384,32 @@ class _GroupMember:
                             break
                     claimed = True
                 read_id = "0" if pending else ">"
-                reply = await self.redis.xreadgroup(self.group, me, {stream: read_id}, count=s.batch,
-                                                    block=None if pending else s.block_ms)
-                entries = reply[0][1] if reply else []
+                read = cast(_StreamRead, await self.redis.xreadgroup(self.group, me, {stream: read_id}, count=s.batch,
+                                                                     block=None if pending else s.block_ms))
+                entries = read[0][1] if read else []
                 if pending and not entries:
                     pending = False
                     continue
                 acked: list[bytes] = []
                 run: list[tuple[bytes, Envelope]] = []  # decoded entries, delivered in one call
-
-                async def deliver_run() -> None:
-                    if run:
-                        await self.deliver([envelope for _, envelope in run])
-                        acked.extend(entry_id for entry_id, _ in run)
-                        run.clear()
                 try:
                     for entry_id, fields in entries:
                         if stop.is_set():
                             run.clear()
                             break
                         if fields is None:  # trimmed away while pending: nothing left to deliver
-                            await deliver_run()
+                            await self._deliver_run(run, acked)
                             acked.append(entry_id)
                             continue
                         try:
                             run.append((entry_id, decode_entry(stream, entry_id, fields)))
                         except PoisonEntry as poison:
-                            await deliver_run()
+                            await self._deliver_run(run, acked)
                             if self.t.on_poison is None:
                                 raise
                             await self.t.on_poison(self.group, stream, entry_id, fields, poison)
                             acked.append(entry_id)
-                    await deliver_run()
+                    await self._deliver_run(run, acked)
                     failures = 0
                 except asyncio.CancelledError:
                     raise
