@@ -72,4 +72,5 @@ def listen(table: Table, statements: dict[str, list[str]]) -> None:
     """Run ``statements`` (per dialect) right after ``create_all`` creates ``table``."""
     for dialect, sqls in statements.items():
         for sql in sqls:
-            event.listen(table, "after_create", DDL(sql).execute_if(dialect=dialect))
+            ddl = DDL(sql)  # type: ignore[no-untyped-call]  # third-party: SQLAlchemy's DDL.__init__ is unannotated
+            event.listen(table, "after_create", ddl.execute_if(dialect=dialect))

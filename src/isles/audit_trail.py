@@ -170,10 +170,10 @@ def audit(uow: UnitOfWork, principal: Actor | None, action: str, entity: str, en
     _check_declared(uow)
     if entity_id is None:
         raise ValueError(f"audit {action}: the {entity} has no id yet (flush the unit of work first)")
-    base = dict(change_id=str(uuid.uuid4()), occurred_at=utcnow(),
-                actor_id=SYSTEM if principal is None else str(principal.user_id),
-                actor_name=SYSTEM if principal is None else principal.username,
-                action=action, entity=entity, entity_id=str(entity_id), reason=reason)
+    base: dict[str, Any] = dict(change_id=str(uuid.uuid4()), occurred_at=utcnow(),
+                                actor_id=SYSTEM if principal is None else str(principal.user_id),
+                                actor_name=SYSTEM if principal is None else principal.username,
+                                action=action, entity=entity, entity_id=str(entity_id), reason=reason)
     fields = [(name, text_of(old), text_of(new)) for name, (old, new) in (changes or {}).items()]
     fields = [(name, old, new) for name, old, new in fields if old != new]
     entries = ([AuditEntry(**base, field=name, old_value=old, new_value=new) for name, old, new in fields]
