@@ -381,11 +381,18 @@ class Relay:
         await self.wait_for_marks()
 
     async def purge_published(self) -> int:
-        """Delete rows published longer ago than the retention window."""
+        """Delete rows published longer ago than the retention window - but never the newest row.
+
+        SQLite gives a new row the highest id in the table plus one: once the newest rows were
+        purged, new events would take ids that positions already passed (a projection's
+        checkpoint, ``System.drain``'s watermark) and be skipped. Keeping the newest row keeps ids
+        rising; PostgreSQL's sequence never goes back anyway, and one row more costs nothing.
+        """
         outbox = self.runtime.tables.outbox
         cutoff = utcnow() - self.retention
+        newest = select(func.max(outbox.c.id)).scalar_subquery()
         async with self.runtime.database.engine.begin() as conn:
-            result = await conn.execute(delete(outbox).where(outbox.c.published_at < cutoff))
+            result = await conn.execute(delete(outbox).where(outbox.c.published_at < cutoff, outbox.c.id < newest))
         return result.rowcount or 0
 
 

@@ -406,6 +406,20 @@ async def test_published_rows_are_kept_for_the_retention_window(shop):
     assert [r.entity_version for r in await outbox_rows(shop)] == [2]
 
 
+async def test_a_purge_keeps_the_newest_row_so_outbox_ids_keep_rising(shop):
+    """SQLite reuses the highest id + 1 of what is left: were every row purged, the next event would
+    take an id that positions (projection checkpoints, drain watermarks) already passed."""
+    item_id = await toy_shop.create_item("first")
+    await toy_shop.rename(item_id, "second")
+    await shop.drain()
+    before = max(r.id for r in await outbox_rows(shop))
+    purge = Relay(shop.runtime("catalog"), shop.transport, retention=timedelta(seconds=-1))
+    assert await purge.purge_published() == 1
+    assert [r.id for r in await outbox_rows(shop)] == [before]  # the newest published row stays
+    await toy_shop.rename(item_id, "third")
+    assert max(r.id for r in await outbox_rows(shop)) > before
+
+
 async def test_resync_backfills_copies_without_moving_them_backwards(shop_env):
     system = toy_shop.build_system(env=shop_env)
     await system.start(relays=False)  # no events flow: only the backfill can fix the copies
