@@ -88,7 +88,9 @@ def test_no_operation_of_the_four_services_answers_with_a_server_error(mes_serve
     run = subprocess.run(
         [_st(), "run", f"{base}/openapi.json", "--header", f"Authorization: Bearer {token}",
          "--checks", "not_a_server_error", "--phases", "examples,coverage,fuzzing",
-         "--max-examples", str(EXAMPLES), "--workers", "2", "--generation-deterministic",
+         # one worker: with two, hypothesis parses lambdas' source in two threads at once and
+         # CPython 3.11's ast fails now and then ("AST constructor recursion depth mismatch")
+         "--max-examples", str(EXAMPLES), "--workers", "1", "--generation-deterministic",
          "--exclude-path", "/api/auth/me/password",  # a wrong current password counts towards lockout
          "--no-color"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
