@@ -82,8 +82,9 @@ async def run_trials(crash_env: dict[str, str], trials: int, orders: int, seed: 
                     worker.kill()
                     kills += 1
         assert kills >= trials // 2, "the workers died on their own: see their stderr"
-        for worker in workers:
-            worker.start()
+        for worker in workers:  # one the last trial spared is still running: starting it again orphaned it
+            if not worker.alive():
+                worker.start()
         deadline = time.monotonic() + 90
         while True:
             found = await instances(system.runtime("orders"))
