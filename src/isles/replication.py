@@ -177,8 +177,9 @@ class Snapshot:
     model: Any
     to_event: Callable[[Any], Event]
 
-    async def pages(self, uow: UnitOfWork,
-                    page_size: int = 500) -> AsyncIterator[list[tuple[str, int, dict[str, Any]]]]:
+    async def described(self, uow: UnitOfWork, page_size: int = 500) -> AsyncIterator[list[tuple[Any, Event]]]:
+        """Every row of the model with the event that describes it now, a page at a time, in key
+        order (keyset paging: each page starts after the last key of the one before)."""
         mapper = sa_inspect(self.model)
         pk = mapper.primary_key[0]
         last = None
@@ -189,12 +190,15 @@ class Snapshot:
             rows = list(await uow.scalars(query))
             if not rows:
                 return
-            page = []
-            for row in rows:
-                event = self.to_event(row)
-                page.append((event.key() or str(row.id), int(row.version), orjson.loads(event.to_json())))
+            yield [(row, self.to_event(row)) for row in rows]
             last = getattr(rows[-1], pk.key)
-            yield page
+
+    async def pages(self, uow: UnitOfWork,
+                    page_size: int = 500) -> AsyncIterator[list[tuple[str, int, dict[str, Any]]]]:
+        """(key, entity version, event data) of every row, a page at a time (backfills of copies)."""
+        async for page in self.described(uow, page_size):
+            yield [(event.key() or str(row.id), int(row.version), orjson.loads(event.to_json()))
+                   for row, event in page]
 
     async def count(self, uow: UnitOfWork) -> int:
         return int(await uow.scalar(select(func.count()).select_from(self.model)) or 0)

@@ -258,23 +258,12 @@ class Rebuild:
 async def _snapshot_pages(snapshot: Any, uow: UnitOfWork, owner: ServiceRuntime,
                           page_size: int) -> AsyncIterator[list[Envelope]]:
     """The owner's entities as envelopes of the event that describes each now (its Snapshot)."""
-    from sqlalchemy import inspect as sa_inspect
-    pk = sa_inspect(snapshot.model).primary_key[0]
-    last = None
-    while True:
-        query = select(snapshot.model).order_by(pk).limit(page_size)
-        if last is not None:
-            query = query.where(pk > last)
-        rows = list(await uow.scalars(query))
-        if not rows:
-            return
+    async for described in snapshot.described(uow, page_size):
         page = []
-        for row in rows:
-            event = snapshot.to_event(row)
+        for row, event in described:
             key = event.key() or str(row.id)
             page.append(Envelope(id=f"snapshot-{key}-{row.version}"[:36], source=owner.source, type=event.event_type,
                                  data=event.to_json(), partitionkey=key, entityversion=int(row.version)))
-        last = getattr(rows[-1], pk.key)
         yield page
 
 
