@@ -12,8 +12,10 @@ transport, the next is read (leaving this one's ids out); the transport's acknow
 the mark that records them are awaited in the background, up to ``BATCHES_IN_FLIGHT`` batches.
 Ids handed over stay out of the reads until their mark commits. A key with a row not yet
 acknowledged waits: its later rows are left for a later batch, so if that row fails, nothing
-later of its key has gone out. Losing a mark - a crash, a failed mark transaction - only means
-sending those rows again. The first copy already went out in order, before the rows its key
+later of its key has gone out. On the relay's own connection the mark rides on the next read
+(one statement: the UPDATE as a CTE beside the SELECT), or is written alone when no read comes
+within ``mark_linger``: one round trip a pass instead of two. Losing a mark - a crash, a failed
+mark - only means sending those rows again. The first copy already went out in order, before the rows its key
 committed later; the consumers' inboxes drop the second.
 """
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Relay:
     def __init__(self, runtime: ServiceRuntime, transport: Transport, *, batch_size: int = 256,
                  poll_interval: float = 1.0, retention: timedelta = timedelta(days=7),
                  purge_interval: float = 60.0, base_backoff: float = 0.05, max_backoff: float = 30.0,
-                 rebalance_interval: float = 2.0):
+                 rebalance_interval: float = 2.0, mark_linger: float = 0.05):
         self.runtime = runtime
         self.transport = transport
         self.batch_size = batch_size
@@ -65,6 +67,15 @@ class Relay:
         #: the pending-rows query per set of buckets held (None: all), built once each
         self._pending_queries: dict[frozenset[int] | None, Select[Any]] = {}
         self._marks: tuple[Any, Any] | None = None  # (published, failed) mark statements, built once
+        #: each pending-rows query with the mark of ``_to_mark`` in front of it, built once each
+        self._marking_reads: dict[Select[Any], Select[Any]] = {}
+        #: ids acknowledged whose mark waits for the next read (or mark_linger), and the mark's time
+        self._to_mark: list[int] = []
+        self._to_mark_at: datetime | None = None
+        self._mark_timer: asyncio.TimerHandle | None = None
+        #: how long an acknowledged batch's mark waits for the next read to carry it before it is
+        #: written alone (seconds); under steady traffic the next read comes sooner
+        self.mark_linger = mark_linger
         #: overlap reading, handing over and marking batches (needs more than one connection)
         self._overlap = runtime.dialect.concurrent_connections
         self.rebalance_interval = rebalance_interval
@@ -239,7 +250,41 @@ class Relay:
             acknowledged.set()
             self._in_flight.difference_update({row[_ID] for row in rows}.difference(ok_ids))
         self.published_total += len(ok_ids)
-        await self._mark(ok_ids, failed_marks, now)
+        if self._conn is None:
+            await self._mark(ok_ids, failed_marks, now)
+            return
+        if failed_marks:
+            await self._mark([], failed_marks, now)
+        self._defer_mark(ok_ids, now)
+
+    def _defer_mark(self, ids: list[int], now: datetime) -> None:
+        """Leave the mark of ``ids`` to the next read, or to a mark of its own after ``mark_linger``."""
+        if not ids:
+            return
+        self._to_mark.extend(ids)
+        self._to_mark_at = now
+        if self._mark_timer is None:
+            self._mark_timer = asyncio.get_running_loop().call_later(self.mark_linger, self._mark_alone)
+
+    def _mark_alone(self) -> None:
+        self._mark_timer = None
+        self._marking.append(asyncio.create_task(self._flush_marks()))
+
+    def _take_marks(self) -> tuple[list[int], datetime] | None:
+        """The deferred mark, now taken by whoever writes it."""
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
+        if not self._to_mark:
+            return None
+        ids, self._to_mark = self._to_mark, []
+        assert self._to_mark_at is not None
+        return ids, self._to_mark_at
+
+    async def _flush_marks(self) -> None:
+        taken = self._take_marks()
+        if taken is not None:
+            await self._mark(taken[0], [], taken[1])
 
     def _failed(self, failures: Sequence[tuple[Any, BaseException]], now: datetime) -> list[dict[str, Any]]:
         """Hold the key of each failed row until its retry time; return the rows' failure marks."""
@@ -295,12 +340,48 @@ class Relay:
     async def _fetch(self, read: tuple[Select[Any], dict[str, Any]]) -> Sequence[Any]:
         query, params = read
         if self._conn is not None:
+            taken = self._take_marks()
+            if taken is not None:
+                return await self._fetch_and_mark(query, params, *taken)
             return (await self._conn.execute(query, params)).all()
         async with self.runtime.database.engine.connect() as conn:
             await self.runtime.dialect.begin_pending_read(conn)
             rows: Sequence[Any] = (await conn.execute(query, params)).all()
             await conn.rollback()
         return rows
+
+    async def _fetch_and_mark(self, query: Select[Any], params: dict[str, Any], ids: list[int],
+                              at: datetime) -> Sequence[Any]:
+        """The read, with the mark of ``ids`` in the same statement (they are in flight: not read)."""
+        assert self._conn is not None
+        try:
+            rows = (await self._conn.execute(self._marking_read(query),
+                                             {**params, "mark_ids": ids, "mark_now": at})).all()
+        except Exception as exc:
+            # The rows stay unpublished and are sent again (inboxes absorb it). The read is made
+            # again without the mark, so a mark that keeps failing cannot stop the relay.
+            log.warning("service '%s': could not mark %d published outbox row(s); they will be sent again: %s",
+                        self.runtime.name, len(ids), _one_line(exc))
+            self._in_flight.difference_update(ids)
+            unmarked = set(ids)
+            skip = [i for i in params["skip"] if i not in unmarked]
+            return (await self._conn.execute(query, {**params, "skip": skip})).all()
+        self._in_flight.difference_update(ids)
+        return rows
+
+    def _marking_read(self, query: Select[Any]) -> Select[Any]:
+        """``query`` with the published mark of ``mark_ids`` in front: one statement, one commit."""
+        marking = self._marking_reads.get(query)
+        if marking is None:
+            outbox = self.runtime.tables.outbox
+            mark = (update(outbox).where(self.runtime.dialect.among(outbox.c.id, "mark_ids"))
+                    .values(published_at=bindparam("mark_now", type_=outbox.c.published_at.type))
+                    .returning(outbox.c.id).cte("marked"))
+            marking = query.add_cte(mark)
+            if len(self._marking_reads) >= 16:  # queries of buckets no longer held
+                self._marking_reads.clear()
+            self._marking_reads[query] = marking
+        return marking
 
     def _mark_statements(self) -> tuple[Any, Any]:
         if self._marks is None:
@@ -340,8 +421,9 @@ class Relay:
 
     async def wait_for_marks(self) -> None:
         """Wait for the outcome (acknowledgements, then the mark) of every batch handed over."""
-        for marking in list(self._marking):
-            await self._wait_for(marking)
+        while self._marking:
+            await self._wait_for(self._marking[0])
+        await self._flush_marks()
 
     async def _wait_for(self, marking: asyncio.Task[Any]) -> None:
         await asyncio.shield(marking)  # a caller cancelled here leaves it for close() to wait for
@@ -400,7 +482,6 @@ class Relay:
 #: (PostgreSQL). With a backlog, acknowledgement and mark take longer than handing over the next
 #: batch; four keep the relay busy with the next while earlier ones settle.
 BATCHES_IN_FLIGHT = 4
-
 
 def _first_of_each_key(rows: list[Any], exc: BaseException) -> list[tuple[Any, BaseException]]:
     firsts: dict[str, Any] = {}

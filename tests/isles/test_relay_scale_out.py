@@ -100,3 +100,46 @@ async def test_a_lost_mark_sends_the_rows_again_and_the_inbox_absorbs_them(shop_
         assert [a.name for a in await toy_shop.applied(item)] == ["v1", "v2"]  # applied once each
         count, _ = await backlog(catalog)
         assert count == 0
+
+
+async def test_a_mark_rides_on_the_next_read_or_goes_alone_when_the_relay_is_idle(shop_env):
+    """One round trip a pass: the acknowledged batch's mark is a CTE of the next read; with no next
+    read, it is written alone after ``mark_linger``."""
+    from sqlalchemy import event, select
+
+    system = toy_shop.build_system(env=shop_env)
+    await system.start(relays=False)
+    catalog = system.runtime("catalog")
+    relay = Relay(catalog, system.transport, rebalance_interval=60, mark_linger=60)  # no mark alone yet
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    async def published() -> dict[int, bool]:
+        outbox = catalog.tables.outbox
+        async with catalog.database.engine.connect() as conn:
+            rows = (await conn.execute(select(outbox.c.entity_version, outbox.c.published_at)
+                                       .where(outbox.c.partition_key == str(item)))).all()
+        return {version: at is not None for version, at in rows}
+
+    event.listen(catalog.database.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        item = await toy_shop.create_item("v1")
+        assert await relay.publish_pending() == 1
+        while relay._marking:  # the acknowledgement; the mark now waits for the next read
+            await relay._marking.pop(0)
+        assert await published() == {1: False}
+        await toy_shop.rename(item, "v2")
+        relay.mark_linger = 0.05
+        statements.clear()
+        assert await relay.publish_pending() == 1
+        assert "UPDATE" not in statements and statements.count("WITH") == 1, statements  # mark and read together
+        assert await published() == {1: True, 2: False}
+        await asyncio.sleep(0.3)  # idle: v2 is marked alone
+        assert await published() == {1: True, 2: True}
+        assert [a.name for a in await toy_shop.applied(item)] == ["v1", "v2"]
+    finally:
+        event.remove(catalog.database.engine.sync_engine, "before_cursor_execute", seen)
+        await relay.close()
+        await system.stop()
