@@ -349,12 +349,24 @@ async def measure_cpu(system, transport, ids, trips: RoundTrips, writers: int, c
                for stage in STAGES}}
 
 
+async def p99_at_200(system, transport, ids, curve: list[tuple[int, float, float]], quick: bool) -> float:
+    """p99 at 200 events/s offered: from the curve, or measured now if 200/s is above the capped rate."""
+    p99 = next((p99 for step, _, p99 in curve if step == 200), None)
+    if p99 is None:
+        p99 = (await measure_latency(system, transport, ids, 200, 200 * (3 if quick else 10)))[1]
+    return round(p99, 3)
+
+
+def cpu_plan(quick: bool) -> tuple[dict[int, int], int]:
+    """Renames per CPU window by writer count, and how many windows of each (the median is kept)."""
+    return ({1: 300, 8: 800}, 1) if quick else ({1: 1500, 8: 4000}, 3)
+
+
 async def run_db(db: str, quick: bool, rate: int) -> list[dict[str, Any]]:
     """One result per writer count: CPU, round trips and throughput; latency is the database's."""
     parts = 200 if quick else 1000
     latency_events = 1000 if quick else 5000
-    cpu_events = {1: 300, 8: 800} if quick else {1: 1500, 8: 4000}
-    repeats = 1 if quick else 3
+    cpu_events, repeats = cpu_plan(quick)
     system, transport, ids, env = await _setup(db, parts)
     trips = RoundTrips(system)
     try:
@@ -367,9 +379,7 @@ async def run_db(db: str, quick: bool, rate: int) -> list[dict[str, Any]]:
         count = min(latency_events, offered * (5 if quick else 20))
         await measure_latency(system, transport, ids, offered, min(100, count))  # warm-up
         curve = await measure_curve(system, transport, ids, offered, quick)
-        p99_200 = next((p99 for step, _, p99 in curve if step == 200), None)
-        if p99_200 is None:  # 200/s is at or above the capped rate: measure it anyway
-            p99_200 = round((await measure_latency(system, transport, ids, 200, 200 * (3 if quick else 10)))[1], 3)
+        p99_200 = await p99_at_200(system, transport, ids, curve, quick)
         p50, p99, achieved = await measure_latency(system, transport, ids, offered, count)
     finally:
         await system.stop()
@@ -440,7 +450,7 @@ async def main(argv: list[str]) -> int:
         except ImportError:
             console.print(f"[red]the {args.transport} benchmark is not available in this version[/]")
             return 2
-        results = [await run_broker(args.transport, args.quick)]
+        results = await run_broker(args.transport, args.quick)
     else:
         dbs = ["sqlite", "postgres"] if args.db == "all" else [args.db]
         results = []

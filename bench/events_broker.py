@@ -149,7 +149,7 @@ async def _relay_rate(system: Any, transport: Any, ids: list, count: int) -> flo
     The consumers hold their deliveries meanwhile, so the relay has the machine to itself as the
     raw producer has (on two cores, work_order's consumer would otherwise take half of it).
     """
-    relay = system.runtime("material").relay
+    relay = system.relay("material")
     rate = 0.0
     for label, n in (("relay warm-up", count // 10), ("relay", count)):  # the raw clients warm up too
         await _backlog(system, ids, n, label)
@@ -261,9 +261,21 @@ async def _raw_redis(url: str, count: int) -> tuple[float, float]:
 
 
 # -- the run ----------------------------------------------------------------------------------------------
-async def run(transport: str, quick: bool) -> dict[str, Any]:
-    """Measure ``transport`` ('kafka' or 'redis'); returns the RESULT keys of bench.events."""
-    from bench.events import _drop_pg, measure_baseline, measure_curve, measure_latency, measure_throughput
+async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
+    """Measure ``transport`` ('kafka' or 'redis'); returns the RESULT keys of bench.events, one dict
+    per writer count of the CPU windows."""
+    from bench.events import (
+        WRITER_COUNTS,
+        RoundTrips,
+        _drop_pg,
+        cpu_plan,
+        measure_baseline,
+        measure_cpu,
+        measure_curve,
+        measure_latency,
+        measure_throughput,
+        p99_at_200,
+    )
     parts = 200 if quick else 1000
     throughput_events = 2000 if quick else 10000
     relay_events = 2000 if quick else 10000
@@ -298,10 +310,15 @@ async def run(transport: str, quick: bool) -> dict[str, Any]:
             relay_rate = await _relay_rate(system, broker, ids, relay_events)
             pipeline = await _pipeline_rate(system, broker, ids, relay_events)
             throughput = await measure_throughput(system, broker, ids, throughput_events, WRITERS)
+            cpu_events, repeats = cpu_plan(quick)
+            trips = RoundTrips(system)
+            by_writers = [await measure_cpu(system, broker, ids, trips, writers, cpu_events[writers], repeats)
+                          for writers in WRITER_COUNTS]
             offered = min(1000, max(10, int(throughput / 2)))  # as bench.events: half the durable throughput
             count = min(5000, offered * (5 if quick else 20))
             await measure_latency(system, broker, ids, offered, min(100, count))  # warm-up
             curve = await measure_curve(system, broker, ids, offered, quick)
+            p99_200 = await p99_at_200(system, broker, ids, curve, quick)
             p50, p99, achieved = await measure_latency(system, broker, ids, offered, count)
         finally:
             await system.stop()
@@ -311,14 +328,16 @@ async def run(transport: str, quick: bool) -> dict[str, Any]:
         if tansu is not None:
             tansu.stop()
     result = {"transport": transport, "db": "postgres", "rate": offered, "achieved_rate": round(achieved),
-              "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "throughput": round(throughput),
+              "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "p99_200_ms": p99_200, "throughput": round(throughput),
               "baseline_throughput": round(raw_e2e), "ratio": round(throughput / raw_e2e, 3),
               "relay_ratio": round(relay_rate / raw_produce, 3),
               "pipeline_throughput": round(pipeline), "pipeline_ratio": round(pipeline / raw_e2e, 3),
               "relay_rate": round(relay_rate), "raw_producer_rate": round(raw_produce),
               "db_baseline_throughput": round(db_baseline), "curve": curve}
     _print(result)
-    return result
+    # One line per writer count: the CPU figures; throughput and ratio stay against the raw client.
+    return [{**result, **{k: v for k, v in figures.items() if k not in ("throughput", "baseline_throughput", "ratio")},
+             "curve": curve if figures is by_writers[-1] else []} for figures in by_writers]
 
 
 def _print(r: dict[str, Any]) -> None:
