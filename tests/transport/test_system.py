@@ -85,13 +85,17 @@ def test_factory_chooses_by_settings():
     assert kafka.settings.max_batch_bytes == 256 * 1024
     tuned = transport_from_env({"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_MAX_BATCH_BYTES": "65536"})
     assert tuned.settings.max_batch_bytes == 65536
+    assert kafka.settings.fetch_max_wait_ms == 10
+    patient = transport_from_env({"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_FETCH_MAX_WAIT_MS": "50"})
+    assert patient.settings.fetch_max_wait_ms == 50
     redis = transport_from_env({"ISLES_TRANSPORT": "redis", "REDIS_URL": "redis://:secret@127.0.0.1:6379/0"})
     assert isinstance(redis, RedisStreamsTransport) and "secret" not in redis.describe()
     assert isinstance(transport_from_env({"ISLES_TRANSPORT": "redis://127.0.0.1:6379/1",
                                           "KAFKA_BROKERS": "x:1"}), RedisStreamsTransport)
     for bad in ({"ISLES_TRANSPORT": "rabbit"}, {"ISLES_TRANSPORT": "redis"}, {"ISLES_TRANSPORT": "kafka"},
                 {"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_PARTITIONS": "zero"},
-                {"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_MAX_BATCH_BYTES": "100"}):
+                {"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_MAX_BATCH_BYTES": "100"},
+                {"KAFKA_BROKERS": "h:1", "ISLES_KAFKA_FETCH_MAX_WAIT_MS": "0"}):
         with pytest.raises(ConfigurationError) as info:
             transport_from_env(bad)
         assert info.value.fix
