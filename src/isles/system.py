@@ -31,6 +31,7 @@ from isles.dialects import dialect_for
 from isles.drain import Watermarks
 from isles.errors import ConfigurationError, UnknownEventType
 from isles.events import EventRegistry
+from isles.heap_trim import run_heap_trim
 from isles.jobs import run_periodically
 from isles.outbox import backlog
 from isles.projections.wiring import check_projections, projection_subscriptions, projections_of
@@ -95,7 +96,7 @@ class System:
     def __init__(self, name: str, services: Iterable[Service], *, transport: Transport | None = None,
                  env: Mapping[str, str] | None = None, relay_options: dict[str, Any] | None = None,
                  consumer_options: dict[str, Any] | None = None, freeze_heap: bool = True,
-                 saga_options: dict[str, Any] | None = None):
+                 saga_options: dict[str, Any] | None = None, trim_heap: bool = True):
         if not _SYSTEM_NAME.match(name or ""):
             raise ConfigurationError(f"{name!r} is not a valid system name",
                                      fix="use lower-case letters, digits and underscores (e.g. 'mes')")
@@ -121,6 +122,7 @@ class System:
         self.consumer_options = consumer_options or {}
         self.saga_options = saga_options or {}  # SagaWorker options (poll_interval, batch_size)
         self.freeze_heap = freeze_heap
+        self.trim_heap = trim_heap  # hand the C heap's free pages back once a minute (isles.heap_trim)
         self.runtimes: dict[str, ServiceRuntime] = {}
         self.relays: dict[str, Relay] = {}
         self.consumers: dict[str, Consumer] = {}
@@ -231,6 +233,8 @@ class System:
             for job in self.services[name].jobs:
                 self._tasks.append(asyncio.create_task(run_periodically(self.runtimes[name], job),
                                                        name=f"isles-job-{name}-{job.name}"))
+        if self.trim_heap:
+            self._tasks.append(asyncio.create_task(run_heap_trim(), name="isles-heap-trim"))
         if self.freeze_heap:
             _freeze_heap()
         return self
