@@ -603,7 +603,18 @@ def _services() -> list[str]:
     return list(system.services)
 
 
-async def run(db: str, minutes: float, rate: float, interval: float, short_windows: bool, seed: int) -> dict[str, Any]:
+def trace_env(folder: str | None) -> dict[str, str]:
+    """The server's environment for ``--trace-memory``: bench/memtrace's sitecustomize on its path (see there;
+    ``SOAK_TRACE_FRAMES``, ``SOAK_TRACE_START`` and ``SOAK_TRACE_EVERY`` set in the bench's environment pass on)."""
+    if not folder:
+        return {}
+    here = str(Path(__file__).resolve().parent / "memtrace")
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "SOAK_TRACEMALLOC": "1", "SOAK_TRACE_DIR": str(Path(folder).resolve())}
+
+
+async def run(db: str, minutes: float, rate: float, interval: float, short_windows: bool, seed: int,
+              trace_memory: str | None = None) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="isles-soak-"))
     dbs = Databases(db, _services(), data_dir)
     password = "Soak-" + secrets.token_urlsafe(18)
@@ -615,7 +626,8 @@ async def run(db: str, minutes: float, rate: float, interval: float, short_windo
     finished = False
     try:
         await dbs.create()
-        server = Server(dbs, free_port(), password, SHORT_WINDOWS if short_windows else {})
+        extra_env = {**(SHORT_WINDOWS if short_windows else {}), **trace_env(trace_memory)}
+        server = Server(dbs, free_port(), password, extra_env)
         shop = Shop(f"http://127.0.0.1:{server.port}", password, stats, rng)
         console.print(f"[dim]starting isles run on {db} (port {server.port}, data {data_dir}) ...[/]")
         await server.start()
@@ -760,12 +772,16 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--short-windows", action="store_true",
                         help="outbox retention 60 s, inbox retention 90 s, inbox purge every 5 s")
     parser.add_argument("--seed", type=int, default=1, help="seed of the traffic's random choices")
+    parser.add_argument("--trace-memory", metavar="DIR",
+                        help="the server writes tracemalloc snapshots, gc type counts and malloc statistics to DIR "
+                             "(bench/memtrace; slows the server down)")
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes = 1.0
     if args.minutes <= 0 or args.rate <= 0 or args.interval <= 0:
         parser.error("--minutes, --rate and --interval must be above zero")
-    result = await run(args.db, args.minutes, args.rate, args.interval, args.short_windows, args.seed)
+    result = await run(args.db, args.minutes, args.rate, args.interval, args.short_windows, args.seed,
+                       args.trace_memory)
     print_result(result)
     return 0
 
