@@ -21,11 +21,14 @@ material's parts; material's copies of work order number, part and status agains
 orders; resource's product and part read-model part numbers against material's parts.
 
     python -m bench.soak [--quick] [--minutes N] [--db sqlite|postgres] [--rate R] [--short-windows]
+                         [--trace-memory DIR]
 
 ``--short-windows`` runs the server with ``ISLES_OUTBOX_RETENTION=60s``, ``ISLES_INBOX_RETENTION=90s``
 and ``ISLES_INBOX_PURGE_INTERVAL=5s``, so the outbox and the inbox fill their windows within
 minutes and their sizes can be seen holding steady (an inbox row is kept for its window plus the
-clock allowance: 180 s here). Ends with one ``RESULT soak ...`` line (see DESIGN.md, "Benchmarks").
+clock allowance: 180 s here). ``--trace-memory DIR`` has the server write memory samples to DIR (see
+bench/memtrace/sitecustomize.py): what it holds in Python objects, in malloc and in its heap.
+Ends with one ``RESULT soak ...`` line (see DESIGN.md, "Benchmarks").
 """
 from __future__ import annotations
 

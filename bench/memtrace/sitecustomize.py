@@ -4,8 +4,9 @@
 the server's start-up; it does nothing unless ``SOAK_TRACEMALLOC`` is set. Every
 ``SOAK_TRACE_EVERY`` seconds (60) a daemon thread writes ``info-<t>.json`` to ``SOAK_TRACE_DIR``:
 RSS, glibc's malloc statistics (mallinfo2: native heap in use and free), the blocks pymalloc has
-allocated, the gc-tracked objects by type, each SQLAlchemy engine's compiled cache size and the
-prepared-statement caches of the asyncpg connections. With ``SOAK_TRACE_FRAMES`` > 0, tracemalloc
+allocated, the gc-tracked objects by type and the prepared-statement caches of the asyncpg
+connections. Objects frozen at start-up (``gc.freeze``, see ``isles.system``) are not listed: the
+engines, their compiled caches and the modules are among them. With ``SOAK_TRACE_FRAMES`` > 0, tracemalloc
 (that many frames) starts ``SOAK_TRACE_START`` seconds in and each sample also dumps a snapshot
 (``snap-<t>.pickle``, for ``Snapshot.load(...).compare_to(older, "traceback")``). tracemalloc
 costs the server several times its CPU: start it late and read latencies of such a run with care.
@@ -44,17 +45,13 @@ if os.environ.get("SOAK_TRACEMALLOC"):
         return 0.0
 
     def _caches(objs: list) -> dict:
-        engines, stmts = [], []
+        stmts = []  # per connection: SQLAlchemy's prepared statements, asyncpg's own statement cache
         for o in objs:
-            name = type(o).__name__
-            if name in ("Engine", "OptionEngine") and hasattr(o, "_compiled_cache"):
-                c = o._compiled_cache
-                engines.append([str(o.url).rsplit("/", 1)[-1], None if c is None else len(c)])
-            elif name == "AsyncAdapt_asyncpg_connection":
+            if type(o).__name__ == "AsyncAdapt_asyncpg_connection":
                 c = getattr(o, "_prepared_statement_cache", None)
                 inner = getattr(getattr(o, "_connection", None), "_stmt_cache", None)
                 stmts.append([None if c is None else len(c), None if inner is None else len(inner)])
-        return {"engines": engines, "asyncpg": stmts}
+        return {"asyncpg": stmts}
 
     def _sample(n: int) -> None:
         t = time.monotonic() - _t0
