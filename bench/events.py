@@ -35,13 +35,13 @@ import uuid
 from contextvars import ContextVar
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import event, or_, update
 
+from bench import make_console
 from isles.transport import InMemoryTransport
 
-console = Console()
+console = make_console()
 CURVE_RATES = (100, 200)  # offered events/s measured below the capped rate, for the latency curve
 WRITER_COUNTS = (1, 8)  # concurrent writers of the CPU and throughput windows
 STAGES = ("producer", "relay", "consumer")

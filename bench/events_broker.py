@@ -35,12 +35,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from bench import make_console
 from bench.events import expect, timed
 
-console = Console()
+console = make_console()
 WRITERS = 8
 
 

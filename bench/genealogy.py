@@ -43,13 +43,14 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Iterator
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench import make_console
+
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", database="postgres")
 LOT, SERIAL, SHIPMENT = 1, 2, 3
-console = Console()
+console = make_console()
 
 
 @dataclass(frozen=True)

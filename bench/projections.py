@@ -25,17 +25,17 @@ from datetime import datetime, timezone
 
 import asyncpg
 import orjson
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import BigInteger, MetaData, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bench import make_console
 from isles import Event, Payload, Service, System
 from isles.projections import Projection, ProjectionUow, rebuild
 from isles.projections.projection import _upsert
 from isles.projections.shadow import shadow_of
 
-console = Console()
+console = make_console()
 PG = dict(host="127.0.0.1", port=5432, user="postgres")
 KEYS = 10_000
 PAGE = 1000

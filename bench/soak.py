@@ -54,11 +54,11 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import httpx
-from rich.console import Console
 from rich.table import Table
 
-# wide enough for the samples table when the output goes to a file or a pipe
-console = Console() if sys.stdout.isatty() else Console(width=160)
+from bench import make_console
+
+console = make_console()
 PG_ADMIN = dict(host="127.0.0.1", port=5432, user="postgres", database="postgres")
 BENCH_APP = "isles-bench-soak"  # application_name of the bench's own PostgreSQL connections
 MAX_IN_FLIGHT = 256
