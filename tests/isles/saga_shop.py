@@ -158,12 +158,17 @@ async def confirm_order(saga: SagaInstance, uow: UnitOfWork) -> None:
     order.status = "confirmed"
 
 
-def order_saga(timeout: float | None = None, version: int = 1, **options: Any) -> Saga:
+def order_saga(timeout: float | None = None, version: int = 1, *, timeouts: Mapping[str, float] | None = None,
+               **options: Any) -> Saga:
+    """``timeout`` for every step that sends a command; ``timeouts`` overrides it by step name."""
+    def limit(step: str) -> float | None:
+        return (timeouts or {}).get(step, timeout)
+
     return Saga("order", version=version, steps=[
         Step("place", local=mark_placed, undo=cancel_order),
-        Step("reserve", send=ReserveInventory, compensate=ReleaseInventory, timeout=timeout),
-        Step("authorize", send=AuthorizePayment, compensate=VoidPayment, timeout=timeout),
-        Step("ship", send=CreateShipment, timeout=timeout),
+        Step("reserve", send=ReserveInventory, compensate=ReleaseInventory, timeout=limit("reserve")),
+        Step("authorize", send=AuthorizePayment, compensate=VoidPayment, timeout=limit("authorize")),
+        Step("ship", send=CreateShipment, timeout=limit("ship")),
         Step("confirm", local=confirm_order),
     ], **options)
 
