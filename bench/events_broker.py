@@ -269,15 +269,12 @@ async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
         RoundTrips,
         _drop_pg,
         cpu_plan,
-        measure_baseline,
         measure_cpu,
         measure_curve,
         measure_latency,
-        measure_throughput,
         p99_at_200,
     )
     parts = 200 if quick else 1000
-    throughput_events = 2000 if quick else 10000
     relay_events = 2000 if quick else 10000
     raw_events = 5000 if quick else 20000
     tansu = None
@@ -306,14 +303,15 @@ async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
         console.print("[dim]MES over the broker (PostgreSQL outbox + inbox) ...[/]")
         system, ids, env = await _setup(broker, parts)
         try:
-            db_baseline = await measure_baseline(system, ids, throughput_events, WRITERS)
             relay_rate = await _relay_rate(system, broker, ids, relay_events)
             pipeline = await _pipeline_rate(system, broker, ids, relay_events)
-            throughput = await measure_throughput(system, broker, ids, throughput_events, WRITERS)
             cpu_events, repeats = cpu_plan(quick)
             trips = RoundTrips(system)
             by_writers = [await measure_cpu(system, broker, ids, trips, writers, cpu_events[writers], repeats)
                           for writers in WRITER_COUNTS]
+            # the 8-writer windows are the durable throughput and its database-only baseline
+            throughput = by_writers[-1]["throughput"]
+            db_baseline = by_writers[-1]["baseline_throughput"]
             offered = min(1000, max(10, int(throughput / 2)))  # as bench.events: half the durable throughput
             count = min(5000, offered * (5 if quick else 20))
             await measure_latency(system, broker, ids, offered, min(100, count))  # warm-up

@@ -9,7 +9,7 @@ long-lived allocation made during a burst of requests) keeps every page below it
 free space settles only after the largest bursts have happened, which takes tens of minutes.
 
 ``malloc_trim(0)`` also releases the whole free pages inside the heap (``madvise``), so the RSS
-follows what is in use. It takes well under a millisecond on a heap of tens of MiB, and pages
+follows what is in use. Measured: 0.5 ms when little is free, 5 ms when it gave back 38 MB; pages
 used again fault back in: a few thousand page faults a minute at most. Other C libraries (musl,
 macOS, Windows) have no ``malloc_trim``; there this does nothing.
 """

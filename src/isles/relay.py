@@ -15,8 +15,8 @@ acknowledged waits: its later rows are left for a later batch, so if that row fa
 later of its key has gone out. On the relay's own connection the mark rides on the next read
 (one statement: the UPDATE as a CTE beside the SELECT), or is written alone when no read comes
 within ``mark_linger``: one round trip a pass instead of two. Losing a mark - a crash, a failed
-mark - only means sending those rows again. The first copy already went out in order, before the rows its key
-committed later; the consumers' inboxes drop the second.
+mark - only means sending those rows again. The first copy already went out in order, before the
+rows its key committed later; the consumers' inboxes drop the second.
 """
 from __future__ import annotations
 
@@ -69,9 +69,8 @@ class Relay:
         self._marks: tuple[Any, Any] | None = None  # (published, failed) mark statements, built once
         #: each pending-rows query with the mark of ``_to_mark`` in front of it, built once each
         self._marking_reads: dict[Select[Any], Select[Any]] = {}
-        #: ids acknowledged whose mark waits for the next read (or mark_linger), and the mark's time
+        #: ids acknowledged whose mark waits for the next read (or mark_linger)
         self._to_mark: list[int] = []
-        self._to_mark_at: datetime | None = None
         self._mark_timer: asyncio.TimerHandle | None = None
         #: how long an acknowledged batch's mark waits for the next read to carry it before it is
         #: written alone (seconds); under steady traffic the next read comes sooner
@@ -255,14 +254,13 @@ class Relay:
             return
         if failed_marks:
             await self._mark([], failed_marks, now)
-        self._defer_mark(ok_ids, now)
+        self._defer_mark(ok_ids)
 
-    def _defer_mark(self, ids: list[int], now: datetime) -> None:
+    def _defer_mark(self, ids: list[int]) -> None:
         """Leave the mark of ``ids`` to the next read, or to a mark of its own after ``mark_linger``."""
         if not ids:
             return
         self._to_mark.extend(ids)
-        self._to_mark_at = now
         if self._mark_timer is None:
             self._mark_timer = asyncio.get_running_loop().call_later(self.mark_linger, self._mark_alone)
 
@@ -270,21 +268,19 @@ class Relay:
         self._mark_timer = None
         self._marking.append(asyncio.create_task(self._flush_marks()))
 
-    def _take_marks(self) -> tuple[list[int], datetime] | None:
-        """The deferred mark, now taken by whoever writes it."""
+    def _take_marks(self) -> list[int]:
+        """The ids of the deferred mark, now taken by whoever writes it (published "now": when the
+        mark is written, at most ``mark_linger`` after the acknowledgement)."""
         if self._mark_timer is not None:
             self._mark_timer.cancel()
             self._mark_timer = None
-        if not self._to_mark:
-            return None
         ids, self._to_mark = self._to_mark, []
-        assert self._to_mark_at is not None
-        return ids, self._to_mark_at
+        return ids
 
     async def _flush_marks(self) -> None:
-        taken = self._take_marks()
-        if taken is not None:
-            await self._mark(taken[0], [], taken[1])
+        ids = self._take_marks()
+        if ids:
+            await self._mark(ids, [], utcnow())
 
     def _failed(self, failures: Sequence[tuple[Any, BaseException]], now: datetime) -> list[dict[str, Any]]:
         """Hold the key of each failed row until its retry time; return the rows' failure marks."""
@@ -340,9 +336,9 @@ class Relay:
     async def _fetch(self, read: tuple[Select[Any], dict[str, Any]]) -> Sequence[Any]:
         query, params = read
         if self._conn is not None:
-            taken = self._take_marks()
-            if taken is not None:
-                return await self._fetch_and_mark(query, params, *taken)
+            marks = self._take_marks()
+            if marks:
+                return await self._fetch_and_mark(query, params, marks)
             return (await self._conn.execute(query, params)).all()
         async with self.runtime.database.engine.connect() as conn:
             await self.runtime.dialect.begin_pending_read(conn)
@@ -350,13 +346,12 @@ class Relay:
             await conn.rollback()
         return rows
 
-    async def _fetch_and_mark(self, query: Select[Any], params: dict[str, Any], ids: list[int],
-                              at: datetime) -> Sequence[Any]:
+    async def _fetch_and_mark(self, query: Select[Any], params: dict[str, Any], ids: list[int]) -> Sequence[Any]:
         """The read, with the mark of ``ids`` in the same statement (they are in flight: not read)."""
         assert self._conn is not None
         try:
             rows = (await self._conn.execute(self._marking_read(query),
-                                             {**params, "mark_ids": ids, "mark_now": at})).all()
+                                             {**params, "mark_ids": ids, "mark_now": utcnow()})).all()
         except Exception as exc:
             # The rows stay unpublished and are sent again (inboxes absorb it). The read is made
             # again without the mark, so a mark that keeps failing cannot stop the relay.
@@ -482,6 +477,7 @@ class Relay:
 #: (PostgreSQL). With a backlog, acknowledgement and mark take longer than handing over the next
 #: batch; four keep the relay busy with the next while earlier ones settle.
 BATCHES_IN_FLIGHT = 4
+
 
 def _first_of_each_key(rows: list[Any], exc: BaseException) -> list[tuple[Any, BaseException]]:
     firsts: dict[str, Any] = {}
