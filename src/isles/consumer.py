@@ -17,6 +17,11 @@ one inbox statement that also skips parked keys (two on SQLite), the handlers of
 arrival order, one commit. If anything in a shared transaction fails, it rolls back and each of
 its envelopes is delivered alone as above, so retries, dead letters and parking stay per event.
 ``batch_size=1`` gives every event its own transaction.
+
+A lone event whose handlers are all replicas (and version-guarded cache follows) goes further on
+PostgreSQL: its inbox row and every write in one statement, sent in autocommit - one round trip
+instead of BEGIN, the inbox insert, one per write and COMMIT (:mod:`isles.dialects.inbox_gate`).
+A duplicate, a parked key or any error there falls back to the transaction above.
 """
 from __future__ import annotations
 
@@ -29,11 +34,14 @@ from functools import cached_property
 from typing import Any, Sequence
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from isles.backoff import backoff_delay
 from isles.database import is_connection_error
+from isles.dialects.inbox_gate import InboxGate, inbox_params
 from isles.errors import ConfigurationError, EventError, UnknownEventType
 from isles.events import Envelope, current_traceparent
+from isles.held_connection import HeldConnection
 from isles.orm import utcnow
 from isles.retention import too_old
 from isles.runtime import ServiceRuntime
@@ -42,6 +50,10 @@ from isles.tables import DEAD, RESOLVED, WAITING
 from isles.unit_of_work import UnitOfWork
 
 log = logging.getLogger("isles.consumer")
+
+#: the smallest pool a consumer keeps a connection of for its one-statement deliveries: with the
+#: relay's, two are held, and the service's requests keep the rest
+_HOLD_FROM_POOL_MAX = 4
 
 
 @dataclass(slots=True)
@@ -54,7 +66,8 @@ class _Delivery:
     outcome: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-async def _run_handlers(uow: UnitOfWork, envelope: Envelope, subs: list[Subscription], payloads: list[Any]) -> None:
+async def _run_handlers(uow: "UnitOfWork | _NoDatabase", envelope: Envelope, subs: list[Subscription],
+                        payloads: list[Any]) -> None:
     """Run ``envelope``'s handlers in ``uow``: ``uow.incoming`` is the envelope meanwhile, and the
     events they publish continue its trace."""
     token = current_traceparent.set(envelope.traceparent)
@@ -65,6 +78,21 @@ async def _run_handlers(uow: UnitOfWork, envelope: Envelope, subs: list[Subscrip
     finally:
         uow.incoming = None
         current_traceparent.reset(token)
+
+
+class _NoDatabase:
+    """What a repeatable handler gets for a unit of work in a one-statement delivery: it must not
+    touch the database (see :attr:`Subscription.repeatable`); if it does, the delivery goes the
+    usual way, where it has a real one."""
+
+    def __init__(self, runtime: ServiceRuntime):
+        self.runtime = runtime
+        self.service = runtime.name
+        self.incoming: Envelope | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        raise ConfigurationError(f"a handler declared repeatable used uow.{name}", service=self.service,
+                                 fix="declare it repeatable only if it never touches the database")
 
 
 @dataclass
@@ -93,11 +121,13 @@ class Consumer:
             raise ConfigurationError(f"consumer batch_size is {batch_size}", service=runtime.name,
                                      fix="use 1 (one transaction per event) or more")
         self.batch_size = batch_size
+        self._held: HeldConnection | None = None  # for one-statement deliveries, once one is tried
         self._waiting: list[list[_Delivery]] = []  # chunks waiting for the next shared transaction
         # Shared transactions run at most this many at a time; the next one gathers meanwhile.
         # SQLite has one connection; on PostgreSQL a few overlap their round trips.
         self._turn = asyncio.Semaphore(runtime.dialect.consumer_lanes(runtime.database.config.pool_size))
         self.batches = 0
+        self.in_one_statement = 0  # events handled with one statement (see the module doc)
         self.handled = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -229,6 +259,13 @@ class Consumer:
 
     async def _handle_batch(self, batch: list["_Delivery"]) -> None:
         """One transaction for ``batch``; sets each delivery's outcome once it is committed."""
+        if len(batch) == 1 and await self._in_one_statement(batch[0]):
+            self.batches += 1
+            self.handled += 1
+            self.in_one_statement += 1
+            if not batch[0].outcome.done():
+                batch[0].outcome.set_result(True)
+            return
         async with UnitOfWork(self.runtime) as uow:
             new, todo = await self._record_in_inbox(uow, batch)
             if not todo:
@@ -247,6 +284,66 @@ class Consumer:
         for delivery in todo:
             if not delivery.outcome.done():  # (cancelled if its transport stopped waiting)
                 delivery.outcome.set_result(True)
+
+    async def _in_one_statement(self, delivery: "_Delivery") -> bool:
+        """Handle a lone event with one statement, if its handlers allow (see the module doc).
+
+        True once it is committed; False when it must go the usual way: a handler that is not a
+        replica (nor repeatable), a duplicate, a parked key, or an error (which the usual way
+        meets again, with its retries and dead letters).
+        """
+        gate = self._inbox_gate
+        if gate is None or not all(sub.gated_writes is not None or sub.repeatable for sub in delivery.subs):
+            return False
+        envelope = delivery.envelope
+        statements: list[Any] = []
+        params = inbox_params([envelope])
+        for i, sub in enumerate(delivery.subs):
+            if sub.gated_writes is None:
+                continue
+            writes = sub.gated_writes(envelope, self.runtime.dialect, gate.condition, f"s{i}_")
+            if writes is None:
+                return False
+            for statement, values in writes:
+                statements.append(statement)
+                params.update(values)
+        try:
+            for sub, payload in zip(delivery.subs, delivery.payloads, strict=True):
+                if sub.repeatable:
+                    await _run_handlers(_NoDatabase(self.runtime), envelope, [sub], [payload])
+            statement = gate.statement(statements)
+            held = self._held
+            if held is not None and not held.busy:
+                inserted = (await held.execute(statement, params)).first() is not None
+            else:  # another lone event is on it: take a pooled connection rather than wait
+                async with self._autocommit.connect() as conn:
+                    inserted = (await conn.execute(statement, params)).first() is not None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise
+            log.debug("service '%s': %s %s in one statement failed, delivering it in a transaction: %s",
+                      self.runtime.name, envelope.type, envelope.id, _summary(exc))
+            return False
+        return inserted
+
+    @cached_property
+    def _inbox_gate(self) -> InboxGate | None:
+        gate = self.runtime.dialect.inbox_gate(self.runtime.tables)
+        if gate is not None and self.runtime.database.config.pool.max >= _HOLD_FROM_POOL_MAX:
+            self._held = HeldConnection(self.runtime.database.engine)
+        return gate
+
+    @cached_property
+    def _autocommit(self) -> AsyncEngine:
+        """The service's engine, its connections in autocommit (the same pool)."""
+        return self.runtime.database.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def close(self) -> None:
+        """Give back the connection held for one-statement deliveries."""
+        if self._held is not None:
+            await self._held.close()
 
     async def _record_in_inbox(self, uow: UnitOfWork, batch: list["_Delivery"]) -> tuple[set[str], list["_Delivery"]]:
         """Insert the batch's event ids into the inbox, but none of a parked key.

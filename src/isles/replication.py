@@ -22,7 +22,7 @@ from typing import Any, AsyncIterator, Callable, Mapping
 
 import orjson
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import ClauseElement, Table, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy import inspect as sa_inspect
 
 from isles.dialects.base import Dialect
@@ -43,6 +43,28 @@ def _python_type(column: Any) -> Any:
         return column.type.python_type
     except NotImplementedError:
         return str
+
+
+def python_defaults(table: Table, written: set[str], *, update: bool) -> dict[str, Any] | None:
+    """The Python-side defaults SQLAlchemy fills for the columns of ``table`` not ``written`` by
+    an INSERT (or, with ``update``, the ``onupdate`` ones of an UPDATE): a SQL expression, or a
+    zero-argument callable that makes the value. None if one needs SQLAlchemy's execution
+    context (a function of the context, a sequence)."""
+    found: dict[str, Any] = {}
+    for column in table.c:
+        default = column.onupdate if update else column.default
+        if column.name in written or default is None:
+            continue
+        arg: Any = getattr(default, "arg", None)  # a ColumnDefault's (a Sequence has none)
+        if default.is_scalar:
+            found[column.name] = (lambda value=arg: value)
+        elif default.is_clause_element:
+            found[column.name] = arg
+        elif default.is_callable and hasattr(arg, "__wrapped__"):  # SQLAlchemy wrapped fn() as fn(ctx)
+            found[column.name] = arg.__wrapped__
+        else:
+            return None
+    return found
 
 
 def _table_of(target: Any) -> Table:
@@ -75,6 +97,8 @@ class Replica:
     table: Table = field(init=False)
     #: built statements by (dialect, columns written): building one costs more than running it
     _statements: dict[tuple[str, tuple[str, ...]], Any] = field(init=False, default_factory=dict, repr=False)
+    #: the same, gated (see :meth:`gated_writes`), with the defaults each needs filled
+    _gated: dict[tuple[Any, ...], Any] = field(init=False, default_factory=dict, repr=False)
     #: per column, the names its field may have in an event (as declared, camelCase)
     _names: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict, repr=False)
     _key_type: Any = field(init=False, default=str, repr=False)  # the key column's Python type
@@ -106,7 +130,8 @@ class Replica:
         return types
 
     def subscriptions(self) -> list[Subscription]:
-        return [Subscription(t, None, self._handle, f"replica:{self.table.name}.{self.key}", self.optional)
+        return [Subscription(t, None, self._handle, f"replica:{self.table.name}.{self.key}", self.optional,
+                             gated_writes=self.gated_writes)
                 for t in self.event_types]
 
     def values_from(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,39 +148,110 @@ class Replica:
             raise InvalidPayload(f"event {envelope.id} ({envelope.type}) has no entityversion",
                                  service=uow.service,
                                  fix="publish it with entity= or version= so copies can be ordered")
-        if envelope.type.endswith(".deleted") and self.on_deleted == "delete":
+        if self._deletes(envelope):
             await self.delete(uow, envelope.partitionkey, envelope.entityversion)
         else:  # nobody reads the row count here: let a batch of events share one executemany
-            await uow.write_later(*self._write(uow, envelope.partitionkey, envelope.entityversion, envelope.json()))
+            await uow.write_later(*self._write(uow.runtime.dialect, envelope.partitionkey, envelope.entityversion,
+                                               envelope.json()))
+
+    def gated_writes(self, envelope: Envelope, dialect: Dialect, gate: Any,
+                     prefix: str) -> list[tuple[Any, dict[str, Any]]] | None:
+        """What :meth:`_handle` writes for ``envelope``, applied only where ``gate`` holds (the
+        event is new to the inbox), with bind names starting ``prefix``: for a consumer that sends
+        the inbox row and every write in one statement (see :mod:`isles.consumer`). None when the
+        handler must run as usual (an event without entityversion, which raises there; a column
+        default that needs SQLAlchemy's execution context)."""
+        if envelope.entityversion is None:
+            return None
+        params: dict[str, Any] = {f"{prefix}key": self._typed_key(envelope.partitionkey),
+                                  f"{prefix}version": envelope.entityversion}
+        if self._deletes(envelope):
+            return [(self._delete_statement(prefix, gate), params)]
+        values = self.values_from(envelope.json())
+        built = self._gated_statement(dialect, tuple(values), gate, prefix)
+        if built is None:
+            return None
+        statement, defaults = built
+        params.update({f"{prefix}{column}": value for column, value in values.items()})
+        params.update({param: make() for param, make in defaults.items()})
+        return [(statement, params)]
+
+    def _deletes(self, envelope: Envelope) -> bool:
+        return self.on_deleted == "delete" and envelope.type.endswith(".deleted")
 
     async def apply(self, uow: UnitOfWork, key: str, version: int, data: Mapping[str, Any]) -> int:
         """Write the values if ``version`` is newer than the stored one; return rows changed."""
-        result = await uow.execute(*self._write(uow, key, version, data))
+        result = await uow.execute(*self._write(uow.runtime.dialect, key, version, data))
         return result.rowcount or 0
 
-    def _write(self, uow: UnitOfWork, key: str, version: int, data: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _typed_key(self, key: str) -> Any:
+        return key if self._key_type is str else self._key_type(key)
+
+    def _write(self, dialect: Dialect, key: str, version: int, data: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         values = self.values_from(data)
         params = {f"r_{column}": value for column, value in values.items()}
-        params["r_key"] = key if self._key_type is str else self._key_type(key)
+        params["r_key"] = self._typed_key(key)
         params["r_version"] = version
-        return self._statement(uow.runtime.dialect, tuple(values)), params
+        return self._statement(dialect, tuple(values)), params
 
     def _statement(self, dialect: Dialect, columns: tuple[str, ...]) -> Any:
         """The guarded write of ``columns``, with bound parameters ``r_key``, ``r_version``, ``r_<column>``."""
         stmt = self._statements.get((dialect.name, columns))
         if stmt is not None:
             return stmt
-        t, vcol = self.table, self.table.c[self._version_column]
-        version = bindparam("r_version", type_=vcol.type)
-        newer = or_(vcol.is_(None), vcol < version)
-        values = {self._version_column: version, **{c: bindparam(f"r_{c}", type_=t.c[c].type) for c in columns}}
-        key = bindparam("r_key", type_=t.c[self.key].type)
+        t, (key, values, newer) = self.table, self._parts(columns, "r_")
         if self.upsert:
             stmt = (dialect.insert(t).values({self.key: key, **values})
                     .on_conflict_do_update(index_elements=[self.key], set_=values, where=newer))
         else:
             stmt = update(t).where(t.c[self.key] == key, newer).values(values)
         self._statements[(dialect.name, columns)] = stmt
+        return stmt
+
+    def _parts(self, columns: tuple[str, ...], prefix: str) -> tuple[Any, dict[str, Any], Any]:
+        """The key's bound parameter, the values written (the version's among them) and the "newer" guard."""
+        t, vcol = self.table, self.table.c[self._version_column]
+        version = bindparam(f"{prefix}version", type_=vcol.type)
+        values = {self._version_column: version, **{c: bindparam(f"{prefix}{c}", type_=t.c[c].type) for c in columns}}
+        return bindparam(f"{prefix}key", type_=t.c[self.key].type), values, or_(vcol.is_(None), vcol < version)
+
+    def _gated_statement(self, dialect: Dialect, columns: tuple[str, ...], gate: Any,
+                         prefix: str) -> tuple[Any, dict[str, Callable[[], Any]]] | None:
+        """The write of :meth:`_statement`, only where ``gate`` holds, and the parameters to fill
+        for the Python-side defaults that SQLAlchemy does not fill in a statement inside another
+        (None if one needs SQLAlchemy's execution context)."""
+        cache_key = (dialect.name, columns, prefix, id(gate))
+        if cache_key in self._gated:
+            cached: tuple[Any, dict[str, Callable[[], Any]]] | None = self._gated[cache_key]
+            return cached
+        t, (key, values, newer) = self.table, self._parts(columns, prefix)
+        written = {self.key, *values} if self.upsert else set(values)
+        defaults = python_defaults(t, written, update=not self.upsert)
+        built = None
+        if defaults is not None:
+            filled = {name: f"{prefix}default_{name}" for name, how in defaults.items()
+                      if not isinstance(how, ClauseElement)}
+            extra = {name: bindparam(filled[name], type_=t.c[name].type) if name in filled else how
+                     for name, how in defaults.items()}
+            if self.upsert:  # INSERT ... SELECT <the values> WHERE <gate>
+                row = {self.key: key, **values, **extra}
+                stmt = (dialect.insert(t).from_select(list(row), select(*row.values()).where(gate))
+                        .on_conflict_do_update(index_elements=[self.key], set_=values, where=newer))
+            else:
+                stmt = update(t).where(t.c[self.key] == key, newer, gate).values({**values, **extra})
+            built = stmt, {param: defaults[name] for name, param in filled.items()}
+        self._gated[cache_key] = built
+        return built
+
+    def _delete_statement(self, prefix: str, gate: Any) -> Any:
+        cache_key = ("delete", (), prefix, id(gate))
+        stmt = self._gated.get(cache_key)
+        if stmt is None:
+            t, vcol = self.table, self.table.c[self._version_column]
+            version = bindparam(f"{prefix}version", type_=vcol.type)
+            stmt = self._gated[cache_key] = delete(t).where(
+                t.c[self.key] == bindparam(f"{prefix}key", type_=t.c[self.key].type),
+                or_(vcol.is_(None), vcol <= version), gate)
         return stmt
 
     async def delete(self, uow: UnitOfWork, key: str, version: int) -> int:

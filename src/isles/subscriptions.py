@@ -30,6 +30,13 @@ class Subscription:
     name: str = ""
     #: an optional subscription is dropped (not refused) when no service of the system publishes its type
     optional: bool = False
+    #: ``(envelope, dialect, gate, prefix) -> [(statement, params)] | None``: the writes ``fn``
+    #: would make, each applied only where ``gate`` holds, so that a consumer may send them with
+    #: the inbox row in one statement (replicas; see :mod:`isles.consumer`)
+    gated_writes: Callable[[Envelope, Any, Any, str], list[tuple[Any, dict[str, Any]]] | None] | None = None
+    #: ``fn`` does not touch the database and running it again for an event already handled
+    #: changes nothing (version-guarded cache writes), so it may run before the inbox has decided
+    repeatable: bool = False
 
     def parse(self, envelope: Envelope, service: str) -> Any:
         return envelope if self.model is None else decode(self.model, envelope, service=service)

@@ -253,6 +253,8 @@ class System:
             await relay.close()
         if self.transport is not None:
             await self.transport.stop()
+        for consumer in self.consumers.values():
+            await consumer.close()
         await self._dispose()
 
     async def _dispose(self) -> None:

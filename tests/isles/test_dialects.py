@@ -223,7 +223,7 @@ async def test_among_and_not_among_bind_their_lists_at_execution(shop):
         assert list((await conn.scalars(not_among, {"ids": [], "keys": []})).all()) == ids
 
 
-async def test_relay_connection_runs_each_statement_alone_and_recovers_from_errors(shop):
+async def test_the_relays_held_connection_runs_each_statement_alone_and_recovers_from_errors(shop):
     runtime = shop.runtime("catalog")
     conn = runtime.dialect.relay_connection(runtime.database.engine)
     if not runtime.dialect.concurrent_connections:

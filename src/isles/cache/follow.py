@@ -101,5 +101,5 @@ def follow(cache: Followable, prefix: Prefix, source: str, *, mode: str = "inval
     for action in actions:
         fn = refresh if mode == "refresh" and action != "deleted" else invalidate
         subscriptions.append(Subscription(f"{source}.{action}", None, fn, f"cache[{cache.name}].{p}.{mode}",
-                                          optional))
+                                          optional, repeatable=True))
     return subscriptions

@@ -15,8 +15,9 @@ from isles.orm import utcnow
 from isles.tables import DEAD, WAITING, FrameworkTables
 
 if TYPE_CHECKING:
+    from isles.dialects.inbox_gate import InboxGate
+    from isles.held_connection import HeldConnection
     from isles.relay_claims import BucketClaims
-    from isles.relay_connection import RelayConnection
 
 class Executor(Protocol):
     """Where a dialect runs its statements: a unit of work (which sends its queued writes first)."""
@@ -56,7 +57,7 @@ class Dialect(ABC):
         await self.order_outbox_keys(uow, [row["partition_key"] for row in rows], topic)
         await uow.execute(insert(outbox), list(rows))
 
-    def relay_connection(self, engine: AsyncEngine) -> "RelayConnection | None":
+    def relay_connection(self, engine: AsyncEngine) -> "HeldConnection | None":
         """The relay's own connection for its reads and marks, one round trip each (None: the
         relay uses a pooled connection and a transaction for each, as on SQLite's one connection)."""
         return None
@@ -101,6 +102,12 @@ class Dialect(ABC):
     @abstractmethod
     def consumer_lanes(self, pool_size: int) -> int:
         """How many shared consumer transactions may run at once."""
+
+    def inbox_gate(self, tables: FrameworkTables) -> "InboxGate | None":
+        """What lets a consumer send one event's inbox row and its handlers' writes in one
+        statement (see :mod:`isles.consumer`); None where the database cannot (SQLite has no
+        writes inside WITH)."""
+        return None
 
     # -- worded alike everywhere ---------------------------------------------------------------
     @staticmethod

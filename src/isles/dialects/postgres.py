@@ -4,21 +4,36 @@
   per-key commit order, and a NOTIFY at commit wakes the relays at once - in the statement that
   writes the outbox rows.
 * Relay instances share an outbox through bucket claims (see :mod:`isles.relay_claims`).
-* A consumer's batch enters the inbox in one statement that also skips parked keys.
+* A consumer's batch enters the inbox in one statement that also skips parked keys; a lone event
+  of replicas enters it together with their writes (:mod:`isles.dialects.inbox_gate`).
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import ARRAY, BigInteger, ColumnElement, Table, Text, all_, any_, bindparam, func, select, text, true
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Table,
+    Text,
+    all_,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from isles.dialects.base import Dialect, Executor, ParkedKey
+from isles.dialects.inbox_gate import InboxGate, inbox_params
 from isles.events import Envelope
-from isles.orm import utcnow
+from isles.held_connection import HeldConnection
 from isles.relay_claims import BucketClaims, notify_channel
-from isles.relay_connection import RelayConnection
 from isles.tables import DEAD, WAITING, FrameworkTables
 
 #: advisory lock classes (the second argument of hashtextextended): producer keys, consumer keys
@@ -39,7 +54,7 @@ _WALK_PENDING_IN_ID_ORDER = text("SELECT set_config('enable_bitmapscan', 'off', 
 #: absorb: no need to wait for the WAL flush.
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 
-#: The relay's own connection (see :mod:`isles.relay_connection`): the plan settings above, and
+#: The relay's own connection (see :mod:`isles.held_connection`): the plan settings above, and
 #: the marks' asynchronous commit, for the whole session.
 _RELAY_SESSION = ("SET enable_bitmapscan = off", "SET enable_seqscan = off", "SET enable_sort = off",
                   "SET synchronous_commit = off")
@@ -58,6 +73,7 @@ class PostgresDialect(Dialect):
     def __init__(self) -> None:
         self._inbox_inserts: dict[Table, Any] = {}
         self._outbox_writes: dict[Table, Any] = {}
+        self._inbox_gates: dict[Table, InboxGate] = {}
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
@@ -95,8 +111,8 @@ class PostgresDialect(Dialect):
         self._outbox_writes[outbox] = statement
         return statement
 
-    def relay_connection(self, engine: AsyncEngine) -> RelayConnection:
-        return RelayConnection(engine, _RELAY_SESSION)
+    def relay_connection(self, engine: AsyncEngine) -> HeldConnection:
+        return HeldConnection(engine, _RELAY_SESSION)
 
     def not_among(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
         """One array parameter, whatever its length: one prepared statement."""
@@ -121,10 +137,7 @@ class PostgresDialect(Dialect):
     async def record_in_inbox(self, uow: Executor, tables: FrameworkTables,
                               envelopes: Sequence[Envelope]) -> tuple[set[str], set[ParkedKey]]:
         """One statement; the parked keys are looked up only when some id was not inserted."""
-        new = set(await uow.scalars(self._inbox_insert_unless_parked(tables), {
-            "ids": [e.id for e in envelopes], "types": [e.type for e in envelopes],
-            "sources": [e.source for e in envelopes], "keys": [e.partitionkey for e in envelopes],
-            "now": utcnow()}))
+        new = set(await uow.scalars(self._inbox_insert_unless_parked(tables), inbox_params(envelopes)))
         if len(new) == len(envelopes):
             return new, set()
         return new, await self.parked_keys(uow, tables, sorted({e.partitionkey for e in envelopes if e.id not in new}))
@@ -138,8 +151,10 @@ class PostgresDialect(Dialect):
         inbox, dl = tables.inbox, tables.dead_letters
         arrays = [bindparam(name, type_=ARRAY(Text)) for name in ("ids", "types", "sources", "keys")]
         v = func.unnest(*arrays).table_valued("event_id", "type", "source", "partition_key").render_derived(name="v")
+        # the statuses written in the SQL: a list parameter would be expanded on every execution
         parked = (select(dl.c.id).where(dl.c.source == v.c.source, dl.c.partition_key == v.c.partition_key,
-                                        dl.c.status.in_((DEAD, WAITING))).exists())
+                                        dl.c.status.in_([literal_column(f"'{DEAD}'"),
+                                                         literal_column(f"'{WAITING}'")])).exists())
         rows = select(v.c.event_id, v.c.type, v.c.source, v.c.partition_key,
                       bindparam("now", type_=inbox.c.processed_at.type)).where(~parked)
         statement = (postgresql.insert(inbox)
@@ -154,3 +169,10 @@ class PostgresDialect(Dialect):
     def consumer_lanes(self, pool_size: int) -> int:
         """A few overlap their round trips; half the pool stays for the service's own requests."""
         return max(1, min(4, pool_size // 2))
+
+    def inbox_gate(self, tables: FrameworkTables) -> InboxGate:
+        """The inbox insert that skips parked keys, as a CTE (built once per table)."""
+        gate = self._inbox_gates.get(tables.inbox)
+        if gate is None:
+            gate = self._inbox_gates[tables.inbox] = InboxGate(self._inbox_insert_unless_parked(tables))
+        return gate

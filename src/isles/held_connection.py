@@ -1,14 +1,16 @@
-"""The relay's own connection for its reads and marks (PostgreSQL).
+"""A connection of its own, in autocommit, for statements that each stand alone (PostgreSQL).
 
-A read or a mark in a pooled transaction is four round trips (BEGIN, the settings, the statement,
-COMMIT/ROLLBACK), and with one writer the relay reads and marks about once per event. On a
-connection of its own, in autocommit, with the settings made once for the session, each is one
-round trip: a lone SELECT sees one snapshot like the transaction did, and a lone UPDATE commits
-all its rows or none.
+The relay reads and marks on one: in a pooled transaction a read or a mark is four round trips
+(BEGIN, the settings, the statement, COMMIT/ROLLBACK), and with one writer the relay reads and
+marks about once per event. On a connection of its own, in autocommit, with the settings made
+once for the session, each is one round trip: a lone SELECT sees one snapshot like the
+transaction did, and a lone UPDATE commits all its rows or none. A consumer sends its
+one-statement deliveries on one (see :mod:`isles.consumer`), which also spares it the pool's
+checkout and return for each event.
 
 One statement at a time runs on it (reads and background marks take turns). Any error - the
 server restarted, the statement was cancelled - drops the connection, and the next statement
-opens a fresh one: the relay's own retry (next pass) then runs on it.
+opens a fresh one: the caller's own retry then runs on it.
 """
 from __future__ import annotations
 
@@ -19,17 +21,22 @@ from typing import Any, Sequence
 from sqlalchemy import Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-log = logging.getLogger("isles.relay")
+log = logging.getLogger("isles.database")
 
 
-class RelayConnection:
-    """A connection held by one relay, in autocommit, with ``settings`` run once per session."""
+class HeldConnection:
+    """A connection held by one relay or consumer, in autocommit, with ``settings`` run once per session."""
 
-    def __init__(self, engine: AsyncEngine, settings: Sequence[str]):
+    def __init__(self, engine: AsyncEngine, settings: Sequence[str] = ()):
         self.engine = engine
         self.settings = tuple(settings)
         self._conn: AsyncConnection | None = None
         self._turn = asyncio.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """A statement is running on it (the next one would wait for it)."""
+        return self._turn.locked()
 
     async def execute(self, statement: Any, params: Any = None) -> Result[Any]:
         """Run ``statement`` alone (it commits by itself); the result is buffered."""
@@ -61,7 +68,7 @@ class RelayConnection:
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            # Shielded: a relay cancelled mid-statement still gives the connection back.
+            # Shielded: a caller cancelled mid-statement still gives the connection back.
             await asyncio.shield(_discard(conn))
 
 
@@ -70,11 +77,11 @@ async def _discard(conn: AsyncConnection) -> None:
     try:
         await conn.invalidate()
     except Exception as exc:  # already broken
-        log.debug("dropping the relay's connection: %s", exc)
+        log.debug("dropping a held connection: %s", exc)
     try:
         await conn.close()
     except Exception as exc:
-        log.debug("closing the relay's connection: %s", exc)
+        log.debug("closing a held connection: %s", exc)
 
 
-__all__ = ["RelayConnection"]
+__all__ = ["HeldConnection"]
