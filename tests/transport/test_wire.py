@@ -1,6 +1,8 @@
 """Wire formats without a broker: CloudEvents Kafka binary mode and the Redis entry, both ways."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from aiokafka.structs import ConsumerRecord
 from transport_harness import envelope
@@ -97,3 +99,18 @@ def test_redis_xadd_is_written_as_redis_py_writes_it(event):
                                                    "key", b"P-12", "event", event))
     assert xadd_command(b"mes.material.events:3", b"1000000", b"P-12", event) == reference
 
+
+
+def test_a_key_goes_to_the_partition_every_kafka_producer_picks():
+    """The transport places records itself; a key must land where aiokafka's (and Java's) default
+    partitioner puts it, or another producer of the same key would break its order."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from isles.transport.kafka import _key_hash
+    default = DefaultPartitioner()
+    for count in (1, 3, 6, 12):
+        partitions = list(range(count))
+        for n in range(300):
+            key = (str(uuid.UUID(int=n * 7919)) if n % 2 else f"key-{n}").encode()
+            assert partitions[_key_hash(key) % count] == default(key, partitions, partitions)
+            assert partitions[_key_hash(key) % count] == default(key, partitions, partitions)  # remembered

@@ -35,6 +35,7 @@ version both sides support, so older brokers still get v0.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import ConsumerRecord
 from cloudevents.core.bindings import kafka as ce_kafka
@@ -181,21 +182,27 @@ def to_record(envelope: Envelope) -> ce_kafka.KafkaMessage:
 
 def from_record(record: ConsumerRecord) -> Envelope:
     """Read a consumed record; a record that is not a CloudEvent raises :class:`PoisonMessage`."""
-    headers = {k: bytes(v) for k, v in (record.headers or ())}
+    try:
+        # What isles writes is read directly, in one pass over the headers (the binding costs ~25 us
+        # an event); anything else goes through the cloudevents binding, which also says what is wrong.
+        attrs: dict[str, Any] = {}
+        for name, value in record.headers or ():
+            if name.startswith("ce_"):
+                attrs[name[3:]] = bytes(value).decode()
+            elif name == "content-type":
+                attrs["datacontenttype"] = bytes(value).decode()
+        plain = Envelope.from_plain_attributes(attrs, record.value or b"") if "specversion" in attrs else None
+        if plain is not None:
+            return plain
+    except (UnicodeDecodeError, EventError):
+        pass  # the binding below reads it again and says what is wrong
     where = f"record {record.topic}[{record.partition}]@{record.offset}"
+    headers = {k: bytes(v) for k, v in (record.headers or ())}
     if not any(k.lower().startswith(ce_kafka.CE_PREFIX) for k in headers):
         raise PoisonMessage(f"{where} has no CloudEvents (ce_*) headers",
                             fix="publish it through isles (CloudEvents binary mode), or give the Kafka transport "
                                 "an on_poison handler that stores such records; then the partition moves on")
     try:
-        # What isles writes is read directly (the binding costs ~25 us an event); anything else
-        # goes through the cloudevents binding, which also says what is wrong.
-        attrs = {k[3:]: v.decode() for k, v in headers.items() if k.startswith("ce_")}
-        if "content-type" in headers:
-            attrs["datacontenttype"] = headers["content-type"].decode()
-        plain = Envelope.from_plain_attributes(attrs, record.value or b"")
-        if plain is not None:
-            return plain
         event = ce_kafka.from_binary(ce_kafka.KafkaMessage(headers, record.key, record.value or b""), _READ_FORMAT)
         return Envelope.from_cloudevent(event)
     except EventError as exc:
@@ -353,7 +360,6 @@ class KafkaTransport(Transport):
         if not envelopes:
             return settled([])
         partitions = sorted(await producer.partitions_for(topic))
-        partition_of = DefaultPartitioner()  # as send() would pick: other producers of a key agree
         open_batches: dict[int, BatchBuilder] = {}
         submitted: list[tuple[BatchBuilder, asyncio.Future[Any]]] = []
         placed: list[BatchBuilder | BaseException] = []
@@ -372,7 +378,7 @@ class KafkaTransport(Transport):
                     continue
                 message = to_record(envelope)
                 key_bytes, headers = key.encode(), list(message.headers.items())
-                partition = partition_of(key_bytes, partitions, partitions)
+                partition = partitions[_key_hash(key_bytes) % len(partitions)]
                 batch = open_batches.get(partition)
                 if batch is None or batch.append(key=key_bytes, value=message.value, timestamp=None,
                                                  headers=headers) is None:
@@ -394,6 +400,14 @@ class KafkaTransport(Transport):
                 future.add_done_callback(_consume_outcome)
             raise
         return asyncio.ensure_future(_outcomes(submitted, placed))
+
+
+@functools.lru_cache(maxsize=65536)
+def _key_hash(key: bytes) -> int:
+    """The key's partition hash as aiokafka's default partitioner (and Java's) computes it, so that
+    other producers of a key agree on its partition. Remembered: aiokafka's murmur2 is pure Python
+    (~10 us a key), and the same entities' keys come back again and again."""
+    return int(murmur2(key)) & 0x7FFFFFFF
 
 
 async def _outcomes(submitted: list[tuple[BatchBuilder, asyncio.Future[Any]]],
