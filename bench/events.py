@@ -297,6 +297,15 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+async def warm_up(system, transport, ids) -> None:
+    """Before the curve: every statement compiled and every pool filled, then a quiet second for
+    the set-up's own aftermath (its checkpoint, autovacuum's look at the new tables)."""
+    await measure_throughput(system, transport, ids, 800, 8)
+    await measure_latency(system, transport, ids, 100, 100)
+    await _settle(system)
+    await asyncio.sleep(1.0)
+
+
 async def _settle(system: Any) -> None:
     """Let the relay's marks and the last commits finish outside the measured window."""
     await system.drain(60)
@@ -371,7 +380,7 @@ async def run_db(db: str, quick: bool, rate: int) -> list[dict[str, Any]]:
         # The curve first, on a fresh system: after the windows below (some 100,000 renames) the
         # database is busy for a while with their aftermath (autovacuum, checkpoints, a long WAL),
         # which is not what a steady 100 or 200 events/s meets.
-        await measure_latency(system, transport, ids, 100, 100)  # warm-up
+        await warm_up(system, transport, ids)
         curve = await measure_curve(system, transport, ids, quick)
         by_writers = [await measure_cpu(system, transport, ids, trips, writers, cpu_events[writers], repeats)
                       for writers in WRITER_COUNTS]

@@ -273,6 +273,7 @@ async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
         measure_curve,
         measure_latency,
         p99_at_200,
+        warm_up,
     )
     parts = 200 if quick else 1000
     relay_events = 2000 if quick else 10000
@@ -304,7 +305,7 @@ async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
         system, ids, env = await _setup(broker, parts)
         try:
             # the curve first, on a fresh system (see bench.events.run_db)
-            await measure_latency(system, broker, ids, 100, 100)  # warm-up
+            await warm_up(system, broker, ids)
             curve = await measure_curve(system, broker, ids, quick)
             relay_rate = await _relay_rate(system, broker, ids, relay_events)
             pipeline = await _pipeline_rate(system, broker, ids, relay_events)

@@ -97,8 +97,8 @@ class Replica:
     table: Table = field(init=False)
     #: built statements by (dialect, columns written): building one costs more than running it
     _statements: dict[tuple[str, tuple[str, ...]], Any] = field(init=False, default_factory=dict, repr=False)
-    #: the same, gated (see :meth:`gated_writes`), with the defaults each needs filled
-    _gated: dict[tuple[Any, ...], Any] = field(init=False, default_factory=dict, repr=False)
+    #: the same, gated (see :meth:`gated_writes`), with the defaults each needs filled: (gate, built)
+    _gated: dict[tuple[Any, ...], tuple[Any, Any]] = field(init=False, default_factory=dict, repr=False)
     #: per column, the names its field may have in an event (as declared, camelCase)
     _names: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict, repr=False)
     _key_type: Any = field(init=False, default=str, repr=False)  # the key column's Python type
@@ -221,9 +221,10 @@ class Replica:
         for the Python-side defaults that SQLAlchemy does not fill in a statement inside another
         (None if one needs SQLAlchemy's execution context)."""
         cache_key = (dialect.name, columns, prefix, id(gate))
-        if cache_key in self._gated:
-            cached: tuple[Any, dict[str, Callable[[], Any]]] | None = self._gated[cache_key]
-            return cached
+        cached = self._gated.get(cache_key)
+        if cached is not None and cached[0] is gate:  # (the gate kept, so its id is not another's)
+            found: tuple[Any, dict[str, Callable[[], Any]]] | None = cached[1]
+            return found
         t, (key, values, newer) = self.table, self._parts(columns, prefix)
         written = {self.key, *values} if self.upsert else set(values)
         defaults = python_defaults(t, written, update=not self.upsert)
@@ -240,18 +241,19 @@ class Replica:
             else:
                 stmt = update(t).where(t.c[self.key] == key, newer, gate).values({**values, **extra})
             built = stmt, {param: defaults[name] for name, param in filled.items()}
-        self._gated[cache_key] = built
+        self._gated[cache_key] = (gate, built)
         return built
 
     def _delete_statement(self, prefix: str, gate: Any) -> Any:
         cache_key = ("delete", (), prefix, id(gate))
-        stmt = self._gated.get(cache_key)
-        if stmt is None:
-            t, vcol = self.table, self.table.c[self._version_column]
-            version = bindparam(f"{prefix}version", type_=vcol.type)
-            stmt = self._gated[cache_key] = delete(t).where(
-                t.c[self.key] == bindparam(f"{prefix}key", type_=t.c[self.key].type),
-                or_(vcol.is_(None), vcol <= version), gate)
+        cached = self._gated.get(cache_key)
+        if cached is not None and cached[0] is gate:
+            return cached[1]
+        t, vcol = self.table, self.table.c[self._version_column]
+        version = bindparam(f"{prefix}version", type_=vcol.type)
+        stmt = delete(t).where(t.c[self.key] == bindparam(f"{prefix}key", type_=t.c[self.key].type),
+                               or_(vcol.is_(None), vcol <= version), gate)
+        self._gated[cache_key] = (gate, stmt)
         return stmt
 
     async def delete(self, uow: UnitOfWork, key: str, version: int) -> int:

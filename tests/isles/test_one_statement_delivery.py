@@ -222,3 +222,29 @@ def test_defaults_that_need_sqlalchemys_context_are_refused():
     assert python_defaults(table, {"id"}, update=False) is None  # c's default takes the context
     update = python_defaults(table, {"a"}, update=True)
     assert update is not None and set(update) == {"d"}
+
+
+async def test_while_the_held_connection_is_busy_a_pooled_one_carries_the_statement(system):
+    if not one_statement(system):
+        pytest.skip("SQLite delivers every event in a transaction")
+    consumer = system.consumer("copies")
+    item = uuid.uuid4()
+    await consumer.deliver([updated(item, 1)])  # opens the held connection
+    held = consumer._held
+    assert held is not None and held._conn is not None
+    sent = Statements(system)
+    async with held._turn:  # as if another lone event's statement were running on it
+        await consumer.deliver([updated(item, 2)])
+    assert consumer.in_one_statement == 2 and len(sent.sent) == 1 and sent.begun == 0
+    assert await rows(system, select(ItemCopy.name).where(ItemCopy.id == item)) == [("v2",)]
+
+
+async def test_a_small_pool_keeps_no_connection_for_it(copies_env):
+    small = System("copies", [toy_shop.catalog, copies], env={**copies_env, "COPIES_DB_POOL_MIN": "1",
+                                                               "COPIES_DB_POOL_MAX": "3"})
+    async with small.running(relays=False):
+        if not one_statement(small):
+            pytest.skip("SQLite delivers every event in a transaction")
+        consumer = small.consumer("copies")
+        await consumer.deliver([updated(uuid.uuid4(), 1)])
+        assert consumer.in_one_statement == 1 and consumer._held is None  # the relay's and requests' room
