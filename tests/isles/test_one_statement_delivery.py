@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from conftest import TOPOLOGIES
-from isles import Entity, Envelope, Handlers, ReadModel, Replica, Service, Subscription, System
+from isles import Entity, Envelope, Event, Handlers, ReadModel, Replica, Service, Subscription, System
 from isles.replication import python_defaults
 from isles.tables import DEAD, WAITING
 
@@ -65,11 +65,36 @@ async def remember(envelope: Envelope, uow: Any) -> None:
     REPEATED.append(envelope.id)
 
 
+class TagsBase(DeclarativeBase):
+    pass
+
+
+class TagUpdated(Event, type="shop.tags.tag.updated", key="tag_id"):
+    tag_id: str
+    label: str
+
+
+class TagDeleted(Event, type="shop.tags.tag.deleted", key="tag_id"):
+    tag_id: str
+
+
+tags = Service("tags", metadata=TagsBase.metadata, publishes=[TagUpdated, TagDeleted])
+
+
+class TagCopy(ReadModel, CopiesBase):
+    """A read model whose rows go when their tag is deleted."""
+
+    __tablename__ = "tag_copies"
+    label: Mapped[str | None] = mapped_column(String(100))
+
+
 handlers = Handlers()
 handlers.include([Subscription("shop.catalog.item.updated", None, remember, "remember", repeatable=True)])
 copies = Service("copies", metadata=CopiesBase.metadata, handlers=handlers, replicas=[
     Replica(Line, key="item_id", source="shop.catalog.item", fields={"item_name": "name"}),
-    Replica(ItemCopy, key="id", source="shop.catalog.item", fields={"name": "name"}, upsert=True)])
+    Replica(ItemCopy, key="id", source="shop.catalog.item", fields={"name": "name"}, upsert=True),
+    Replica(TagCopy, key="id", source="shop.tags.tag", fields={"label": "label"}, upsert=True,
+            actions=("updated",), on_deleted="delete")])
 
 
 @pytest.fixture(params=TOPOLOGIES)
@@ -86,7 +111,7 @@ async def copies_env(request, env, pg_database) -> dict[str, str]:
 @pytest.fixture
 async def system(copies_env) -> AsyncIterator[System]:
     REPEATED.clear()
-    system = System("copies", [toy_shop.catalog, copies], env=copies_env,
+    system = System("copies", [toy_shop.catalog, tags, copies], env=copies_env,
                     consumer_options={"max_attempts": 2, "base_backoff": 0.001})
     await system.start(relays=False)
     try:
@@ -240,7 +265,7 @@ async def test_while_the_held_connection_is_busy_a_pooled_one_carries_the_statem
 
 
 async def test_a_small_pool_keeps_no_connection_for_it(copies_env):
-    small = System("copies", [toy_shop.catalog, copies], env={**copies_env, "COPIES_DB_POOL_MIN": "1",
+    small = System("copies", [toy_shop.catalog, tags, copies], env={**copies_env, "COPIES_DB_POOL_MIN": "1",
                                                                "COPIES_DB_POOL_MAX": "3"})
     async with small.running(relays=False):
         if not one_statement(small):
@@ -248,3 +273,19 @@ async def test_a_small_pool_keeps_no_connection_for_it(copies_env):
         consumer = small.consumer("copies")
         await consumer.deliver([updated(uuid.uuid4(), 1)])
         assert consumer.in_one_statement == 1 and consumer._held is None  # the relay's and requests' room
+
+
+async def test_a_lone_delete_removes_the_copy_and_an_older_update_cannot_bring_it_back(system):
+    consumer = system.consumer("copies")
+    tag = uuid.uuid4()
+
+    def envelope(event: Event, version: int) -> Envelope:
+        return Envelope.wrap(event, source="/shop/tags", key=str(tag), version=version)
+
+    created = envelope(TagUpdated(tag_id=str(tag), label="red"), 1)
+    await consumer.deliver([created])
+    await consumer.deliver([envelope(TagDeleted(tag_id=str(tag)), 2)])
+    assert await rows(system, select(TagCopy.id).where(TagCopy.id == tag)) == []
+    await consumer.deliver([created])  # a redelivery of the update: the inbox knows it
+    assert await rows(system, select(TagCopy.id).where(TagCopy.id == tag)) == []
+    assert consumer.in_one_statement == (2 if one_statement(system) else 0)
