@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from isles.backoff import backoff_delay
 from isles.database import is_connection_error
-from isles.dialects.inbox_gate import InboxGate, inbox_params
+from isles.dialects.inbox_gate import inbox_params
 from isles.errors import ConfigurationError, EventError, UnknownEventType
 from isles.events import Envelope, current_traceparent
 from isles.held_connection import HeldConnection
@@ -121,7 +121,11 @@ class Consumer:
             raise ConfigurationError(f"consumer batch_size is {batch_size}", service=runtime.name,
                                      fix="use 1 (one transaction per event) or more")
         self.batch_size = batch_size
-        self._held: HeldConnection | None = None  # for one-statement deliveries, once one is tried
+        #: for one-statement deliveries (None where the database cannot), and the connection they
+        #: run on when the pool has room for one to be held (it opens on first use)
+        self._gate = runtime.dialect.inbox_gate(runtime.tables)
+        self._held = (HeldConnection(runtime.database.engine)
+                      if self._gate is not None and runtime.database.config.pool.max >= _HOLD_FROM_POOL_MAX else None)
         self._waiting: list[list[_Delivery]] = []  # chunks waiting for the next shared transaction
         # Shared transactions run at most this many at a time; the next one gathers meanwhile.
         # SQLite has one connection; on PostgreSQL a few overlap their round trips.
@@ -292,7 +296,7 @@ class Consumer:
         replica (nor repeatable), a duplicate, a parked key, or an error (which the usual way
         meets again, with its retries and dead letters).
         """
-        gate = self._inbox_gate
+        gate = self._gate
         if gate is None or not all(sub.gated_writes is not None or sub.repeatable for sub in delivery.subs):
             return False
         envelope = delivery.envelope
@@ -307,10 +311,11 @@ class Consumer:
             for statement, values in writes:
                 statements.append(statement)
                 params.update(values)
+        repeatable = [i for i, sub in enumerate(delivery.subs) if sub.repeatable]
         try:
-            for sub, payload in zip(delivery.subs, delivery.payloads, strict=True):
-                if sub.repeatable:
-                    await _run_handlers(_NoDatabase(self.runtime), envelope, [sub], [payload])
+            if repeatable:
+                await _run_handlers(_NoDatabase(self.runtime), envelope, [delivery.subs[i] for i in repeatable],
+                                    [delivery.payloads[i] for i in repeatable])
             statement = gate.statement(statements)
             held = self._held
             if held is not None and not held.busy:
@@ -327,13 +332,6 @@ class Consumer:
                       self.runtime.name, envelope.type, envelope.id, _summary(exc))
             return False
         return inserted
-
-    @cached_property
-    def _inbox_gate(self) -> InboxGate | None:
-        gate = self.runtime.dialect.inbox_gate(self.runtime.tables)
-        if gate is not None and self.runtime.database.config.pool.max >= _HOLD_FROM_POOL_MAX:
-            self._held = HeldConnection(self.runtime.database.engine)
-        return gate
 
     @cached_property
     def _autocommit(self) -> AsyncEngine:

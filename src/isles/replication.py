@@ -22,7 +22,7 @@ from typing import Any, AsyncIterator, Callable, Mapping
 
 import orjson
 from pydantic.alias_generators import to_camel
-from sqlalchemy import ClauseElement, Table, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import ClauseElement, Table, bindparam, delete, func, or_, select, update
 from sqlalchemy import inspect as sa_inspect
 
 from isles.dialects.base import Dialect
@@ -30,12 +30,6 @@ from isles.errors import ConfigurationError, InvalidPayload
 from isles.events import Envelope, Event
 from isles.subscriptions import Subscription
 from isles.unit_of_work import UnitOfWork
-
-
-def coerce_key(column: Any, key: str) -> Any:
-    """An event's partition key (text) as the Python value ``column`` stores (UUID, int, str)."""
-    kind = _python_type(column)
-    return key if kind is str else kind(key)
 
 
 def _python_type(column: Any) -> Any:
@@ -97,7 +91,8 @@ class Replica:
     table: Table = field(init=False)
     #: built statements by (dialect, columns written): building one costs more than running it
     _statements: dict[tuple[str, tuple[str, ...]], Any] = field(init=False, default_factory=dict, repr=False)
-    #: the same, gated (see :meth:`gated_writes`), with the defaults each needs filled: (gate, built)
+    #: gated writes (see :meth:`gated_writes`) with the defaults each needs filled, and deletes:
+    #: (gate, built) by (dialect or "delete", columns, bind prefix, the gate's id)
     _gated: dict[tuple[Any, ...], tuple[Any, Any]] = field(init=False, default_factory=dict, repr=False)
     #: per column, the names its field may have in an event (as declared, camelCase)
     _names: dict[str, tuple[str, ...]] = field(init=False, default_factory=dict, repr=False)
@@ -244,7 +239,9 @@ class Replica:
         self._gated[cache_key] = (gate, built)
         return built
 
-    def _delete_statement(self, prefix: str, gate: Any) -> Any:
+    def _delete_statement(self, prefix: str, gate: Any = None) -> Any:
+        """Delete the copy of ``<prefix>key`` unless it is newer than ``<prefix>version``; where
+        ``gate`` is given, only if it holds."""
         cache_key = ("delete", (), prefix, id(gate))
         cached = self._gated.get(cache_key)
         if cached is not None and cached[0] is gate:
@@ -252,14 +249,12 @@ class Replica:
         t, vcol = self.table, self.table.c[self._version_column]
         version = bindparam(f"{prefix}version", type_=vcol.type)
         stmt = delete(t).where(t.c[self.key] == bindparam(f"{prefix}key", type_=t.c[self.key].type),
-                               or_(vcol.is_(None), vcol <= version), gate)
+                               or_(vcol.is_(None), vcol <= version), *([gate] if gate is not None else []))
         self._gated[cache_key] = (gate, stmt)
         return stmt
 
     async def delete(self, uow: UnitOfWork, key: str, version: int) -> int:
-        t, vcol = self.table, self.table.c[self._version_column]
-        key = coerce_key(t.c[self.key], key)
-        result = await uow.execute(delete(t).where(and_(t.c[self.key] == key, or_(vcol.is_(None), vcol <= version))))
+        result = await uow.execute(self._delete_statement("r_"), {"r_key": self._typed_key(key), "r_version": version})
         return result.rowcount or 0
 
 
