@@ -7,7 +7,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, Sequence
 
-from sqlalchemy import ColumnElement, Table, insert, select
+from sqlalchemy import ColumnElement, Table, bindparam, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from isles.events import Envelope
@@ -114,6 +114,32 @@ class Dialect(ABC):
     def inbox_row(envelope: Envelope) -> dict[str, Any]:
         return dict(event_id=envelope.id, type=envelope.type, source=envelope.source,
                     partition_key=envelope.partitionkey, processed_at=utcnow())
+
+    @staticmethod
+    def inbox_insert_unless_parked(tables: FrameworkTables, insert: Any, rows: Any, *, event_id: Any, type: Any,
+                                   source: Any, partition_key: Any) -> Any:
+        """``INSERT INTO inbox SELECT <the columns> FROM <rows> WHERE <its key is not parked> ON
+        CONFLICT DO NOTHING RETURNING event_id``, the rows being the envelopes given as one parameter
+        (``rows``: a table-valued function of it; the four columns: expressions over it)."""
+        inbox, dl = tables.inbox, tables.dead_letters
+        # the statuses written in the SQL: a list parameter would be expanded on every execution
+        parked = (select(dl.c.id).where(dl.c.source == source, dl.c.partition_key == partition_key,
+                                        dl.c.status.in_([literal_column(f"'{DEAD}'"),
+                                                         literal_column(f"'{WAITING}'")])).exists())
+        chosen = select(event_id, type, source, partition_key,
+                        bindparam("now", type_=inbox.c.processed_at.type)).select_from(rows).where(~parked)
+        return (insert(inbox).from_select(["event_id", "type", "source", "partition_key", "processed_at"], chosen)
+                .on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id))
+
+    async def record_in_inbox_unless_parked(self, uow: Executor, statement: Any, params: dict[str, Any],
+                                            tables: FrameworkTables,
+                                            envelopes: Sequence[Envelope]) -> tuple[set[str], set[ParkedKey]]:
+        """Run an :meth:`inbox_insert_unless_parked`; the parked keys are looked up only when some
+        id was not inserted (a duplicate, or an event of a parked key)."""
+        new = set(await uow.scalars(statement, params))
+        if len(new) == len(envelopes):
+            return new, set()
+        return new, await self.parked_keys(uow, tables, sorted({e.partitionkey for e in envelopes if e.id not in new}))
 
     @staticmethod
     async def parked_keys(uow: Executor, tables: FrameworkTables, keys: Sequence[str]) -> set[ParkedKey]:

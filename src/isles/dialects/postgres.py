@@ -21,7 +21,6 @@ from sqlalchemy import (
     any_,
     bindparam,
     func,
-    literal_column,
     select,
     text,
     true,
@@ -34,7 +33,7 @@ from isles.dialects.inbox_gate import InboxGate, inbox_params
 from isles.events import Envelope
 from isles.held_connection import HeldConnection
 from isles.relay_claims import BucketClaims, notify_channel
-from isles.tables import DEAD, WAITING, FrameworkTables
+from isles.tables import FrameworkTables
 
 #: advisory lock classes (the second argument of hashtextextended): producer keys, consumer keys
 _PRODUCER_KEYS, _CONSUMER_KEYS = 7302, 7303
@@ -136,31 +135,21 @@ class PostgresDialect(Dialect):
 
     async def record_in_inbox(self, uow: Executor, tables: FrameworkTables,
                               envelopes: Sequence[Envelope]) -> tuple[set[str], set[ParkedKey]]:
-        """One statement; the parked keys are looked up only when some id was not inserted."""
-        new = set(await uow.scalars(self._inbox_insert_unless_parked(tables), inbox_params(envelopes)))
-        if len(new) == len(envelopes):
-            return new, set()
-        return new, await self.parked_keys(uow, tables, sorted({e.partitionkey for e in envelopes if e.id not in new}))
+        """One statement (the envelopes as four arrays)."""
+        return await self.record_in_inbox_unless_parked(uow, self._inbox_insert_unless_parked(tables),
+                                                        inbox_params(envelopes), tables, envelopes)
 
     def _inbox_insert_unless_parked(self, tables: FrameworkTables) -> Any:
         """Insert ``ids`` (with ``types``, ``sources``, ``keys``) unless their key is parked; built once
         per table (building it costs more than running it)."""
         statement = self._inbox_inserts.get(tables.inbox)
-        if statement is not None:
-            return statement
-        inbox, dl = tables.inbox, tables.dead_letters
-        arrays = [bindparam(name, type_=ARRAY(Text)) for name in ("ids", "types", "sources", "keys")]
-        v = func.unnest(*arrays).table_valued("event_id", "type", "source", "partition_key").render_derived(name="v")
-        # the statuses written in the SQL: a list parameter would be expanded on every execution
-        parked = (select(dl.c.id).where(dl.c.source == v.c.source, dl.c.partition_key == v.c.partition_key,
-                                        dl.c.status.in_([literal_column(f"'{DEAD}'"),
-                                                         literal_column(f"'{WAITING}'")])).exists())
-        rows = select(v.c.event_id, v.c.type, v.c.source, v.c.partition_key,
-                      bindparam("now", type_=inbox.c.processed_at.type)).where(~parked)
-        statement = (postgresql.insert(inbox)
-                     .from_select(["event_id", "type", "source", "partition_key", "processed_at"], rows)
-                     .on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id))
-        self._inbox_inserts[tables.inbox] = statement
+        if statement is None:
+            arrays = [bindparam(name, type_=ARRAY(Text)) for name in ("ids", "types", "sources", "keys")]
+            v = (func.unnest(*arrays).table_valued("event_id", "type", "source", "partition_key")
+                 .render_derived(name="v"))
+            statement = self._inbox_inserts[tables.inbox] = self.inbox_insert_unless_parked(
+                tables, postgresql.insert, v, event_id=v.c.event_id, type=v.c.type, source=v.c.source,
+                partition_key=v.c.partition_key)
         return statement
 
     async def lock_key(self, uow: Executor, key: str) -> None:

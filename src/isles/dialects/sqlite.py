@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from sqlalchemy import ColumnElement, Table, bindparam
+import orjson
+from sqlalchemy import ColumnElement, Table, Text, bindparam, func, literal_column
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from isles.dialects.base import Dialect, Executor, ParkedKey
 from isles.events import Envelope
+from isles.orm import utcnow
 from isles.tables import FrameworkTables
 
 if TYPE_CHECKING:
@@ -49,17 +51,27 @@ class SqliteDialect(Dialect):
 
     async def record_in_inbox(self, uow: Executor, tables: FrameworkTables,
                               envelopes: Sequence[Envelope]) -> tuple[set[str], set[ParkedKey]]:
-        """Two statements: the parked keys first, then one INSERT ... RETURNING of the others."""
-        parked = await self.parked_keys(uow, tables, sorted({e.partitionkey for e in envelopes}))
-        rows = [self.inbox_row(e) for e in envelopes if (e.source, e.partitionkey) not in parked]
-        if not rows:
-            return set(), parked
-        insert = self._inbox_inserts.get(tables.inbox)
-        if insert is None:
-            insert = self._inbox_inserts[tables.inbox] = (
-                sqlite.insert(tables.inbox).on_conflict_do_nothing(index_elements=["event_id"]))
-        new = set(await uow.scalars(insert.values(rows).returning(tables.inbox.c.event_id)))
-        return new, parked
+        """One statement: the envelopes go as one JSON array, read with ``json_each``.
+
+        SQLite runs inline on the event loop, so every statement saved is CPU saved: the two-
+        statement form (the parked keys, then a multi-row VALUES built anew for each batch size)
+        cost a lone event about twice as much.
+        """
+        rows = orjson.dumps([(e.id, e.type, e.source, e.partitionkey) for e in envelopes]).decode()
+        return await self.record_in_inbox_unless_parked(uow, self._inbox_insert_unless_parked(tables),
+                                                        {"rows": rows, "now": utcnow()}, tables, envelopes)
+
+    def _inbox_insert_unless_parked(self, tables: FrameworkTables) -> Any:
+        statement = self._inbox_inserts.get(tables.inbox)
+        if statement is None:
+            each = func.json_each(bindparam("rows", type_=Text)).table_valued("value").alias("isles_rows")
+
+            def field(index: int) -> Any:
+                return func.json_extract(each.c.value, literal_column(f"'$[{index}]'"))
+            statement = self._inbox_inserts[tables.inbox] = self.inbox_insert_unless_parked(
+                tables, sqlite.insert, each, event_id=field(0), type=field(1), source=field(2),
+                partition_key=field(3))
+        return statement
 
     async def lock_key(self, uow: Executor, key: str) -> None:
         """SQLite transactions are already serial."""
