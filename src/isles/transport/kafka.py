@@ -111,12 +111,14 @@ class KafkaSettings:
     session_timeout_ms: int = 10000
     max_poll_records: int = 500
     # How long the broker may hold a fetch that finds no data. Kafka answers as soon as one byte is
-    # there, so this only paces an idle consumer: 1000/wait fetch requests a second per broker
-    # (100/s at 10 ms, a percent or two of a core). Some Kafka-protocol brokers (tansu, the one the
-    # tests use) hold every fetch for the full wait, so there it is also the latency floor: at 20 ms
-    # p99 was about 40 ms at 200 events/s. 10 ms keeps p99 under the 20 ms goal there and the idle
-    # cost small; Kafka's own default (500 ms) would make an event wait up to half a second on such
-    # brokers.
+    # there, so there it only paces an idle consumer: 1000/wait fetch rounds a second per consumer
+    # group. Those rounds are not free: aiokafka parses each in Python, and three consuming services
+    # idle at 10 ms used 12-13% of a core here (3% at 100 ms; bench/RESULTS.md, 2026-12-06 late).
+    # Some Kafka-protocol brokers (tansu, the one the tests use) hold every fetch for the full wait,
+    # so there it is also the latency floor: at 20 ms p99 was about 40 ms at 200 events/s. 10 ms
+    # keeps that floor low; on a real Kafka cluster, where it costs no latency, raise it
+    # (ISLES_KAFKA_FETCH_MAX_WAIT_MS=100 or more) to give the idle CPU back. Kafka's own default
+    # (500 ms) would make an event wait up to half a second on brokers like tansu.
     fetch_max_wait_ms: int = 10
     retry_base: float = 0.1   # seconds before a failed partition is retried (exponential, jittered)
     retry_cap: float = 5.0
