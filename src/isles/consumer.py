@@ -52,7 +52,8 @@ from isles.unit_of_work import UnitOfWork
 log = logging.getLogger("isles.consumer")
 
 #: the smallest pool a consumer keeps a connection of for its one-statement deliveries: with the
-#: relay's, two are held, and the service's requests keep the rest
+#: relay's two (its claims and its reads; see isles.relay), three are held, and the service's
+#: requests keep the rest
 _HOLD_FROM_POOL_MAX = 4
 
 

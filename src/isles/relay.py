@@ -30,6 +30,8 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.sql import Select
 
 from isles.backoff import backoff_delay
+from isles.config import env_prefix
+from isles.errors import ConfigurationError
 from isles.orm import as_utc, utcnow
 from isles.outbox import ID as _ID
 from isles.outbox import KEY as _KEY
@@ -62,8 +64,18 @@ class Relay:
         self._pass = asyncio.Lock()
         # On PostgreSQL several relay instances may share the outbox: each owns some key buckets.
         self.claims = runtime.dialect.relay_claims(runtime.database.engine, runtime.topic, self.wake)
-        #: reads and marks on a connection of their own, one round trip each (PostgreSQL)
-        self._conn = runtime.dialect.relay_connection(runtime.database.engine)
+        pool_max = runtime.database.config.pool.max
+        if self.claims is not None and pool_max < _SMALLEST_POOL:
+            raise ConfigurationError(
+                f"its connection pool holds at most {pool_max}: the relay keeps one for its bucket claims and "
+                "wake-ups, which would leave none for the service's requests, consumer and relay reads",
+                service=runtime.name,
+                fix=f"let the pool hold at least {_SMALLEST_POOL} ({env_prefix(runtime.name)}_DB_POOL_MAX, or "
+                    "connection_limit in the database URL; 10 by default)")
+        #: reads and marks on a connection of their own, one round trip each (PostgreSQL), when the
+        #: pool can spare it; else each read and mark takes a pooled one
+        self._conn = (runtime.dialect.relay_connection(runtime.database.engine)
+                      if pool_max >= HOLD_FROM_POOL_MAX else None)
         #: the pending-rows query per set of buckets held (None: all), built once each
         self._pending_queries: dict[frozenset[int] | None, Select[Any]] = {}
         self._marks: tuple[Any, Any] | None = None  # (published, failed) mark statements, built once
@@ -472,6 +484,13 @@ class Relay:
             result = await conn.execute(delete(outbox).where(outbox.c.published_at < cutoff, outbox.c.id < newest))
         return result.rowcount or 0
 
+
+#: The smallest pool of a service whose relay claims buckets (PostgreSQL): the claim connection,
+#: and one for everything else.
+_SMALLEST_POOL = 2
+#: The smallest pool the relay keeps a read/mark connection of: with the claim connection two are
+#: held, and the service's requests, consumer and background marks keep the rest.
+HOLD_FROM_POOL_MAX = 3
 
 #: Batches handed over whose outcome (acknowledgements, then the mark) is still awaited
 #: (PostgreSQL). With a backlog, acknowledgement and mark take longer than handing over the next

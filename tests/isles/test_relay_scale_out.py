@@ -12,6 +12,7 @@ from sqlalchemy import text
 from isles.config import resolve_database
 from isles.database import Database
 from isles.dialects import dialect_for
+from isles.errors import ConfigurationError
 from isles.outbox import backlog
 from isles.relay import Relay
 
@@ -143,3 +144,31 @@ async def test_a_mark_rides_on_the_next_read_or_goes_alone_when_the_relay_is_idl
         event.remove(catalog.database.engine.sync_engine, "before_cursor_execute", seen)
         await relay.close()
         await system.stop()
+
+
+def small_pools(shop_env: dict[str, str], most: int) -> dict[str, str]:
+    pools = {f"{name}_DB_POOL_{end}": value for name in ("CATALOG", "ORDERS")
+             for end, value in (("MIN", "1"), ("MAX", str(most)), ("TIMEOUT", "3"))}
+    return {**shop_env, **pools}
+
+
+async def test_a_pool_of_two_serves_requests_and_delivers_events(shop_env):
+    """The claim connection takes one; the relay's reads and marks, the consumer and the requests
+    share the other (the relay holds a second only from three up). Two held used to starve all."""
+    system = toy_shop.build_system(env=small_pools(shop_env, 2), relay_options={"poll_interval": 0.05})
+    async with system.running():
+        assert system.relay("catalog")._conn is None
+        items = [await toy_shop.create_item(f"small-{n}") for n in range(5)]
+        for item in items:
+            await toy_shop.rename(item, "renamed")
+        await asyncio.wait_for(system.drain(), 20)
+        assert len(await toy_shop.applied()) == 10
+        await toy_shop.add_order_line(items[0])  # a request still gets a connection
+
+
+async def test_a_pool_of_one_is_refused_at_start_with_the_setting_to_change(shop_env):
+    system = toy_shop.build_system(env=small_pools(shop_env, 1))
+    with pytest.raises(ConfigurationError) as refused:
+        await system.start()
+    message = str(refused.value)
+    assert "catalog" in message and "at most 1" in message and "CATALOG_DB_POOL_MAX" in message
