@@ -34,11 +34,9 @@ from functools import cached_property
 from typing import Any, Sequence
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from isles.backoff import backoff_delay
 from isles.database import is_connection_error
-from isles.dialects.inbox_gate import inbox_params
 from isles.errors import ConfigurationError, EventError, UnknownEventType
 from isles.events import Envelope, current_traceparent
 from isles.held_connection import HeldConnection
@@ -126,7 +124,8 @@ class Consumer:
         #: run on when the pool has room for one to be held (it opens on first use)
         self._gate = runtime.dialect.inbox_gate(runtime.tables)
         self._held = (HeldConnection(runtime.database.engine)
-                      if self._gate is not None and runtime.database.config.pool.max >= _HOLD_FROM_POOL_MAX else None)
+                      if self._gate is not None and runtime.dialect.concurrent_connections
+                      and runtime.database.config.pool.max >= _HOLD_FROM_POOL_MAX else None)
         self._waiting: list[list[_Delivery]] = []  # chunks waiting for the next shared transaction
         # Shared transactions run at most this many at a time; the next one gathers meanwhile.
         # SQLite has one connection; on PostgreSQL a few overlap their round trips.
@@ -301,29 +300,20 @@ class Consumer:
         if gate is None or not all(sub.gated_writes is not None or sub.repeatable for sub in delivery.subs):
             return False
         envelope = delivery.envelope
-        statements: list[Any] = []
-        params = inbox_params([envelope])
+        writes: list[tuple[Any, dict[str, Any]]] = []
         for i, sub in enumerate(delivery.subs):
             if sub.gated_writes is None:
                 continue
-            writes = sub.gated_writes(envelope, self.runtime.dialect, gate.condition, f"s{i}_")
-            if writes is None:
+            gated = sub.gated_writes(envelope, self.runtime.dialect, gate.condition, f"s{i}_")
+            if gated is None:
                 return False
-            for statement, values in writes:
-                statements.append(statement)
-                params.update(values)
+            writes.extend(gated)
         repeatable = [i for i, sub in enumerate(delivery.subs) if sub.repeatable]
         try:
             if repeatable:
                 await _run_handlers(_NoDatabase(self.runtime), envelope, [delivery.subs[i] for i in repeatable],
                                     [delivery.payloads[i] for i in repeatable])
-            statement = gate.statement(statements)
-            held = self._held
-            if held is not None and not held.busy:
-                inserted = (await held.execute(statement, params)).first() is not None
-            else:  # another lone event is on it: take a pooled connection rather than wait
-                async with self._autocommit.connect() as conn:
-                    inserted = (await conn.execute(statement, params)).first() is not None
+            inserted = await gate.deliver(envelope, writes, self.runtime.database.engine, self._held)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -333,11 +323,6 @@ class Consumer:
                       self.runtime.name, envelope.type, envelope.id, _summary(exc))
             return False
         return inserted
-
-    @cached_property
-    def _autocommit(self) -> AsyncEngine:
-        """The service's engine, its connections in autocommit (the same pool)."""
-        return self.runtime.database.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def close(self) -> None:
         """Give back the connection held for one-statement deliveries."""

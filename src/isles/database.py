@@ -50,6 +50,14 @@ class _InlineSqliteConnection(aiosqlite.Connection):
             raise ValueError("Connection closed")
         return fn(*args, **kwargs)
 
+    @property
+    def sqlite3_connection(self) -> sqlite3.Connection:
+        """The ``sqlite3`` connection itself, for callers that run statements inline on their own
+        (see :mod:`isles.dialects.sqlite_gate`)."""
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return self._connection
+
 
 class _WalCheckpoints:
     """Checkpoints a SQLite file's write-ahead log from a worker thread, every ``interval`` seconds.

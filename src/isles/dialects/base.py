@@ -15,7 +15,6 @@ from isles.orm import utcnow
 from isles.tables import DEAD, WAITING, FrameworkTables
 
 if TYPE_CHECKING:
-    from isles.dialects.inbox_gate import InboxGate
     from isles.held_connection import HeldConnection
     from isles.relay_claims import BucketClaims
 
@@ -25,6 +24,18 @@ class Executor(Protocol):
     async def execute(self, statement: Any, params: Any = None) -> Any: ...
 
     async def scalars(self, statement: Any, params: Any = None) -> Any: ...
+
+
+class LoneDelivery(Protocol):
+    """A lone event's inbox row and its handlers' writes, all or nothing (see :meth:`Dialect.inbox_gate`)."""
+
+    #: the condition the writes are gated on (``Replica.gated_writes``)
+    condition: Any
+
+    async def deliver(self, envelope: Envelope, writes: Sequence[tuple[Any, dict[str, Any]]],
+                      engine: AsyncEngine, held: "HeldConnection | None" = None) -> bool:
+        """Insert the inbox row and apply ``writes``; False if the row was not inserted (a
+        duplicate, or a parked key: then nothing changed)."""
 
 
 #: (source, partition key) of a parked key: an earlier event of it is a dead letter
@@ -103,10 +114,10 @@ class Dialect(ABC):
     def consumer_lanes(self, pool_size: int) -> int:
         """How many shared consumer transactions may run at once."""
 
-    def inbox_gate(self, tables: FrameworkTables) -> "InboxGate | None":
-        """What lets a consumer send one event's inbox row and its handlers' writes in one
-        statement (see :mod:`isles.consumer`); None where the database cannot (SQLite has no
-        writes inside WITH)."""
+    def inbox_gate(self, tables: FrameworkTables) -> "LoneDelivery | None":
+        """What lets a consumer send one event's inbox row and its handlers' writes together (one
+        statement on PostgreSQL, one raw transaction on SQLite; see :mod:`isles.consumer`); None
+        where the database cannot."""
         return None
 
     # -- worded alike everywhere ---------------------------------------------------------------

@@ -18,8 +18,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from isles.events import Envelope
+from isles.held_connection import HeldConnection
 from isles.orm import utcnow
 
 
@@ -39,6 +41,27 @@ class InboxGate:
         self.condition = select(self.new.c.event_id).exists()
         #: built statements by their writes' ids (the writes themselves kept, to check identity)
         self._statements: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+        self._autocommit: tuple[AsyncEngine, AsyncEngine] | None = None  # (the engine, the same in autocommit)
+
+    async def deliver(self, envelope: Envelope, writes: Sequence[tuple[Any, dict[str, Any]]],
+                      engine: AsyncEngine, held: HeldConnection | None = None) -> bool:
+        """Send ``envelope``'s inbox row and ``writes`` (gated on ``condition``) as one statement, on
+        ``held`` unless it is busy with another, else on a pooled connection in autocommit; False
+        if the insert added no row (nothing was changed)."""
+        params = inbox_params([envelope])
+        for _, values in writes:
+            params.update(values)
+        statement = self.statement([write for write, _ in writes])
+        if held is not None and not held.busy:
+            return (await held.execute(statement, params)).first() is not None
+        async with self._in_autocommit(engine).connect() as conn:  # another lone event is on it: don't wait
+            return (await conn.execute(statement, params)).first() is not None
+
+    def _in_autocommit(self, engine: AsyncEngine) -> AsyncEngine:
+        """``engine`` with its connections in autocommit (the same pool), made once."""
+        if self._autocommit is None or self._autocommit[0] is not engine:
+            self._autocommit = (engine, engine.execution_options(isolation_level="AUTOCOMMIT"))
+        return self._autocommit[1]
 
     def statement(self, writes: Sequence[Any]) -> Any:
         """``SELECT event_id FROM new`` with ``writes`` (each gated on ``condition``) as CTEs.

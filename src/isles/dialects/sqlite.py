@@ -9,6 +9,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from isles.dialects.base import Dialect, Executor, ParkedKey
+from isles.dialects.sqlite_gate import SqliteInboxGate
 from isles.events import Envelope
 from isles.orm import utcnow
 from isles.tables import FrameworkTables
@@ -23,6 +24,7 @@ class SqliteDialect(Dialect):
 
     def __init__(self) -> None:
         self._inbox_inserts: dict[Table, Any] = {}
+        self._inbox_gates: dict[Table, SqliteInboxGate] = {}
 
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
@@ -78,3 +80,10 @@ class SqliteDialect(Dialect):
 
     def consumer_lanes(self, pool_size: int) -> int:
         return 1
+
+    def inbox_gate(self, tables: FrameworkTables) -> SqliteInboxGate:
+        """A lone event's inbox row and writes in one transaction on the raw connection (built once per table)."""
+        gate = self._inbox_gates.get(tables.inbox)
+        if gate is None:
+            gate = self._inbox_gates[tables.inbox] = SqliteInboxGate(self._inbox_insert_unless_parked(tables))
+        return gate
