@@ -13,14 +13,16 @@ once. ``retry`` replays a parked key's dead and waiting events in order.
 
 Transports hand over what they have at hand - a shard's envelopes, in order - in one
 ``deliver`` call, and the calls that wait side by side share one transaction (a group commit):
-one inbox statement that also skips parked keys (two on SQLite), the handlers of each event in
+one inbox statement that also skips parked keys, the handlers of each event in
 arrival order, one commit. If anything in a shared transaction fails, it rolls back and each of
 its envelopes is delivered alone as above, so retries, dead letters and parking stay per event.
 ``batch_size=1`` gives every event its own transaction.
 
-A lone event whose handlers are all replicas (and version-guarded cache follows) goes further on
-PostgreSQL: its inbox row and every write in one statement, sent in autocommit - one round trip
-instead of BEGIN, the inbox insert, one per write and COMMIT (:mod:`isles.dialects.inbox_gate`).
+A lone event whose handlers are all replicas (and version-guarded cache follows) goes further: on
+PostgreSQL its inbox row and every write in one statement, sent in autocommit - one round trip
+instead of BEGIN, the inbox insert, one per write and COMMIT (:mod:`isles.dialects.inbox_gate`);
+on SQLite the same statements in one transaction sent straight to the ``sqlite3`` connection,
+without SQLAlchemy's session and execution machinery around each (:mod:`isles.dialects.sqlite_gate`).
 A duplicate, a parked key or any error there falls back to the transaction above.
 """
 from __future__ import annotations
