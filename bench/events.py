@@ -196,6 +196,9 @@ class CurvePoint:
     p99_windows: list[float]  # each window's p99: one stall of the shared machine moves only its own
     busy: float  # CPU seconds of this process per second while the rate was offered (1.0 = one core)
 
+    def windows(self, between: str = "/") -> str:
+        return between.join(f"{p:g}" for p in self.p99_windows)
+
 
 async def measure_curve(system, transport, ids, quick: bool) -> list[CurvePoint]:
     """The latency curve: each of CURVE_RATES in turn, CURVE_WINDOWS times (1 with ``--quick``).
@@ -390,7 +393,7 @@ def at_200(curve: list[CurvePoint]) -> dict[str, Any]:
     the windows): ``p99_200_ms`` (median of the windows), each window's p99, and how busy the
     process was."""
     point = next(point for point in curve if point.rate == 200)
-    return {"p99_200_ms": point.p99, "p99_200_windows": "/".join(f"{p:g}" for p in point.p99_windows),
+    return {"p99_200_ms": point.p99, "p99_200_windows": point.windows(),
             "busy_200": point.busy}
 
 
@@ -453,7 +456,7 @@ def print_results(results: list[dict[str, Any]]) -> None:
         for r in curves:
             for point in r["curve"]:
                 table.add_row(r["transport"], r["db"], str(point.rate), f"{point.p50:.2f}", f"{point.p99:.2f}",
-                              " / ".join(f"{p:g}" for p in point.p99_windows), f"{point.busy:.0%}")
+                              point.windows(" / "), f"{point.busy:.0%}")
             table.add_row(r["transport"], r["db"], f"{r['rate']} (capped)", f"{r['p50_ms']:.2f}",
                           f"{r['p99_ms']:.2f}", "", "")
         console.print(table)

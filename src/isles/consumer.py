@@ -43,6 +43,7 @@ from isles.errors import ConfigurationError, EventError, UnknownEventType
 from isles.events import Envelope, current_traceparent
 from isles.held_connection import HeldConnection
 from isles.orm import utcnow
+from isles.relay import HOLD_FROM_POOL_MAX as RELAY_HOLDS_FROM_POOL_MAX
 from isles.retention import too_old
 from isles.runtime import ServiceRuntime
 from isles.subscriptions import Subscription
@@ -51,10 +52,9 @@ from isles.unit_of_work import UnitOfWork
 
 log = logging.getLogger("isles.consumer")
 
-#: the smallest pool a consumer keeps a connection of for its one-statement deliveries: with the
-#: relay's two (its claims and its reads; see isles.relay), three are held, and the service's
-#: requests keep the rest
-_HOLD_FROM_POOL_MAX = 4
+#: the smallest pool a consumer keeps a connection of for its one-statement deliveries: one more
+#: than the relay needs to hold its two (claims, reads and marks), so requests keep the rest
+_HOLD_FROM_POOL_MAX = RELAY_HOLDS_FROM_POOL_MAX + 1
 
 
 @dataclass(slots=True)

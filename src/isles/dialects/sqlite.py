@@ -3,15 +3,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-import orjson
 from sqlalchemy import ColumnElement, Table, Text, bindparam, func, literal_column
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from isles.dialects.base import Dialect, Executor, ParkedKey
-from isles.dialects.sqlite_gate import SqliteInboxGate
+from isles.dialects.sqlite_gate import SqliteInboxGate, inbox_params
 from isles.events import Envelope
-from isles.orm import utcnow
 from isles.tables import FrameworkTables
 
 if TYPE_CHECKING:
@@ -59,9 +57,8 @@ class SqliteDialect(Dialect):
         statement form (the parked keys, then a multi-row VALUES built anew for each batch size)
         cost a lone event about twice as much.
         """
-        rows = orjson.dumps([(e.id, e.type, e.source, e.partitionkey) for e in envelopes]).decode()
         return await self.record_in_inbox_unless_parked(uow, self._inbox_insert_unless_parked(tables),
-                                                        {"rows": rows, "now": utcnow()}, tables, envelopes)
+                                                        inbox_params(envelopes), tables, envelopes)
 
     def _inbox_insert_unless_parked(self, tables: FrameworkTables) -> Any:
         statement = self._inbox_inserts.get(tables.inbox)

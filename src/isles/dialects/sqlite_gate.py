@@ -26,6 +26,13 @@ from isles.events import Envelope
 from isles.orm import utcnow
 
 
+def inbox_params(envelopes: Sequence[Envelope]) -> dict[str, Any]:
+    """The parameters of SQLite's inbox insert: the envelopes as one JSON array (read with
+    ``json_each``), and the time they are recorded."""
+    rows = orjson.dumps([(e.id, e.type, e.source, e.partitionkey) for e in envelopes]).decode()
+    return {"rows": rows, "now": utcnow()}
+
+
 @dataclass(frozen=True)
 class _Compiled:
     """A statement as SQLite takes it: its SQL, and how to turn named values into its arguments."""
@@ -67,9 +74,8 @@ class SqliteInboxGate:
                       engine: AsyncEngine, held: Any = None) -> bool:
         """Insert ``envelope``'s inbox row and apply ``writes``, all or nothing; False if the
         insert added no row (nothing was changed)."""
-        rows = orjson.dumps([(envelope.id, envelope.type, envelope.source, envelope.partitionkey)]).decode()
         inbox = self._compile(self.inbox_insert, engine)
-        inbox_arguments = inbox.arguments({"rows": rows, "now": utcnow()})
+        inbox_arguments = inbox.arguments(inbox_params([envelope]))
         statements = [(built.sql, built.arguments(values))
                       for built, values in ((self._compile(s, engine), v) for s, v in writes)]
         async with engine.connect() as conn:  # the database's one connection, in its turn
