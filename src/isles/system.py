@@ -208,12 +208,13 @@ class System:
             messaging.wire_runtime(self, service, runtime)  # command routes, what it may send
             service._runtime = runtime
             self.runtimes[name] = runtime
-        for name in self._selected(relays, names):
+        # in name order, as the databases: a setting refused at start names the same service every run
+        for name in sorted(self._selected(relays, names)):
             runtime = self.runtimes[name]
             relay = self.relays[name] = Relay(runtime, self.transport,
                                               **{**self.relay_options, "retention": retention.outbox})
             runtime.on_commit = _waker(relay)
-        for name in self._selected(consumers, names):
+        for name in sorted(self._selected(consumers, names)):
             subs = [s for s in self.services[name].subscriptions if s.type in self.registry or not s.optional]
             subs += projection_subscriptions(self.services[name], self.registry)
             if not subs:
